@@ -1,0 +1,86 @@
+//! Bearer-token authentication: the security scheme Swagger's *Authorize* button fills in.
+
+use poem::Request;
+use poem::http::StatusCode;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::error::{ApiError, is_unavailable};
+use crate::domain::tokens;
+use crate::domain::users::Role;
+use crate::store;
+use crate::store::tokens::Caller;
+
+/// A caller authenticated by an API token (`Authorization: Bearer wh_...`).
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "bearer",
+    bearer_format = "wh_<43 characters>",
+    checker = "check_bearer"
+)]
+pub struct BearerAuth(pub Caller);
+
+impl BearerAuth {
+    /// The caller's user id.
+    pub fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+
+    /// Whether the caller is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.0.role == Role::Admin
+    }
+
+    /// Refuse with 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this operation needs the admin role"))
+        }
+    }
+
+    /// The owner filter for queries: `None` (everything) for admins, else the caller's id.
+    pub fn owner_filter(&self) -> Option<Uuid> {
+        (!self.is_admin()).then_some(self.0.user_id)
+    }
+
+    /// Whether the caller may see resources of `user_id`.
+    pub fn can_see(&self, user_id: Uuid) -> bool {
+        self.is_admin() || self.0.user_id == user_id
+    }
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
+    let unauthorized = || {
+        poem::Error::from_string(
+            "the bearer token is not valid (unknown, malformed or revoked)",
+            StatusCode::UNAUTHORIZED,
+        )
+    };
+    if !tokens::looks_like_token(&bearer.token) {
+        return Err(unauthorized());
+    }
+    let state = req
+        .data::<ApiState>()
+        .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let found = async {
+        let mut conn = state.pool.acquire().await?;
+        store::tokens::authenticate(&mut conn, &tokens::hash(&bearer.token)).await
+    }
+    .await;
+    match found {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => Err(unauthorized()),
+        Err(e) if is_unavailable(&e) => Err(poem::Error::from_string(
+            "the database is unavailable; try again shortly",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "authenticating a token failed");
+            Err(poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}

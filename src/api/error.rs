@@ -1,0 +1,226 @@
+//! Errors as RFC 9457 `application/problem+json`: one `ApiError` with a variant per status, so
+//! Swagger shows every error, and the conversion of poem's own errors (unknown routes, bad JSON,
+//! wrong content types) into the same shape.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+tokio::task_local! {
+    /// The id of the request being served, set by the HTTP middleware around each request.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or empty outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// An RFC 9457 problem details object.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    /// A URI reference naming the problem type; `about:blank` means the status says it all.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type (the HTTP reason phrase for `about:blank`).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, for a person.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `not_found`, `validation_failed`.
+    pub code: String,
+    /// The request id, also sent as `x-request-id` and written to the logs.
+    pub request_id: String,
+}
+
+impl Problem {
+    /// A problem for `status` with a detail message.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            request_id: current_request_id(),
+        }
+    }
+
+    /// The problem as a complete HTTP response.
+    pub fn into_http_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Every error an API operation can answer with.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, wrong parameter types).
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid bearer token was given.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The caller's role does not allow this operation.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// No such resource, or it is not the caller's.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with existing data (e.g. a duplicate).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The request is well-formed but its values are not acceptable.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// Something failed on our side; the detail is in the logs under the request id.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+    /// A dependency (the database) is unavailable; try again later.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>),
+}
+
+impl ApiError {
+    /// 403: the caller's role does not allow this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden(Json(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            detail,
+        )))
+    }
+
+    /// 404 for `what` (also used for objects that exist but are not the caller's).
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::NotFound(Json(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )))
+    }
+
+    /// 409 with a detail.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, "conflict", detail)))
+    }
+
+    /// 422: the values are not acceptable.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::Unprocessable(Json(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        )))
+    }
+
+    /// Map a database error: unique violations become 409 (with `conflict_detail`), an
+    /// unreachable database 503, anything else 500.
+    pub fn from_db(error: sqlx::Error, conflict_detail: &str) -> Self {
+        if let Some(db) = error.as_database_error()
+            && db.is_unique_violation()
+        {
+            return Self::conflict(conflict_detail);
+        }
+        Self::from(anyhow::Error::from(error))
+    }
+}
+
+/// Whether an error chain says the database could not be reached (as opposed to a bug).
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+            matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
+        })
+    })
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        if is_unavailable(&error) {
+            tracing::warn!(error = format!("{error:#}"), "database unavailable");
+            return Self::Unavailable(Json(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; try again shortly",
+            )));
+        }
+        // Logged once here, where it is handled; the client sees only the request id.
+        tracing::error!(error = format!("{error:#}"), "request failed");
+        Self::Internal(Json(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the logs have details under this request id",
+        )))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::from(anyhow::Error::from(error))
+    }
+}
+
+/// Turn an error raised by poem or poem-openapi (routing, parsing, auth) into problem+json.
+pub fn problem_from_poem(error: poem::Error) -> Response {
+    // Our own `ApiError`s arrive as finished problem+json responses.
+    if error.is_from_response() {
+        return error.into_response();
+    }
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(error = %error, %status, "request failed");
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such resource".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this resource".into(),
+        StatusCode::UNAUTHORIZED => {
+            "a valid bearer token is required (Authorization: Bearer wh_...)".into()
+        }
+        s if s.is_server_error() && s != StatusCode::SERVICE_UNAVAILABLE => {
+            "internal error; the logs have details under this request id".into()
+        }
+        _ => error.to_string(),
+    };
+    Problem::new(status, code, detail).into_http_response()
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_http_response()
+    }
+}

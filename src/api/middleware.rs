@@ -1,0 +1,287 @@
+//! The outermost HTTP layer: request ids, the server span (HTTP semantic conventions, continuing
+//! an incoming `traceparent`), the body size limit, the request timeout, panics, and
+//! problem+json for every error poem raises.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use opentelemetry::propagation::Extractor;
+use poem::http::{HeaderMap, HeaderValue, StatusCode};
+use poem::web::RemoteAddr;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::error::{Problem, REQUEST_ID, problem_from_poem};
+
+/// Header carrying the request id both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Settings of the outermost layer.
+#[derive(Clone)]
+pub struct HttpLayer {
+    /// Largest body accepted.
+    pub body_limit: usize,
+    /// Longest a request may run.
+    pub timeout: Duration,
+    /// Route templates of the API, to name spans by route rather than by raw path.
+    pub routes: Arc<RouteTemplates>,
+}
+
+impl<E: Endpoint + 'static> Middleware<E> for HttpLayer {
+    type Output = HttpEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        HttpEndpoint {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The endpoint produced by [`HttpLayer`].
+pub struct HttpEndpoint<E> {
+    inner: E,
+    layer: HttpLayer,
+}
+
+impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let route = self.layer.routes.find(&path);
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %match &route { Some(r) => format!("{method} {r}"), None => method.clone() },
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.route = route.as_deref().unwrap_or(""),
+            http.response.status_code = tracing::field::Empty,
+            url.path = %path,
+            url.scheme = "http",
+            url.query = req.uri().query().unwrap_or(""),
+            network.protocol.version = ?req.version(),
+            client.address = %client_address(req.remote_addr()),
+            user_agent.original = header_str(req.headers(), "user-agent"),
+            server.address = header_str(req.headers(), "host"),
+            error.type = tracing::field::Empty,
+            request_id = %request_id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+
+        let response = REQUEST_ID
+            .scope(request_id.clone(), async {
+                match read_body(&mut req, self.layer.body_limit).await {
+                    Err(problem) => problem.into_http_response(),
+                    Ok(()) => self.call_inner(req).await,
+                }
+            })
+            .instrument(span.clone())
+            .await;
+
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", status.as_str());
+        }
+        let mut response = response;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                method = %method,
+                path = %path,
+                status = status.as_u16(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request served"
+            );
+        });
+        Ok(response)
+    }
+}
+
+impl<E: Endpoint> HttpEndpoint<E> {
+    /// Run the inner endpoint with the timeout, turning errors and panics into problem+json.
+    async fn call_inner(&self, req: Request) -> Response {
+        let call = AssertUnwindSafe(self.inner.call(req)).catch_unwind();
+        match tokio::time::timeout(self.layer.timeout, call).await {
+            Ok(Ok(Ok(output))) => output.into_response(),
+            Ok(Ok(Err(error))) => problem_from_poem(error),
+            Ok(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %message, "request handler panicked");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the logs have details under this request id",
+                )
+                .into_http_response()
+            }
+            Err(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request did not finish within {:?}", self.layer.timeout),
+            )
+            .into_http_response(),
+        }
+    }
+}
+
+/// Read the whole body up to the limit (API bodies are small JSON documents) so an oversized or
+/// endless body is refused with 413 before any handler runs.
+async fn read_body(req: &mut Request, limit: usize) -> Result<(), Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = req.take_body();
+    match body.into_bytes_limit(limit).await {
+        Ok(bytes) => {
+            req.set_body(bytes);
+            Ok(())
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(e) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+/// Use the caller's `x-request-id` when it is a sane token, else make one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn client_address(addr: &RemoteAddr) -> String {
+    addr.as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The path templates of the API (`/v1/users/{id}`), matched segment by segment.
+#[derive(Debug, Default)]
+pub struct RouteTemplates(Vec<Vec<String>>);
+
+impl RouteTemplates {
+    /// Templates from the `paths` of an OpenAPI document, plus extra fixed routes.
+    pub fn from_spec(spec: &serde_json::Value, extra: &[&str]) -> Self {
+        let mut templates: Vec<Vec<String>> = spec
+            .get("paths")
+            .and_then(|p| p.as_object())
+            .map(|paths| paths.keys().map(|k| split(k)).collect())
+            .unwrap_or_default();
+        templates.extend(extra.iter().map(|k| split(k)));
+        // Fixed segments win over parameters: sort templates with fewer parameters first.
+        templates.sort_by_key(|t| t.iter().filter(|s| s.starts_with('{')).count());
+        Self(templates)
+    }
+
+    /// The template matching `path`, if any.
+    pub fn find(&self, path: &str) -> Option<String> {
+        let segments = split(path);
+        self.0
+            .iter()
+            .find(|t| {
+                t.len() == segments.len()
+                    && t.iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .map(|t| format!("/{}", t.join("/")))
+    }
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_prefer_fixed_segments_and_fill_parameters() {
+        let spec = serde_json::json!({"paths": {"/v1/users/{id}": {}, "/v1/users/me": {}}});
+        let routes = RouteTemplates::from_spec(&spec, &["/docs"]);
+        assert_eq!(routes.find("/v1/users/me").as_deref(), Some("/v1/users/me"));
+        assert_eq!(
+            routes.find("/v1/users/42").as_deref(),
+            Some("/v1/users/{id}")
+        );
+        assert_eq!(routes.find("/docs").as_deref(), Some("/docs"));
+        assert_eq!(routes.find("/nope"), None);
+    }
+
+    #[test]
+    fn request_id_is_taken_from_a_sane_header_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_static("bad id <script>"),
+        );
+        assert_ne!(request_id(&headers), "bad id <script>");
+    }
+}

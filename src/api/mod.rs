@@ -1,0 +1,104 @@
+//! The HTTP API: one `#[OpenApi]` struct per resource, served under `/v1`, with Swagger UI at
+//! `/docs` and the spec at `/openapi.json`. Only this module knows about HTTP.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::middleware::Cors;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem_openapi::OpenApiService;
+use sqlx::PgPool;
+
+use crate::config::HttpConfig;
+use crate::health::Health;
+use middleware::{HttpLayer, RouteTemplates};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The shared pool.
+    pub pool: PgPool,
+    /// Component states for `/readyz`.
+    pub health: Health,
+}
+
+type Apis = (health::HealthApi, users::UsersApi, tokens::TokensApi);
+
+/// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (health::HealthApi, users::UsersApi, tokens::TokensApi),
+        "Workhorse",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "One daemon for an HTTP API, durable PostgreSQL-backed jobs, cron schedules, scraping, \
+         summaries and push notifications. Authenticate with a bearer token \
+         (`workhorse admin create-token` prints the first one); every error is an RFC 9457 \
+         `application/problem+json` document carrying the request id.",
+    )
+}
+
+/// The OpenAPI document as JSON.
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+/// The complete HTTP application: API, docs, spec, and the outer layer.
+pub fn routes(state: ApiState, http: &HttpConfig) -> impl Endpoint + 'static {
+    let service = service();
+    let spec = service.spec();
+    let ui = service.swagger_ui();
+    let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
+    let templates = RouteTemplates::from_spec(&spec_value, &["/docs", "/openapi.json"]);
+    let cors = cors(&http.cors_allow_origins);
+
+    let route = Route::new()
+        .nest("/", service)
+        .nest("/docs", ui)
+        .at(
+            "/openapi.json",
+            make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec.clone())
+            }),
+        )
+        .data(state);
+    let layer = HttpLayer {
+        body_limit: http.body_limit_bytes,
+        timeout: http.request_timeout,
+        routes: Arc::new(templates),
+    };
+    route
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .with(layer)
+        .into_endpoint()
+}
+
+fn cors(origins: &[String]) -> Option<Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    let mut cors = Cors::new()
+        .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "x-request-id",
+        ])
+        .expose_headers(["location", "x-request-id", "retry-after"])
+        .max_age(600);
+    if !origins.iter().any(|o| o == "*") {
+        cors = cors.allow_origins(origins.iter().map(String::as_str));
+    }
+    Some(cors)
+}

@@ -1,0 +1,151 @@
+//! The application: wires storage, the API and (later) workers and schedules; runs migrations;
+//! signals readiness; owns shutdown. Tests and production start the same way:
+//! `App::build(config)`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::health::Health;
+use crate::lifecycle;
+use crate::store::{self, embedded::EmbeddedPostgres};
+
+/// How long start-up waits for PostgreSQL before giving up.
+const DATABASE_WAIT: Duration = Duration::from_secs(30);
+
+/// The database the daemon uses: a configured server, or the embedded cluster it started.
+pub struct Storage {
+    /// The shared pool.
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Storage {
+    /// Connect to `database.url`, or start the embedded cluster when none is configured; then
+    /// apply migrations.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (url, embedded) = match config.database.url() {
+            Some(url) => (url.to_string(), None),
+            None => {
+                let bin_dir = Some(config.database.embedded_bin_dir.as_path())
+                    .filter(|p| !p.as_os_str().is_empty());
+                let pg = EmbeddedPostgres::start(&config.data_dir, bin_dir).await?;
+                (pg.url(), Some(pg))
+            }
+        };
+        let pool = store::connect_lazy(&url, &config.database)?;
+        store::migrate(&pool, DATABASE_WAIT).await?;
+        Ok(Self { pool, embedded })
+    }
+
+    /// Use an existing pool (tests get one per test database); migrations are applied.
+    pub async fn from_pool(pool: PgPool) -> anyhow::Result<Self> {
+        store::migrate(&pool, DATABASE_WAIT).await?;
+        Ok(Self {
+            pool,
+            embedded: None,
+        })
+    }
+
+    /// Close the pool and stop the embedded cluster, if any.
+    pub async fn close(mut self) {
+        self.pool.close().await;
+        if let Some(pg) = self.embedded.as_mut()
+            && let Err(e) = pg.stop().await
+        {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "stopping the embedded PostgreSQL failed"
+            );
+        }
+    }
+}
+
+/// A built daemon: storage open, migrations applied, listener bound. `run` serves until shutdown.
+pub struct App {
+    config: Config,
+    storage: Storage,
+    acceptor: poem::listener::TcpAcceptor,
+    addr: SocketAddr,
+    health: Health,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Open storage as configured and bind the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let storage = Storage::open(&config).await?;
+        Self::with_storage(config, storage).await
+    }
+
+    /// Bind the listener over already opened storage.
+    pub async fn with_storage(config: Config, storage: Storage) -> anyhow::Result<Self> {
+        // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
+        let acceptor = TcpListener::bind(config.http.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("listening on {}", config.http.listen))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("reading back the bound address")?;
+        Ok(Self {
+            config,
+            storage,
+            acceptor,
+            addr,
+            health: Health::default(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.storage.pool
+    }
+
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serve until the shutdown token is cancelled, let in-flight work finish within
+    /// `shutdown.timeout`, then release storage.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let state = ApiState {
+            pool: self.storage.pool.clone(),
+            health: self.health.clone(),
+        };
+        let routes = api::routes(state, &self.config.http);
+        tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);
+
+        self.health.up("http");
+        lifecycle::notify_ready(&self.shutdown);
+        let shutdown = self.shutdown.clone();
+        let health = self.health.clone();
+        let signal = async move {
+            shutdown.cancelled().await;
+            lifecycle::notify_stopping();
+            health.down("http", "shutting down");
+        };
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, signal, Some(self.config.shutdown.timeout))
+            .await;
+        self.storage.close().await;
+        tracing::info!("stopped");
+        served.context("serving HTTP")
+    }
+}

@@ -1,0 +1,490 @@
+//! Configuration: built-in defaults < `config/default.toml` < `config/<profile>.toml` < `--config`
+//! file < `WORKHORSE_*` environment (`__` nests), loaded with figment into typed structs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Tag, Value};
+use figment::{Figment, Metadata};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that configure the daemon start with this prefix.
+pub const ENV_PREFIX: &str = "WORKHORSE_";
+
+/// Everything the daemon can be told, with a default for every key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the daemon keeps its state (the embedded PostgreSQL cluster, screenshots).
+    pub data_dir: PathBuf,
+    /// The HTTP listener and its limits.
+    pub http: HttpConfig,
+    /// Which PostgreSQL to use.
+    pub database: DatabaseConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// OpenTelemetry trace export.
+    pub telemetry: TelemetryConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+/// The HTTP listener and its limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take before it is answered with 503.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Origins allowed to call the API from a browser; empty disables CORS.
+    pub cors_allow_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_allow_origins: Vec::new(),
+        }
+    }
+}
+
+/// Which PostgreSQL to use: a URL, or the embedded cluster under `data_dir` when none is given.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://` URL; empty means the embedded cluster.
+    #[serde(serialize_with = "serialize_secret")]
+    pub url: SecretString,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection before a request fails.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Directory holding `initdb` and `postgres` for the embedded cluster; empty searches.
+    pub embedded_bin_dir: PathBuf,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(String::new()),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            embedded_bin_dir: PathBuf::new(),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The configured URL, if any.
+    pub fn url(&self) -> Option<&str> {
+        let url = self.url.expose_secret().trim();
+        (!url.is_empty()).then_some(url)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object a line, for the journal and log shippers.
+    Json,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `workhorse=debug,sqlx=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// OpenTelemetry trace export over OTLP HTTP/protobuf.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (`/v1/traces` is appended); empty turns export off.
+    pub otlp_endpoint: String,
+    /// Extra headers sent with each export, e.g. an API key.
+    #[serde(serialize_with = "serialize_secret_map")]
+    pub otlp_headers: BTreeMap<String, SecretString>,
+    /// Fraction of new traces sampled, 0.0 to 1.0; a sampled parent is always followed.
+    pub sample_ratio: f64,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            otlp_headers: BTreeMap::new(),
+            sample_ratio: 1.0,
+            service_name: "workhorse".into(),
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight requests and jobs get to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn serialize_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose_secret())
+}
+
+fn serialize_secret_map<S: serde::Serializer>(
+    map: &BTreeMap<String, SecretString>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    ser.collect_map(map.iter().map(|(k, v)| (k, v.expose_secret())))
+}
+
+/// Where to look for configuration files.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Directory with `default.toml` and `<profile>.toml`.
+    pub config_dir: PathBuf,
+    /// Profile whose file is layered over `default.toml`.
+    pub profile: String,
+    /// An explicit file layered over both (the systemd unit's `/etc/workhorse/workhorse.toml`).
+    pub file: Option<PathBuf>,
+}
+
+/// A bad configuration value, described in one line naming key, source and expectation.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The loaded configuration together with the figment it came from, for provenance.
+pub struct Loaded {
+    /// The typed configuration.
+    pub config: Config,
+    figment: Figment,
+}
+
+impl Sources {
+    fn figment(&self) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(self.config_dir.join("default.toml")))
+            .merge(Toml::file(
+                self.config_dir.join(format!("{}.toml", self.profile)),
+            ));
+        if let Some(file) = &self.file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .split("__")
+                .ignore(&["CONFIG_DIR", "PROFILE"]),
+        )
+    }
+
+    /// Load and validate the configuration.
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        if let Some(file) = &self.file
+            && !file.is_file()
+        {
+            return Err(ConfigError(format!(
+                "config file {} given with --config does not exist",
+                file.display()
+            )));
+        }
+        let figment = self.figment();
+        let config: Config = figment.extract().map_err(|e| describe(&figment, e))?;
+        validate(&config, &figment)?;
+        Ok(Loaded { config, figment })
+    }
+}
+
+fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
+    let bad = |key: &str, expected: &str| {
+        let value = figment
+            .find_value(key)
+            .map(|v| render(&v))
+            .unwrap_or_default();
+        ConfigError(format!(
+            "config error: `{key}` = {value} (from {}): expected {expected}",
+            source_of(figment, key)
+        ))
+    };
+    if !(0.0..=1.0).contains(&config.telemetry.sample_ratio) {
+        return Err(bad("telemetry.sample_ratio", "a number from 0.0 to 1.0"));
+    }
+    if config.database.max_connections == 0 {
+        return Err(bad("database.max_connections", "a whole number above 0"));
+    }
+    if config.http.body_limit_bytes == 0 {
+        return Err(bad(
+            "http.body_limit_bytes",
+            "a whole number of bytes above 0",
+        ));
+    }
+    if let Some(url) = config.database.url()
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        return Err(ConfigError(format!(
+            "config error: `database.url` (from {}): expected a postgres:// URL",
+            source_of(figment, "database.url")
+        )));
+    }
+    let endpoint = config.telemetry.otlp_endpoint.trim();
+    if !endpoint.is_empty()
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(bad(
+            "telemetry.otlp_endpoint",
+            "an http:// or https:// URL, or empty",
+        ));
+    }
+    for origin in &config.http.cors_allow_origins {
+        if !(origin == "*" || origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Err(bad(
+                "http.cors_allow_origins",
+                "a list of origins like https://app.example.com, or [\"*\"]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turn figment's error into one line naming the key, where its value came from, and what is
+/// expected.
+fn describe(figment: &Figment, error: figment::Error) -> ConfigError {
+    let key = error.path.join(".");
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|m| describe_source(m, &key))
+        .unwrap_or_else(|| "built-in defaults".into());
+    let value = figment
+        .find_value(&key)
+        .map(|v| format!("= {} ", render(&v)))
+        .unwrap_or_default();
+    let expected = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            // figment's path already ends with the unknown field.
+            let key = if key.is_empty() { field.clone() } else { key };
+            return ConfigError(format!(
+                "config error: unknown key `{key}` (from {source}); `workhorse config` lists every key"
+            ));
+        }
+        _ if expectation(&key).is_some() => expectation(&key).unwrap_or_default().to_string(),
+        figment::error::Kind::InvalidType(_, expected)
+        | figment::error::Kind::InvalidValue(_, expected) => expected.clone(),
+        other => other.to_string(),
+    };
+    let key = if key.is_empty() { "<root>".into() } else { key };
+    ConfigError(format!(
+        "config error: `{key}` {value}(from {source}): expected {expected}"
+    ))
+}
+
+/// What a person should write for keys whose serde message is not helpful on its own.
+fn expectation(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "http.listen" => "an address and port like 127.0.0.1:8080",
+        "log.format" => "\"pretty\" or \"json\"",
+        k if k.ends_with("timeout") => "a duration like 30s, 500ms or 5m",
+        "data_dir" | "database.embedded_bin_dir" => "a directory path",
+        "database.max_connections" | "http.body_limit_bytes" => "a whole number above 0",
+        "telemetry.sample_ratio" => "a number from 0.0 to 1.0",
+        "http.cors_allow_origins" => "a list of origins like [\"https://app.example.com\"]",
+        "telemetry.otlp_headers" => "a table of header names to values",
+        _ => return None,
+    })
+}
+
+fn describe_source(meta: &Metadata, key: &str) -> String {
+    if meta.name.contains("environment") {
+        let var = key
+            .split('.')
+            .map(str::to_uppercase)
+            .collect::<Vec<_>>()
+            .join("__");
+        return format!("environment variable {ENV_PREFIX}{var}");
+    }
+    match &meta.source {
+        Some(source) => format!("{} {source}", meta.name),
+        None => meta.name.to_string(),
+    }
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    figment
+        .find_metadata(key)
+        .map(|m| describe_source(m, key))
+        .unwrap_or_else(|| "built-in defaults".into())
+}
+
+fn render(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"))
+}
+
+/// Keys whose values are secrets and are shown redacted.
+const SECRET_KEYS: [&str; 2] = ["database.url", "telemetry.otlp_headers"];
+
+impl Loaded {
+    /// Every effective key with its value (secrets redacted) and the source it came from, one per
+    /// line, as `workhorse config` prints them.
+    pub fn explain(&self) -> Vec<(String, String, String)> {
+        let mut rows = Vec::new();
+        let top_keys = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        for key in top_keys {
+            if let Ok(value) = self.figment.find_value(&key) {
+                walk(&self.figment, &key, &value, &mut rows);
+            }
+        }
+        rows
+    }
+}
+
+fn walk(figment: &Figment, key: &str, value: &Value, rows: &mut Vec<(String, String, String)>) {
+    if let Value::Dict(_, dict) = value
+        && !dict.is_empty()
+        && !SECRET_KEYS.contains(&key)
+    {
+        for (k, v) in dict {
+            let child = if key.is_empty() {
+                k.clone()
+            } else {
+                format!("{key}.{k}")
+            };
+            walk(figment, &child, v, rows);
+        }
+        return;
+    }
+    let shown = if SECRET_KEYS.contains(&key) {
+        redact(key, value)
+    } else {
+        render(value)
+    };
+    rows.push((
+        key.to_string(),
+        shown,
+        provenance(figment, key, value.tag()),
+    ));
+}
+
+fn provenance(figment: &Figment, key: &str, tag: Tag) -> String {
+    figment
+        .get_metadata(tag)
+        .map(|m| describe_source(m, key))
+        .unwrap_or_else(|| "built-in defaults".into())
+}
+
+fn redact(key: &str, value: &Value) -> String {
+    match value {
+        Value::String(_, s) if s.is_empty() => "\"\"".into(),
+        Value::String(_, s) if key == "database.url" => format!("{:?}", redact_url(s)),
+        Value::Dict(_, d) if d.is_empty() => "{}".into(),
+        Value::Dict(_, d) => format!(
+            "{{ {} }}",
+            d.keys()
+                .map(|k| format!("{k} = \"<redacted>\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "\"<redacted>\"".into(),
+    }
+}
+
+/// Hide the password of a `postgres://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redacted>".into();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Resolve a path from the config relative to the working directory, for messages and children.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_toml_matches_built_in_defaults() {
+        let shipped: Config = Figment::from(Toml::file_exact(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"),
+        ))
+        .extract()
+        .expect("config/default.toml parses");
+        let built_in = Config::default();
+        assert_eq!(
+            serde_json::to_value(&shipped).unwrap(),
+            serde_json::to_value(&built_in).unwrap()
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:<redacted>@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+    }
+}

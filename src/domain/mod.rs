@@ -1,0 +1,4 @@
+//! Validated types and pure rules. Nothing here does I/O or imports from the rest of the crate.
+
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,133 @@
+//! Users: who may call the API, with which role and plan.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user may do: admins manage users and see everything; users see their own resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Manages users, tokens and schedules; sees every resource.
+    Admin,
+    /// Sees and changes only their own resources.
+    User,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            other => Err(format!("unknown role {other:?}: expected admin or user")),
+        }
+    }
+}
+
+/// A user about to be created, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Display name, 1 to 200 characters after trimming.
+    pub name: String,
+    /// Optional contact address, unique across users (case-insensitive).
+    pub email: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// Plan name.
+    pub plan: String,
+}
+
+impl NewUser {
+    /// Check and normalise the fields of a new user.
+    pub fn parse(
+        name: &str,
+        email: Option<&str>,
+        role: Role,
+        plan: Option<&str>,
+    ) -> Result<Self, String> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err("name must be 1 to 200 characters".into());
+        }
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            None => None,
+            Some(e) => Some(parse_email(e)?),
+        };
+        let plan = plan.map(str::trim).unwrap_or("free");
+        if plan.is_empty()
+            || plan.len() > 64
+            || !plan
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return Err("plan must be 1 to 64 characters of a-z, 0-9, _ and -".into());
+        }
+        Ok(Self {
+            name: name.to_string(),
+            email,
+            role,
+            plan: plan.to_string(),
+        })
+    }
+}
+
+fn parse_email(email: &str) -> Result<String, String> {
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(format!(
+            "email {email:?} is not an address like name@example.com"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_user_trims_name_and_defaults_plan_to_free() {
+        let user = NewUser::parse("  Ada ", None, Role::User, None).unwrap();
+        assert_eq!(user.name, "Ada");
+        assert_eq!(user.plan, "free");
+    }
+
+    #[test]
+    fn new_user_rejects_empty_name_bad_email_and_bad_plan() {
+        assert!(NewUser::parse("  ", None, Role::User, None).is_err());
+        assert!(NewUser::parse("a", Some("not-an-email"), Role::User, None).is_err());
+        assert!(NewUser::parse("a", Some("a@b"), Role::User, None).is_err());
+        assert!(NewUser::parse("a", None, Role::User, Some("Pro Plan")).is_err());
+    }
+
+    #[test]
+    fn role_round_trips_through_its_name() {
+        for role in [Role::Admin, Role::User] {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}

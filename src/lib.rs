@@ -1,0 +1,20 @@
+//! Workhorse: one daemon for an HTTP API, durable PostgreSQL-backed jobs, cron schedules,
+//! scraping, summaries and push notifications.
+//!
+//! Map of the crate (imports point one way: api → jobs → store/clients → domain):
+//! - [`config`]: figment layers into typed structs; [`telemetry`]: logs and OTLP traces.
+//! - [`app`]: wires storage, API, workers; owns start-up and shutdown; [`lifecycle`]: signals
+//!   and sd_notify; [`health`]: component states for `/readyz`.
+//! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
+//!   the embedded PostgreSQL cluster.
+//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the commands.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod lifecycle;
+pub mod store;
+pub mod telemetry;

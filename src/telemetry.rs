@@ -1,0 +1,106 @@
+//! Logging (`tracing`, pretty or JSON) and OpenTelemetry trace export over OTLP HTTP/protobuf.
+
+use anyhow::Context;
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use secrecy::ExposeSecret;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogConfig, LogFormat, TelemetryConfig};
+
+/// Keeps the trace exporter alive; `shutdown` flushes what is still buffered.
+#[must_use = "dropping the guard without shutdown() may lose the last spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flush buffered spans and stop the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("workhorse: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// Install the global subscriber: logs to stderr, and spans to OTLP when an endpoint is set.
+///
+/// Call before the tokio runtime starts: the blocking HTTP exporter runs on its own thread and
+/// must not be created inside an async context.
+pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_new(&log.level)
+        .with_context(|| format!("log.level {:?} is not a valid tracing filter", log.level))?;
+    let fmt = match log.format {
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(true)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+
+    let provider = build_provider(telemetry)?;
+    let otel = provider.as_ref().map(|p| {
+        let tracer = p.tracer("workhorse");
+        opentelemetry::global::set_tracer_provider(p.clone());
+        tracing_opentelemetry::layer().with_tracer(tracer)
+    });
+
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .context("installing the tracing subscriber")?;
+    Ok(Telemetry { provider })
+}
+
+fn build_provider(config: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerProvider>> {
+    let endpoint = config.otlp_endpoint.trim().trim_end_matches('/');
+    if endpoint.is_empty() {
+        return Ok(None);
+    }
+    let headers = config
+        .otlp_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
+        .collect();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .with_headers(headers)
+        .build()
+        .context("building the OTLP span exporter")?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(sampler)
+            .with_resource(resource)
+            .build(),
+    ))
+}
