@@ -51,6 +51,9 @@ struct Readiness {
     /// Which checks failed, for a person.
     #[oai(skip_serializing_if_is_none)]
     detail: Option<String>,
+    /// `not_ready` when not ready.
+    #[oai(skip_serializing_if_is_none)]
+    code: Option<String>,
     /// Request id.
     request_id: String,
     /// Every check with its outcome.
@@ -96,6 +99,7 @@ impl HealthApi {
                 title: "ready".into(),
                 status: 200,
                 detail: None,
+                code: None,
                 request_id: current_request_id(),
                 checks,
             }))
@@ -109,6 +113,7 @@ impl HealthApi {
                     .into(),
                 status: 503,
                 detail: Some(detail),
+                code: Some("not_ready".into()),
                 request_id: current_request_id(),
                 checks,
             }))

@@ -1,0 +1,163 @@
+//! Shared test helpers: `spawn_app(pool)` builds the real `App` on port 0 and returns a
+//! `TestApp` that knows how to call it.
+
+use std::net::SocketAddr;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use workhorse::app::{App, Storage};
+use workhorse::config::Config;
+use workhorse::domain::tokens;
+use workhorse::domain::users::{NewUser, Role};
+use workhorse::store;
+
+/// A running app and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub client: Client,
+    shutdown: CancellationToken,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The configuration tests run with: port 0, a private data dir, short timeouts.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("valid address");
+    config.data_dir = data_dir.to_path_buf();
+    config.shutdown.timeout = std::time::Duration::from_secs(5);
+    config
+}
+
+/// Build and run the real app over `pool`.
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let config = test_config(data_dir.path());
+    let storage = Storage::from_pool(pool.clone())
+        .await
+        .expect("migrations apply");
+    let app = App::with_storage(config, storage)
+        .await
+        .expect("app builds");
+    run(app, pool, data_dir)
+}
+
+/// Run an already built app in the background.
+pub fn run(app: App, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run());
+    TestApp {
+        addr,
+        pool,
+        client: Client::new(),
+        shutdown,
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request, with a bearer token when given.
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POST a JSON body with a token.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Create a user with `role` straight in the database and return its id and a token.
+    pub async fn user_with_token(&self, name: &str, role: Role) -> (Uuid, String) {
+        let mut conn = self.pool.acquire().await.expect("connection");
+        let user = store::users::insert_user(
+            &mut conn,
+            &NewUser::parse(name, None, role, None).expect("valid user"),
+        )
+        .await
+        .expect("user inserted");
+        let minted = tokens::mint();
+        store::tokens::insert_token(&mut conn, user.id, "test", &minted)
+            .await
+            .expect("token inserted");
+        (user.id, minted.secret)
+    }
+
+    /// An admin's token.
+    pub async fn admin_token(&self) -> String {
+        self.user_with_token("root", Role::Admin).await.1
+    }
+}
+
+/// Assert `resp` is an RFC 9457 problem with `status` and `code`, carrying the request id of
+/// the `x-request-id` header; returns the body.
+pub async fn assert_problem(resp: Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content-type was {content_type:?}"
+    );
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id header")
+        .to_string();
+    let body: Value = resp.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["request_id"], request_id.as_str(), "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    assert!(
+        !body["detail"].as_str().unwrap_or_default().is_empty(),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,6 @@
+//! API tests: the real `App` on a free port over a fresh PostgreSQL database per test.
+
+mod auth;
+mod errors;
+mod health;
+mod helpers;
