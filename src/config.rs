@@ -279,9 +279,8 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
         )));
     }
     let endpoint = config.telemetry.otlp_endpoint.trim();
-    if !endpoint.is_empty()
-        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
+    let is_url = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    if !endpoint.is_empty() && !is_url {
         return Err(bad(
             "telemetry.otlp_endpoint",
             "an http:// or https:// URL, or empty",

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run the whole test suite on this machine: installs what the tests need (PostgreSQL, Chromium
+# and chromedriver, the OpenAPI validator), starts PostgreSQL if it is down, then checks
+# formatting and lints and runs every test against the real services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/packages.sh
+
+apt_install postgresql postgresql-client chromium chromium-driver python3-pip
+ensure_local_postgres
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+    echo "==> pip install openapi-spec-validator"
+    python3 -m pip install -q openapi-spec-validator 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages openapi-spec-validator
+fi
+
+# Reuse a target directory outside the clone so repeated runs do not rebuild everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-target}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --locked --all-targets -- --test-threads=4
