@@ -215,11 +215,15 @@ pub struct Loaded {
 
 impl Sources {
     fn figment(&self) -> Figment {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(self.config_dir.join("default.toml")))
-            .merge(Toml::file(
-                self.config_dir.join(format!("{}.toml", self.profile)),
-            ));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let profile_file = self.config_dir.join(format!("{}.toml", self.profile));
+        // Exactly these paths: `Toml::file` would also search parent directories, and
+        // `file_exact` fails on a missing file, so absent layers are skipped here.
+        for file in [self.config_dir.join("default.toml"), profile_file] {
+            if file.is_file() {
+                figment = figment.merge(Toml::file_exact(file));
+            }
+        }
         if let Some(file) = &self.file {
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -315,7 +319,8 @@ fn describe(figment: &Figment, error: figment::Error) -> ConfigError {
             // figment's path already ends with the unknown field.
             let key = if key.is_empty() { field.clone() } else { key };
             return ConfigError(format!(
-                "config error: unknown key `{key}` (from {source}); `workhorse config` lists every key"
+                "config error: unknown key `{key}` (from {source}): expected one of the keys \
+                 `workhorse config` lists"
             ));
         }
         _ if expectation(&key).is_some() => expectation(&key).unwrap_or_default().to_string(),
@@ -345,6 +350,9 @@ fn expectation(key: &str) -> Option<&'static str> {
 }
 
 fn describe_source(meta: &Metadata, key: &str) -> String {
+    if matches!(meta.source, Some(figment::Source::Code(_))) {
+        return "built-in defaults".into();
+    }
     if meta.name.contains("environment") {
         let var = key
             .split('.')
@@ -354,6 +362,8 @@ fn describe_source(meta: &Metadata, key: &str) -> String {
         return format!("environment variable {ENV_PREFIX}{var}");
     }
     match &meta.source {
+        // figment shows files relative to the working directory; operators want the real path.
+        Some(figment::Source::File(path)) => format!("{} {}", meta.name, absolute(path).display()),
         Some(source) => format!("{} {source}", meta.name),
         None => meta.name.to_string(),
     }

@@ -1,5 +1,7 @@
 //! Logging (`tracing`, pretty or JSON) and OpenTelemetry trace export over OTLP HTTP/protobuf.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -39,6 +41,7 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> anyhow::Result<Tele
         .with_context(|| format!("log.level {:?} is not a valid tracing filter", log.level))?;
     let fmt = match log.format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .with_target(true)
             .boxed(),

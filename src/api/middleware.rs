@@ -90,7 +90,8 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             .await;
 
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        // An integer attribute, as the semantic conventions say (u64 would arrive as a string).
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", status.as_str());

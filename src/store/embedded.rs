@@ -141,6 +141,19 @@ impl EmbeddedPostgres {
                 chown(dir.as_path(), Some(user.uid), Some(user.gid))
                     .with_context(|| format!("giving {} to {}", dir.display(), user.name))?;
             }
+            if let Some(blocked) = data_dir.ancestors().find(|dir| {
+                std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
+            }) {
+                bail!(
+                    "the embedded PostgreSQL runs as `{}` (the daemon runs as root) and cannot \
+                     reach {}: {} is not searchable by other users; choose a data_dir whose \
+                     parents are (chmod o+x), run the daemon as a non-root user, or set \
+                     WORKHORSE_DATABASE__URL",
+                    user.name,
+                    self.cluster_dir.display(),
+                    blocked.display()
+                );
+            }
         }
         Ok(())
     }

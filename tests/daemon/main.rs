@@ -1,0 +1,8 @@
+//! Process-level tests of the `workhorse` binary: config, storage, lifecycle, telemetry, docs.
+
+mod config;
+mod docs;
+mod helpers;
+mod lifecycle;
+mod storage;
+mod telemetry;
