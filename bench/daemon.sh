@@ -11,6 +11,7 @@ bin="${WORKHORSE_BIN:-$CARGO_TARGET_DIR/release/workhorse}"
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
 port=18181
 tmp=$(mktemp -d)
+chmod 755 "$tmp"   # the embedded cluster may run as the postgres user
 db="wh_bench_$$"
 pid=""
 cleanup() {
@@ -22,7 +23,7 @@ trap cleanup EXIT
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" >/dev/null
 
 now_ms() { date +%s%3N; }
-# start_daemon LABEL ENV...: start serve with ENV, wait for /readyz, print ms to ready.
+# start_daemon ENV...: start serve with ENV, wait for /readyz; sets $pid and $ready_ms.
 start_daemon() {
     local started
     started=$(now_ms)
@@ -34,14 +35,15 @@ start_daemon() {
         kill -0 "$pid" 2>/dev/null || { cat "$tmp/log"; exit 1; }
         sleep 0.005
     done
-    echo $(( $(now_ms) - started ))
+    ready_ms=$(( $(now_ms) - started ))
 }
 stop_daemon() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
 
 url="postgres://postgres@127.0.0.1:5432/$db"
-start_daemon env WORKHORSE_DATABASE__URL="$url" >/dev/null   # first start applies migrations
+start_daemon env WORKHORSE_DATABASE__URL="$url"   # the first start applies migrations
 stop_daemon
-ready_configured=$(start_daemon env WORKHORSE_DATABASE__URL="$url")
+start_daemon env WORKHORSE_DATABASE__URL="$url"
+ready_configured=$ready_ms
 sleep 5
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 wrk_out=$(wrk -t2 -c32 -d10s --latency "http://127.0.0.1:$port/healthz")
@@ -50,9 +52,11 @@ p50=$(awk '$1 == "50%" {print $2}' <<<"$wrk_out")
 p99=$(awk '$1 == "99%" {print $2}' <<<"$wrk_out")
 rss_after_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 stop_daemon
-ready_embedded_cold=$(start_daemon env -u WORKHORSE_DATABASE__URL)
+start_daemon env -u WORKHORSE_DATABASE__URL
+ready_embedded_cold=$ready_ms
 stop_daemon
-ready_embedded_warm=$(start_daemon env -u WORKHORSE_DATABASE__URL)
+start_daemon env -u WORKHORSE_DATABASE__URL
+ready_embedded_warm=$ready_ms
 stop_daemon
 
 cat <<TABLE
