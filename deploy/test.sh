@@ -22,5 +22,19 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+if command -v systemd-analyze >/dev/null; then
+    # Verify the unit as shipped, with ExecStart pointed at the binary just built.
+    echo "==> systemd-analyze verify systemd/workhorse.service"
+    cargo build --locked --bin workhorse
+    unit_dir=$(mktemp -d)
+    sed "s|/usr/local/bin/workhorse|$CARGO_TARGET_DIR/debug/workhorse|" systemd/workhorse.service \
+        >"$unit_dir/workhorse.service"
+    verify_out=$(systemd-analyze verify "$unit_dir/workhorse.service" 2>&1) || true
+    rm -rf "$unit_dir"
+    if [ -n "$verify_out" ]; then
+        echo "$verify_out"
+        exit 1
+    fi
+fi
 echo "==> cargo test"
 cargo test --locked --all-targets -- --test-threads=4

@@ -19,7 +19,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub pool: PgPool,
     pub client: Client,
-    shutdown: CancellationToken,
+    pub shutdown: CancellationToken,
+    pub stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -40,8 +41,14 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 
 /// Build and run the real app over `pool`.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, |_| {}).await
+}
+
+/// Build and run the real app over `pool`, after `configure` adjusted the test configuration.
+pub async fn spawn_app_with(pool: PgPool, configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let config = test_config(data_dir.path());
+    let mut config = test_config(data_dir.path());
+    configure(&mut config);
     let storage = Storage::from_pool(pool.clone())
         .await
         .expect("migrations apply");
@@ -55,12 +62,13 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 pub fn run(app: App, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
-    tokio::spawn(app.run());
+    let stopped = tokio::spawn(app.run());
     TestApp {
         addr,
         pool,
         client: Client::new(),
         shutdown,
+        stopped,
         _data_dir: data_dir,
     }
 }

@@ -4,3 +4,4 @@ mod auth;
 mod errors;
 mod health;
 mod helpers;
+mod http;
