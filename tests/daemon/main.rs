@@ -4,5 +4,6 @@ mod config;
 mod docs;
 mod helpers;
 mod lifecycle;
+mod logs;
 mod storage;
 mod telemetry;
