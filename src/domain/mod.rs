@@ -1,4 +1,5 @@
 //! Validated types and pure rules. Nothing here does I/O or imports from the rest of the crate.
 
+pub mod jobs;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,3 @@
+//! Job engine tests against a fresh PostgreSQL database per test.
+
+mod store;
