@@ -252,51 +252,39 @@ impl Sources {
 }
 
 fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
-    let bad = |key: &str, expected: &str| {
-        let value = figment
-            .find_value(key)
-            .map(|v| render(&v))
-            .unwrap_or_default();
+    let bad = |key: &str| {
+        // The URL may carry a password: name the key and source, not the value.
+        let value = match figment.find_value(key) {
+            Ok(v) if !SECRET_KEYS.contains(&key) => format!("= {} ", render(&v)),
+            _ => String::new(),
+        };
         ConfigError(format!(
-            "config error: `{key}` = {value} (from {}): expected {expected}",
-            source_of(figment, key)
+            "config error: `{key}` {value}(from {}): expected {}",
+            source_of(figment, key),
+            expectation(key).unwrap_or("a valid value")
         ))
     };
+    let is_http_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
     if !(0.0..=1.0).contains(&config.telemetry.sample_ratio) {
-        return Err(bad("telemetry.sample_ratio", "a number from 0.0 to 1.0"));
+        return Err(bad("telemetry.sample_ratio"));
     }
     if config.database.max_connections == 0 {
-        return Err(bad("database.max_connections", "a whole number above 0"));
+        return Err(bad("database.max_connections"));
     }
     if config.http.body_limit_bytes == 0 {
-        return Err(bad(
-            "http.body_limit_bytes",
-            "a whole number of bytes above 0",
-        ));
+        return Err(bad("http.body_limit_bytes"));
     }
     if let Some(url) = config.database.url()
         && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
     {
-        return Err(ConfigError(format!(
-            "config error: `database.url` (from {}): expected a postgres:// URL",
-            source_of(figment, "database.url")
-        )));
+        return Err(bad("database.url"));
     }
     let endpoint = config.telemetry.otlp_endpoint.trim();
-    let is_url = endpoint.starts_with("http://") || endpoint.starts_with("https://");
-    if !endpoint.is_empty() && !is_url {
-        return Err(bad(
-            "telemetry.otlp_endpoint",
-            "an http:// or https:// URL, or empty",
-        ));
+    if !endpoint.is_empty() && !is_http_url(endpoint) {
+        return Err(bad("telemetry.otlp_endpoint"));
     }
-    for origin in &config.http.cors_allow_origins {
-        if !(origin == "*" || origin.starts_with("http://") || origin.starts_with("https://")) {
-            return Err(bad(
-                "http.cors_allow_origins",
-                "a list of origins like https://app.example.com, or [\"*\"]",
-            ));
-        }
+    if (config.http.cors_allow_origins.iter()).any(|o| o != "*" && !is_http_url(o)) {
+        return Err(bad("http.cors_allow_origins"));
     }
     Ok(())
 }
@@ -323,7 +311,7 @@ fn describe(figment: &Figment, error: figment::Error) -> ConfigError {
                  `workhorse config` lists"
             ));
         }
-        _ if expectation(&key).is_some() => expectation(&key).unwrap_or_default().to_string(),
+        _ if let Some(expected) = expectation(&key) => expected.to_string(),
         figment::error::Kind::InvalidType(_, expected)
         | figment::error::Kind::InvalidValue(_, expected) => expected.clone(),
         other => other.to_string(),
@@ -343,7 +331,11 @@ fn expectation(key: &str) -> Option<&'static str> {
         "data_dir" | "database.embedded_bin_dir" => "a directory path",
         "database.max_connections" | "http.body_limit_bytes" => "a whole number above 0",
         "telemetry.sample_ratio" => "a number from 0.0 to 1.0",
-        "http.cors_allow_origins" => "a list of origins like [\"https://app.example.com\"]",
+        "http.cors_allow_origins" => {
+            "a list of origins like [\"https://app.example.com\"], or [\"*\"]"
+        }
+        "database.url" => "a postgres:// URL, or empty for the embedded cluster",
+        "telemetry.otlp_endpoint" => "an http:// or https:// URL, or empty",
         "telemetry.otlp_headers" => "a table of header names to values",
         _ => return None,
     })
