@@ -33,6 +33,8 @@ What it does (each step is skipped when already done):
     (always overwritten; put local changes in: systemctl edit workhorse)
   - writes $CONF_DIR/workhorse.toml and $CONF_DIR/workhorse.env from the
     examples in deploy/, only if they do not exist yet
+  - copies the cron schedules in jobs/*.toml to $CONF_DIR/jobs/, each only if
+    it does not exist yet
   - if systemd is running: systemctl daemon-reload; systemctl enable --now workhorse
 EOF
 }
@@ -210,6 +212,13 @@ install_if_absent "$toml_src" "$CONF_DIR/workhorse.toml"
 # 0640 root:workhorse: it holds secrets. The service user may read it (the
 # admin CLI needs the same settings); only root may change it.
 install_if_absent "$env_src" "$CONF_DIR/workhorse.env"
+# Cron schedules: one TOML per schedule. Shipped ones are added when missing and never
+# overwritten, so an operator's edits (enabled = false, another time) survive upgrades.
+install -d -m 0750 -o root -g "$SERVICE_USER" "$CONF_DIR/jobs"
+for schedule in "$repo_root"/jobs/*.toml; do
+    [[ -e "$schedule" ]] || continue
+    install_if_absent "$schedule" "$CONF_DIR/jobs/$(basename "$schedule")"
+done
 
 # ---- systemd ----------------------------------------------------------------
 if [[ -d /run/systemd/system ]]; then

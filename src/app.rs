@@ -1,8 +1,9 @@
-//! The application: wires storage, the API and (later) workers and schedules; runs migrations;
+//! The application: wires storage, the API, the job workers and schedules; runs migrations;
 //! signals readiness; owns shutdown. Tests and production start the same way:
 //! `App::build(config)`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::domain::schedule::Schedule;
+use crate::engine::{Engine, Registry};
 use crate::health::Health;
+use crate::jobs::schedule::{self, Scheduler};
 use crate::lifecycle;
 use crate::store::{self, embedded::EmbeddedPostgres};
 
@@ -76,6 +80,8 @@ pub struct App {
     addr: SocketAddr,
     health: Health,
     shutdown: CancellationToken,
+    registry: Registry,
+    schedules: Arc<Vec<Schedule>>,
 }
 
 impl App {
@@ -85,8 +91,10 @@ impl App {
         Self::with_storage(config, storage).await
     }
 
-    /// Bind the listener over already opened storage.
+    /// Load the cron schedules and bind the listener over already opened storage.
     pub async fn with_storage(config: Config, storage: Storage) -> anyhow::Result<Self> {
+        let registry = crate::jobs::registry(&storage.pool);
+        let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
             .into_acceptor()
@@ -104,6 +112,8 @@ impl App {
             addr,
             health: Health::default(),
             shutdown: CancellationToken::new(),
+            registry,
+            schedules: Arc::new(schedules),
         })
     }
 
@@ -128,9 +138,36 @@ impl App {
         let state = ApiState {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),
+            catalog: self.registry.catalog(),
+            jobs: Arc::new(self.config.jobs.clone()),
+            schedules: self.schedules.clone(),
         };
         let routes = api::routes(state, &self.config.http);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);
+
+        // Workers and schedules run where `jobs.run_workers` is on; an API-only node enqueues.
+        let (engine, scheduler) = match self.config.jobs.run_workers {
+            true => {
+                let pool = self.storage.pool.clone();
+                let jobs = &self.config.jobs;
+                let engine =
+                    Engine::start(pool.clone(), jobs, self.registry, self.health.clone()).await?;
+                let scheduler = Scheduler::start(pool, self.schedules.clone(), jobs).await?;
+                (Some(engine), Some(scheduler))
+            }
+            false => (None, None),
+        };
+        let timeout = self.config.shutdown.timeout;
+        let stopping = self.shutdown.clone();
+        let engine_stopped = async move {
+            stopping.cancelled().await;
+            if let Some(scheduler) = scheduler {
+                scheduler.shutdown().await;
+            }
+            if let Some(engine) = engine {
+                engine.shutdown(timeout).await;
+            }
+        };
 
         self.health.up("http");
         lifecycle::notify_ready(&self.shutdown);
@@ -141,9 +178,12 @@ impl App {
             lifecycle::notify_stopping();
             health.down("http", "shutting down");
         };
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, signal, Some(self.config.shutdown.timeout))
-            .await;
+        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            routes,
+            signal,
+            Some(self.config.shutdown.timeout),
+        );
+        let (served, ()) = tokio::join!(server, engine_stopped);
         self.storage.close().await;
         tracing::info!("stopped");
         served.context("serving HTTP")

@@ -31,6 +31,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// The job engine: workers, retries, leases, pruning, schedules.
+    pub jobs: JobsConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             shutdown: ShutdownConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -179,6 +182,107 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// The job engine: workers, retries, leases, pruning, schedules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run workers (and schedules) in this process; `false` makes an API-only node.
+    pub run_workers: bool,
+    /// Jobs of one kind run at once in this process.
+    pub concurrency: usize,
+    /// Attempts before a job is dead.
+    pub max_attempts: i32,
+    /// Longest an attempt may run; a longer one is a failed attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delay after the first failed attempt; it doubles with each further one.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest delay between attempts.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Fraction of each delay that is randomised, 0.0 to 1.0.
+    pub backoff_jitter: f64,
+    /// How long a claimed job stays ours without a renewal; a killed process's jobs are back
+    /// in work this long after its last renewal (renewed every third of it).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Workers a job may kill (lease expired) before it is quarantined as dead.
+    pub max_crashes: i32,
+    /// Safety-net poll for new jobs when no notification arrives.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Finished jobs are deleted this long after they finished.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Directory with one TOML file per cron schedule.
+    pub schedules_dir: PathBuf,
+    /// Per-kind overrides of `concurrency`, `max_attempts` and `timeout`.
+    pub kinds: BTreeMap<String, KindConfig>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            run_workers: true,
+            concurrency: 8,
+            max_attempts: 5,
+            timeout: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(3600),
+            backoff_jitter: 0.25,
+            lease: Duration::from_secs(6),
+            max_crashes: 3,
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            schedules_dir: PathBuf::from("jobs"),
+            kinds: BTreeMap::new(),
+        }
+    }
+}
+
+/// Overrides for one job kind; absent keys take the `[jobs]` value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindConfig {
+    /// Jobs of this kind run at once in this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Attempts before a job of this kind is dead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i32>,
+    /// Longest an attempt of this kind may run.
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+/// The effective settings of one job kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KindSettings {
+    /// Jobs of this kind run at once in this process.
+    pub concurrency: usize,
+    /// Attempts before a job is dead.
+    pub max_attempts: i32,
+    /// Longest an attempt may run.
+    pub timeout: Duration,
+}
+
+impl JobsConfig {
+    /// The settings of `kind`: its overrides over the `[jobs]` values.
+    pub fn kind(&self, kind: &str) -> KindSettings {
+        let o = self.kinds.get(kind).cloned().unwrap_or_default();
+        KindSettings {
+            concurrency: o.concurrency.unwrap_or(self.concurrency),
+            max_attempts: o.max_attempts.unwrap_or(self.max_attempts),
+            timeout: o.timeout.unwrap_or(self.timeout),
+        }
+    }
+}
+
 fn serialize_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.expose_secret())
 }
@@ -286,6 +390,40 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
     if (config.http.cors_allow_origins.iter()).any(|o| o != "*" && !is_http_url(o)) {
         return Err(bad("http.cors_allow_origins"));
     }
+    let jobs = &config.jobs;
+    if jobs.concurrency == 0 {
+        return Err(bad("jobs.concurrency"));
+    }
+    if jobs.max_attempts < 1 {
+        return Err(bad("jobs.max_attempts"));
+    }
+    if jobs.max_crashes < 1 {
+        return Err(bad("jobs.max_crashes"));
+    }
+    if !(0.0..=1.0).contains(&jobs.backoff_jitter) {
+        return Err(bad("jobs.backoff_jitter"));
+    }
+    for (key, zero) in [
+        ("jobs.timeout", jobs.timeout.is_zero()),
+        ("jobs.lease", jobs.lease < Duration::from_millis(300)),
+        ("jobs.poll_interval", jobs.poll_interval.is_zero()),
+        ("jobs.backoff_max", jobs.backoff_max < jobs.backoff_base),
+    ] {
+        if zero {
+            return Err(bad(key));
+        }
+    }
+    for (kind, o) in &jobs.kinds {
+        if o.concurrency == Some(0) {
+            return Err(bad(&format!("jobs.kinds.{kind}.concurrency")));
+        }
+        if o.max_attempts.is_some_and(|n| n < 1) {
+            return Err(bad(&format!("jobs.kinds.{kind}.max_attempts")));
+        }
+        if o.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(bad(&format!("jobs.kinds.{kind}.timeout")));
+        }
+    }
     Ok(())
 }
 
@@ -337,6 +475,19 @@ fn expectation(key: &str) -> Option<&'static str> {
         "database.url" => "a postgres:// URL, or empty for the embedded cluster",
         "telemetry.otlp_endpoint" => "an http:// or https:// URL, or empty",
         "telemetry.otlp_headers" => "a table of header names to values",
+        "jobs.run_workers" => "true or false",
+        k if k.starts_with("jobs.") && (k.ends_with("concurrency") || k.ends_with("attempts")) => {
+            "a whole number above 0"
+        }
+        "jobs.max_crashes" => "a whole number above 0",
+        "jobs.backoff_jitter" => "a number from 0.0 to 1.0",
+        "jobs.lease" => "a duration of at least 300ms, like 6s",
+        "jobs.backoff_max" => "a duration like 1h, not shorter than jobs.backoff_base",
+        "jobs.backoff_base" | "jobs.poll_interval" | "jobs.retention" => {
+            "a duration like 1s, 500ms or 7days"
+        }
+        "jobs.schedules_dir" => "a directory path",
+        "jobs.kinds" => "a table of job kinds, each with concurrency, max_attempts and timeout",
         _ => return None,
     })
 }

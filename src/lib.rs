@@ -7,6 +7,8 @@
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
 //!   the embedded PostgreSQL cluster.
+//! - [`engine`]: the job engine (apalis workers over our own queue backend, leases, sweeper,
+//!   pruning); [`jobs`]: the job kinds and their handlers.
 //! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the commands.
 
 pub mod api;
@@ -14,7 +16,9 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod health;
+pub mod jobs;
 pub mod lifecycle;
 pub mod store;
 pub mod telemetry;

@@ -107,3 +107,20 @@ fn build_provider(config: &TelemetryConfig) -> anyhow::Result<Option<SdkTracerPr
             .build(),
     ))
 }
+
+/// The current span's W3C trace context (`traceparent`, `tracestate`) as a JSON object, to be
+/// stored with a job so that its attempts join the enqueuing request's trace.
+pub fn current_trace_context() -> serde_json::Value {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::<String, String>::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    serde_json::to_value(carrier).unwrap_or_default()
+}
+
+/// The trace context stored by [`current_trace_context`], as a parent for a span.
+pub fn trace_context_from(stored: &serde_json::Value) -> opentelemetry::Context {
+    let carrier: std::collections::HashMap<String, String> =
+        serde_json::from_value(stored.clone()).unwrap_or_default();
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier))
+}

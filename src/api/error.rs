@@ -100,6 +100,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 400: the request is malformed (a header or parameter that cannot be used).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadRequest(Json(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            detail,
+        )))
+    }
+
     /// 403: the caller's role does not allow this.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::Forbidden(Json(Problem::new(

@@ -8,7 +8,10 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod idempotency;
+pub mod jobs;
 pub mod middleware;
+pub mod schedules;
 pub mod tokens;
 pub mod users;
 
@@ -20,7 +23,9 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, JobsConfig};
+use crate::domain::schedule::Schedule;
+use crate::engine::Catalog;
 use crate::health::Health;
 use middleware::{HttpLayer, RouteTemplates};
 
@@ -31,14 +36,32 @@ pub struct ApiState {
     pub pool: PgPool,
     /// Component states for `/readyz`.
     pub health: Health,
+    /// The job kinds and their argument checks, for enqueueing through the API.
+    pub catalog: Catalog,
+    /// `[jobs]` settings: the default attempts of each kind.
+    pub jobs: Arc<JobsConfig>,
+    /// The cron schedules loaded from `jobs/*.toml`.
+    pub schedules: Arc<Vec<Schedule>>,
 }
 
-type Apis = (health::HealthApi, users::UsersApi, tokens::TokensApi);
+type Apis = (
+    health::HealthApi,
+    users::UsersApi,
+    tokens::TokensApi,
+    jobs::JobsApi,
+    schedules::SchedulesApi,
+);
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, users::UsersApi, tokens::TokensApi),
+        (
+            health::HealthApi,
+            users::UsersApi,
+            tokens::TokensApi,
+            jobs::JobsApi,
+            schedules::SchedulesApi,
+        ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),
     )
@@ -99,7 +122,12 @@ fn cors(origins: &[String]) -> Option<Cors> {
             "idempotency-key",
             "x-request-id",
         ])
-        .expose_headers(["location", "x-request-id", "retry-after"])
+        .expose_headers([
+            "location",
+            "x-request-id",
+            "retry-after",
+            "idempotent-replayed",
+        ])
         .max_age(600);
     if !origins.iter().any(|o| o == "*") {
         cors = cors.allow_origins(origins.iter().map(String::as_str));

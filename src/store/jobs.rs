@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// A job about to be enqueued.
@@ -291,13 +291,13 @@ pub async fn extend_leases(
 }
 
 /// Put running jobs whose lease ran out (their worker died) back in work at once, counting the
-/// crash. A job that has now killed `max_crashes` workers, or used up its attempts, is dead.
-/// Returns the ids rescued and the ids quarantined.
+/// crash, and wake the workers of their kinds. A job that has now killed `max_crashes` workers,
+/// or used up its attempts, is dead. Returns the ids rescued and the ids quarantined.
 pub async fn rescue_expired(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     max_crashes: i32,
 ) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
         "WITH lost AS ( \
              SELECT id FROM jobs WHERE state = 'running' AND lease_until < now() \
              FOR UPDATE SKIP LOCKED \
@@ -316,18 +316,84 @@ pub async fn rescue_expired(
                  WHEN j.attempts >= j.max_attempts THEN 'attempts used up' END, \
              finished_at = CASE WHEN j.crashes + 1 >= $1 OR j.attempts >= j.max_attempts \
                                 THEN now() END, \
-             run_at = now(), locked_by = NULL, lease_until = NULL \
+             run_at = least(j.run_at, now()), locked_by = NULL, lease_until = NULL \
          FROM lost WHERE j.id = lost.id \
-         RETURNING j.id, j.state",
+         RETURNING j.id, j.state, j.kind",
     )
     .bind(max_crashes)
     .fetch_all(db)
     .await?;
-    let (dead, rescued): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, s)| s == "dead");
+    let mut kinds: Vec<&str> = (rows.iter())
+        .filter(|(_, state, _)| state != "dead")
+        .map(|(_, _, kind)| kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if !kinds.is_empty() {
+        sqlx::query("SELECT pg_notify('workhorse_jobs', k) FROM unnest($1::text[]) AS k")
+            .bind(&kinds)
+            .execute(db)
+            .await?;
+    }
+    let (dead, rescued): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, s, _)| s == "dead");
     Ok((
-        rescued.into_iter().map(|(id, _)| id).collect(),
-        dead.into_iter().map(|(id, _)| id).collect(),
+        rescued.into_iter().map(|(id, _, _)| id).collect(),
+        dead.into_iter().map(|(id, _, _)| id).collect(),
     ))
+}
+
+/// Record the success of many attempts of `worker` in one statement (each fenced like
+/// [`complete`]); returns how many were recorded.
+pub async fn complete_many(
+    db: impl PgExecutor<'_>,
+    worker: Uuid,
+    done: &[(Uuid, i32, Option<Value>)],
+) -> anyhow::Result<u64> {
+    let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
+    let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
+    let results: Vec<Option<Value>> = done.iter().map(|d| d.2.clone()).collect();
+    let updated = sqlx::query(
+        "UPDATE jobs j SET state = 'succeeded', result = d.result, finished_at = now(), \
+                locked_by = NULL, lease_until = NULL \
+         FROM unnest($2::uuid[], $3::int[], $4::jsonb[]) AS d(id, attempt, result) \
+         WHERE j.id = d.id AND j.locked_by = $1 AND j.attempts = d.attempt \
+           AND j.state = 'running'",
+    )
+    .bind(worker)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&results)
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected())
+}
+
+/// When the next waiting job of `kind` becomes due, if any is waiting.
+pub async fn next_due(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT run_at FROM jobs WHERE kind = $1 AND state IN ('pending', 'retrying') \
+         ORDER BY run_at LIMIT 1",
+    )
+    .bind(kind)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Give back every job `worker` still holds (claimed but not started, or interrupted by a
+/// shutdown): they are due again at once and the interrupted attempt does not count.
+pub async fn release_held(db: impl PgExecutor<'_>, worker: Uuid) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, run_at = now(), \
+                locked_by = NULL, lease_until = NULL \
+         WHERE locked_by = $1 AND state = 'running'",
+    )
+    .bind(worker)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Cancel a job that has not finished. With `owner`, only that user's job. Returns whether it
@@ -443,4 +509,110 @@ pub async fn find_job(
     .bind(owner)
     .fetch_optional(db)
     .await?)
+}
+
+/// A job with everything the API shows about it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobDetail {
+    /// The stored job.
+    #[sqlx(flatten)]
+    pub job: Job,
+    /// Higher runs first.
+    pub priority: i16,
+}
+
+/// Find a job with its priority; with `owner`, only that user's.
+pub async fn find_job_detail(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Option<JobDetail>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, args, state, run_at, attempts, max_attempts, crashes, dedup_key, \
+                owner_id, errors, result, dead_reason, created_at, started_at, finished_at, \
+                priority \
+         FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Which jobs [`list_jobs`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter<'a> {
+    /// Only this user's jobs; `None` for everyone's.
+    pub owner: Option<Uuid>,
+    /// Only this kind.
+    pub kind: Option<&'a str>,
+    /// Only this state as the API names it: a stored state, or `scheduled` (pending with a
+    /// future `run_at`; `pending` then means due now).
+    pub state: Option<&'a str>,
+    /// Only jobs with a smaller id (older, as ids are UUIDv7): the last id of the previous page.
+    pub before: Option<Uuid>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// A job in a list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobSummary {
+    /// Id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// Stored state.
+    pub state: String,
+    /// When it runs (next).
+    pub run_at: DateTime<Utc>,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+// The filters and order shared by both statements of `list_jobs`.
+macro_rules! list_jobs_filter {
+    () => {
+        "AND ($2::text IS NULL OR kind = $2) \
+         AND ($3::text IS NULL OR $3 = CASE WHEN state = 'pending' AND run_at > now() \
+                                            THEN 'scheduled' ELSE state END) \
+         AND id < coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff') \
+         ORDER BY id DESC LIMIT $5"
+    };
+}
+
+/// Jobs matching `filter`, newest first.
+pub async fn list_jobs(
+    db: impl PgExecutor<'_>,
+    filter: &JobFilter<'_>,
+) -> anyhow::Result<Vec<JobSummary>> {
+    // Two statements so each plan walks its own index newest first: a user's jobs by
+    // `jobs_owner_idx`, everyone's by the primary key. The cursor defaults to the largest
+    // uuid so the range stays usable by the index.
+    let query = match filter.owner {
+        Some(_) => concat!(
+            "SELECT id, kind, state, run_at, attempts, max_attempts, created_at, finished_at \
+             FROM jobs WHERE owner_id = $1 ",
+            list_jobs_filter!()
+        ),
+        None => concat!(
+            "SELECT id, kind, state, run_at, attempts, max_attempts, created_at, finished_at \
+             FROM jobs WHERE $1::uuid IS NULL ",
+            list_jobs_filter!()
+        ),
+    };
+    Ok(sqlx::query_as(query)
+        .bind(filter.owner)
+        .bind(filter.kind)
+        .bind(filter.state)
+        .bind(filter.before)
+        .bind(filter.limit)
+        .fetch_all(db)
+        .await?)
 }

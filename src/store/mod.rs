@@ -2,7 +2,9 @@
 //! whether there is a transaction. This module also opens the pool and runs the migrations.
 
 pub mod embedded;
+pub mod idempotency;
 pub mod jobs;
+pub mod schedules;
 pub mod tokens;
 pub mod users;
 

@@ -169,3 +169,49 @@ pub async fn assert_problem(resp: Response, status: u16, code: &str) -> Value {
     );
     body
 }
+
+/// Build and run the real app without job workers, so jobs stay where a test puts them.
+pub async fn spawn_app_without_workers(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, |c| c.jobs.run_workers = false).await
+}
+
+impl TestApp {
+    /// POST without a body, with a token.
+    pub async fn post(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::POST, path, token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POST a JSON body with a token and an `Idempotency-Key`.
+    pub async fn post_json_with_key(
+        &self,
+        path: &str,
+        token: &str,
+        key: &str,
+        body: &Value,
+    ) -> Response {
+        self.request(Method::POST, path, Some(token))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Enqueue a job through `POST /v1/jobs`, asserting 202; returns the job.
+    pub async fn enqueue(&self, token: &str, body: Value) -> Value {
+        let resp = self.post_json("/v1/jobs", Some(token), &body).await;
+        assert_eq!(resp.status().as_u16(), 202, "enqueue status");
+        resp.json().await.expect("job JSON")
+    }
+
+    /// How many rows the `jobs` table holds.
+    pub async fn job_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.pool)
+            .await
+            .expect("jobs counted")
+    }
+}

@@ -5,3 +5,6 @@ mod errors;
 mod health;
 mod helpers;
 mod http;
+mod idempotency;
+mod jobs;
+mod schedules;

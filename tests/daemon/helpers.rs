@@ -352,3 +352,29 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+impl Daemon {
+    /// Whether the process is still running (not exited, not yet reaped).
+    pub fn is_running(&mut self) -> bool {
+        if self.exit.is_some() {
+            return false;
+        }
+        match self.child.try_wait().expect("polling workhorse") {
+            Some(status) => {
+                self.exit = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The job engine's instance id (the `locked_by` of the jobs this process runs), from its
+    /// JSON `job workers started` line, once it has been logged.
+    pub fn instance(&self) -> Option<uuid::Uuid> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["message"] == "job workers started")
+            .find_map(|event| event["instance"].as_str()?.parse().ok())
+    }
+}

@@ -1,9 +1,11 @@
 //! Process-level tests of the `workhorse` binary: config, storage, lifecycle, telemetry, docs.
 
+mod chaos;
 mod config;
 mod docs;
 mod helpers;
 mod lifecycle;
 mod logs;
+mod pg_restart;
 mod storage;
 mod telemetry;

@@ -1,0 +1,318 @@
+//! `/v1/jobs`: enqueue (admin), list, inspect, cancel and retry jobs. Users see the jobs of
+//! their own resources; admins see all.
+
+mod resources;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use resources::{JobErrorOut, JobOut, JobPage, JobStateOut, JobSummaryOut};
+
+use super::ApiState;
+use super::auth::BearerAuth;
+use super::error::ApiError;
+use super::idempotency::{FingerprintedJson, Idempotency, Idempotent, fingerprint};
+use crate::domain::jobs::JobState;
+use crate::store;
+use crate::store::jobs::{Enqueued, JobFilter, NewJob};
+use resources::known_state;
+
+#[derive(Tags)]
+enum JobTags {
+    /// Durable background jobs: their state, attempts, errors and results.
+    Jobs,
+}
+
+/// Jobs.
+pub struct JobsApi;
+
+/// A job to enqueue.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateJob {
+    /// A known job kind, e.g. `echo`.
+    kind: String,
+    /// Arguments: a JSON object that fits the kind (default `{}`).
+    args: Option<Value>,
+    /// Run no earlier than this (RFC 3339); default now. A future time shows as `scheduled`.
+    run_at: Option<DateTime<Utc>>,
+    /// Higher runs first among due jobs of a kind (default 0).
+    priority: Option<i16>,
+    /// Attempts before the job is dead, 1 to 100 (default from `[jobs]` configuration).
+    max_attempts: Option<i32>,
+    /// At most one live (pending, scheduled, running, retrying) job of a kind holds a key,
+    /// 1 to 200 characters; enqueueing another returns the live one.
+    dedup_key: Option<String>,
+}
+
+/// Turn the body into a job for `owner`, or 422 saying which value is not acceptable.
+fn new_job(body: CreateJob, state: &ApiState, owner: Uuid) -> Result<NewJob, ApiError> {
+    let kind = known_kind(state, &body.kind)?;
+    let args = body
+        .args
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if !args.is_object() {
+        return Err(ApiError::unprocessable("args must be a JSON object"));
+    }
+    // PostgreSQL cannot store U+0000 in jsonb or text; refuse it here rather than fail later.
+    if has_nul(&args) {
+        return Err(ApiError::unprocessable(
+            "args must not contain the character U+0000",
+        ));
+    }
+    if let Some(Err(e)) = state.catalog.check(kind, &args) {
+        return Err(ApiError::unprocessable(format!(
+            "args do not fit job kind {kind}: {e}"
+        )));
+    }
+    // Only the caller's value is checked: the configured default is trusted.
+    if let Some(n) = body.max_attempts
+        && !(1..=100).contains(&n)
+    {
+        return Err(ApiError::unprocessable(
+            "max_attempts must be between 1 and 100",
+        ));
+    }
+    let max_attempts = body
+        .max_attempts
+        .unwrap_or_else(|| state.jobs.kind(kind).max_attempts);
+    if let Some(key) = &body.dedup_key
+        && (!(1..=200).contains(&key.chars().count()) || key.contains('\0'))
+    {
+        return Err(ApiError::unprocessable(
+            "dedup_key must be 1 to 200 characters, none of them U+0000",
+        ));
+    }
+    Ok(NewJob {
+        kind: kind.to_string(),
+        args,
+        run_at: body.run_at,
+        priority: body.priority.unwrap_or(0),
+        max_attempts,
+        dedup_key: body.dedup_key,
+        owner_id: Some(owner),
+        trace_context: crate::telemetry::current_trace_context(),
+    })
+}
+
+/// Whether any key or string in `value` contains U+0000.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn known_kind(state: &ApiState, kind: &str) -> Result<&'static str, ApiError> {
+    state.catalog.name(kind).ok_or_else(|| {
+        ApiError::unprocessable(format!(
+            "unknown job kind {kind:?}; known kinds: {}",
+            state.catalog.names().join(", ")
+        ))
+    })
+}
+
+#[derive(ApiResponse)]
+enum JobEnqueued {
+    /// The job was created; it runs at `run_at`.
+    #[oai(status = 202)]
+    Created(Json<JobOut>, #[oai(header = "Location")] String),
+    /// A live job of this kind holds the `dedup_key`: that job, and nothing was created.
+    #[oai(status = 200)]
+    Existing(Json<JobOut>, #[oai(header = "Location")] String),
+}
+
+fn location(id: Uuid) -> String {
+    format!("/v1/jobs/{id}")
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "JobTags::Jobs")]
+impl JobsApi {
+    /// Enqueue a job (admin only). With `dedup_key`, a live job of the same kind and key is
+    /// returned instead of creating a second one.
+    #[oai(path = "/jobs", method = "post")]
+    async fn create_job(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        /// Makes retries safe: the same key with the same body returns the first answer again
+        /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
+        /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
+        // Read by `Idempotency::new` from the raw headers; declared here for the spec.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<String>>,
+        body: FingerprintedJson<CreateJob>,
+        req: &Request,
+    ) -> Result<Idempotent<JobEnqueued>, ApiError> {
+        auth.require_admin()?;
+        let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
+        let new_job = new_job(body.value, &state, auth.user_id())?;
+        let mut tx = state.pool.begin().await?;
+        if let Some(replay) = idempotency.claim(&mut tx).await? {
+            return Ok(replay);
+        }
+        let enqueued = store::jobs::enqueue(&mut tx, &new_job).await?;
+        let job = store::jobs::find_job_detail(&mut *tx, enqueued.id(), None)
+            .await?
+            .context("reading back an enqueued job")?;
+        let out = Json(JobOut::try_from(job)?);
+        let response = match enqueued {
+            Enqueued::Created(id) => JobEnqueued::Created(out, location(id)),
+            Enqueued::Duplicate(id) => JobEnqueued::Existing(out, location(id)),
+        };
+        let response = idempotency.finish(&mut tx, response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// List jobs, newest first: a user's own, or everyone's for admins.
+    #[oai(path = "/jobs", method = "get")]
+    async fn list_jobs(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        /// Only jobs of this kind.
+        kind: Query<Option<String>>,
+        /// Only jobs in this state: pending, scheduled, running, retrying, succeeded, dead or
+        /// cancelled.
+        #[oai(name = "state")]
+        job_state: Query<Option<String>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+    ) -> Result<Json<JobPage>, ApiError> {
+        let kind = kind
+            .0
+            .as_deref()
+            .map(|k| known_kind(&state, k))
+            .transpose()?;
+        let job_state = job_state.0.as_deref().map(known_state).transpose()?;
+        let before = match cursor.0.as_deref() {
+            None => None,
+            Some(c) => Some(Uuid::try_parse(c).map_err(|_| {
+                ApiError::bad_request("cursor is not valid; pass next_cursor of the previous page")
+            })?),
+        };
+        let filter = JobFilter {
+            owner: auth.owner_filter(),
+            kind,
+            state: job_state,
+            before,
+            limit: limit.0 + 1,
+        };
+        let mut jobs = store::jobs::list_jobs(&state.pool, &filter).await?;
+        let next_cursor = if jobs.len() as i64 > limit.0 {
+            jobs.truncate(limit.0 as usize);
+            jobs.last().map(|j| j.id.simple().to_string())
+        } else {
+            None
+        };
+        let items =
+            (jobs.into_iter().map(JobSummaryOut::try_from)).collect::<anyhow::Result<_>>()?;
+        Ok(Json(JobPage { items, next_cursor }))
+    }
+
+    /// A job with its attempts, errors, timings and result.
+    #[oai(path = "/jobs/:id", method = "get")]
+    async fn get_job(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<JobOut>, ApiError> {
+        let job = store::jobs::find_job_detail(&state.pool, id.0, auth.owner_filter())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
+        Ok(Json(JobOut::try_from(job)?))
+    }
+
+    /// Cancel a job that has not finished. A running attempt is not interrupted, but its
+    /// result is discarded.
+    #[oai(path = "/jobs/:id/cancel", method = "post")]
+    async fn cancel_job(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<JobOut>, ApiError> {
+        let owner = auth.owner_filter();
+        let mut conn = state.pool.acquire().await?;
+        let cancelled = store::jobs::cancel(&mut conn, id.0, owner).await?;
+        let job = store::jobs::find_job_detail(&mut *conn, id.0, owner)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
+        let out = JobOut::try_from(job)?;
+        if !cancelled {
+            return Err(ApiError::conflict(format!(
+                "job {} is {}; only pending, scheduled, running or retrying jobs can be cancelled",
+                id.0,
+                JobState::from(out.state).as_str()
+            )));
+        }
+        Ok(Json(out))
+    }
+
+    /// Run a dead or cancelled job again, with a fresh set of attempts (its errors stay).
+    #[oai(path = "/jobs/:id/retry", method = "post")]
+    async fn retry_job(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+        /// Makes retries of this request safe: the same key returns the first answer again
+        /// (with `Idempotent-Replayed: true`). 1 to 255 printable ASCII characters, per user,
+        /// honoured for 24 hours.
+        // Read by `Idempotency::new` from the raw headers; declared here for the spec.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<String>>,
+        req: &Request,
+    ) -> Result<Idempotent<Json<JobOut>>, ApiError> {
+        let print = fingerprint(req.method().as_str(), req.uri().path(), b"");
+        let idempotency = Idempotency::new(auth.user_id(), req, print)?;
+        let owner = auth.owner_filter();
+        let mut tx = state.pool.begin().await?;
+        if let Some(replay) = idempotency.claim(&mut tx).await? {
+            return Ok(replay);
+        }
+        let retried = store::jobs::retry(&mut tx, id.0, owner)
+            .await
+            .map_err(|e| {
+                ApiError::from_db(
+                    e,
+                    "another live job of this kind holds this job's dedup_key",
+                )
+            })?;
+        let job = store::jobs::find_job_detail(&mut *tx, id.0, owner)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
+        let out = JobOut::try_from(job)?;
+        if !retried {
+            return Err(ApiError::conflict(format!(
+                "job {} is {}; only dead or cancelled jobs can be retried",
+                id.0,
+                JobState::from(out.state).as_str()
+            )));
+        }
+        let response = idempotency.finish(&mut tx, Json(out)).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+}
+
+fn default_limit() -> i64 {
+    50
+}

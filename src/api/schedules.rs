@@ -1,0 +1,150 @@
+//! `/v1/schedules`: the cron schedules from `jobs/*.toml`, with their last and next run, and
+//! an admin's manual trigger.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::BearerAuth;
+use super::error::ApiError;
+use crate::domain::jobs::JobState;
+use crate::jobs::schedule;
+use crate::store;
+
+#[derive(Tags)]
+enum ScheduleTags {
+    /// Cron schedules that enqueue jobs.
+    Schedules,
+}
+
+/// Schedules.
+pub struct SchedulesApi;
+
+/// A schedule with its last and next run.
+#[derive(Object)]
+struct ScheduleOut {
+    /// Unique name (the file's `name`).
+    name: String,
+    /// Cron expression: 5 fields, or 6 with seconds first.
+    cron: String,
+    /// IANA time zone the expression is read in.
+    timezone: String,
+    /// Job kind each tick enqueues.
+    kind: String,
+    /// The job's arguments.
+    args: serde_json::Value,
+    /// Whether ticks fire.
+    enabled: bool,
+    /// What it is for.
+    description: String,
+    /// The next tick (none when disabled).
+    #[oai(skip_serializing_if_is_none)]
+    next_run_at: Option<DateTime<Utc>>,
+    /// The last run, by tick or manual trigger, by any daemon.
+    #[oai(skip_serializing_if_is_none)]
+    last_run: Option<LastRunOut>,
+}
+
+/// The last run of a schedule.
+#[derive(Object)]
+struct LastRunOut {
+    /// The tick time (the trigger time for a manual run).
+    tick: DateTime<Utc>,
+    /// When it was fired.
+    fired_at: DateTime<Utc>,
+    /// Whether an admin triggered it.
+    manual: bool,
+    /// The job it enqueued; `/v1/jobs/{id}` shows it until it is pruned.
+    #[oai(skip_serializing_if_is_none)]
+    job_id: Option<Uuid>,
+    /// That job's state, while it exists.
+    #[oai(skip_serializing_if_is_none)]
+    job_state: Option<String>,
+}
+
+/// The job a manual trigger enqueued.
+#[derive(Object)]
+struct TriggeredOut {
+    /// The schedule.
+    schedule: String,
+    /// The job; follow `Location` for its state.
+    job_id: Uuid,
+}
+
+#[derive(ApiResponse)]
+enum Triggered {
+    /// The job is enqueued.
+    #[oai(status = 202)]
+    Accepted(
+        Json<TriggeredOut>,
+        /// The job's URL.
+        #[oai(header = "Location")]
+        String,
+    ),
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "ScheduleTags::Schedules")]
+impl SchedulesApi {
+    /// List the schedules with their last and next run, by name.
+    #[oai(path = "/schedules", method = "get")]
+    async fn list_schedules(
+        &self,
+        _auth: BearerAuth,
+        state: Data<&ApiState>,
+    ) -> Result<Json<Vec<ScheduleOut>>, ApiError> {
+        let last = store::schedules::last_ticks(&state.pool).await?;
+        let now = Utc::now();
+        let mut out: Vec<ScheduleOut> = (state.schedules.iter())
+            .map(|s| ScheduleOut {
+                name: s.name.clone(),
+                cron: s.cron_expr.clone(),
+                timezone: s.timezone.name().to_string(),
+                kind: s.kind.clone(),
+                args: s.args.clone(),
+                enabled: s.enabled,
+                description: s.description.clone(),
+                next_run_at: s.enabled.then(|| s.next_tick(now)).flatten(),
+                last_run: (last.iter())
+                    .find(|t| t.schedule == s.name)
+                    .map(|t| LastRunOut {
+                        tick: t.tick,
+                        fired_at: t.fired_at,
+                        manual: t.manual,
+                        job_id: t.job_id,
+                        job_state: (t.job_state.as_deref())
+                            .and_then(|stored| JobState::of(stored, t.tick, now))
+                            .map(|s| s.as_str().to_string()),
+                    }),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Json(out))
+    }
+
+    /// Run a schedule's job now, outside its ticks (admins only). Disabled schedules can be
+    /// triggered too.
+    #[oai(path = "/schedules/:name/trigger", method = "post")]
+    async fn trigger_schedule(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        name: Path<String>,
+    ) -> Result<Triggered, ApiError> {
+        auth.require_admin()?;
+        let Some(found) = state.schedules.iter().find(|s| s.name == name.0) else {
+            return Err(ApiError::not_found(format_args!("schedule {:?}", name.0)));
+        };
+        let id = schedule::trigger(&state.pool, found, &state.jobs).await?;
+        Ok(Triggered::Accepted(
+            Json(TriggeredOut {
+                schedule: found.name.clone(),
+                job_id: id,
+            }),
+            format!("/v1/jobs/{id}"),
+        ))
+    }
+}

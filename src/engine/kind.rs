@@ -1,0 +1,120 @@
+//! What a job kind is: its stable name, its argument type and its handler; and the registry
+//! the daemon builds its workers and the API's argument checks from.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// One attempt of a job, as its handler receives it.
+#[derive(Debug)]
+pub struct Job<A> {
+    /// The job's id.
+    pub id: Uuid,
+    /// This attempt's number, from 1.
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// The process running the attempt.
+    pub worker: Uuid,
+    /// W3C trace context of the request that enqueued the job.
+    pub trace_context: Value,
+    /// The decoded arguments.
+    pub args: A,
+    /// The attempt's span; the handler runs inside it.
+    pub span: tracing::Span,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (after the backoff), e.g. a timeout or a 503 from a service.
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Another attempt would fail the same way, e.g. a 404 or invalid input: the job is dead.
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl JobError {
+    /// A permanent error: no further attempts.
+    pub fn permanent(error: impl Into<anyhow::Error>) -> Self {
+        JobError::Permanent(error.into())
+    }
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(error: anyhow::Error) -> Self {
+        JobError::Retry(error)
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        JobError::Retry(error.into())
+    }
+}
+
+/// A kind of job. `NAME` is stored in every row and never renamed.
+pub trait JobKind: Send + Sync + 'static {
+    /// The stable name, e.g. `scrape`.
+    const NAME: &'static str;
+    /// The arguments, stored as JSON. They are checked when a job is enqueued through the API.
+    type Args: DeserializeOwned + Send + Sync + Unpin + 'static;
+    /// Run one attempt; the JSON returned is stored as the job's result.
+    fn run(&self, job: Job<Self::Args>) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+/// Checks a kind's arguments; `Err` says what is wrong.
+pub type Validator = fn(&Value) -> Result<(), String>;
+
+fn validate<A: DeserializeOwned>(args: &Value) -> Result<(), String> {
+    A::deserialize(args).map(drop).map_err(|e| e.to_string())
+}
+
+pub(crate) type Starter = Box<dyn FnOnce(&Arc<super::Runtime>) -> super::Started + Send>;
+
+/// The job kinds this daemon runs.
+#[derive(Default)]
+pub struct Registry {
+    pub(crate) kinds: Vec<(&'static str, Validator, Starter)>,
+}
+
+impl Registry {
+    /// Add a kind with its handler.
+    pub fn register<K: JobKind>(&mut self, kind: K) {
+        let starter: Starter = Box::new(move |runtime| super::start_worker(runtime, kind));
+        self.kinds.push((K::NAME, validate::<K::Args>, starter));
+    }
+
+    /// The names and argument checks, for the API.
+    pub fn catalog(&self) -> Catalog {
+        Catalog(Arc::new(
+            self.kinds.iter().map(|(n, v, _)| (*n, *v)).collect(),
+        ))
+    }
+}
+
+/// The known kinds and their argument checks; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Catalog(Arc<BTreeMap<&'static str, Validator>>);
+
+impl Catalog {
+    /// Check `args` for `kind`: `None` when the kind is unknown.
+    pub fn check(&self, kind: &str, args: &Value) -> Option<Result<(), String>> {
+        self.0.get(kind).map(|validate| validate(args))
+    }
+
+    /// The kind names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.keys().copied().collect()
+    }
+
+    /// The static name of a known kind.
+    pub fn name(&self, kind: &str) -> Option<&'static str> {
+        self.0.get_key_value(kind).map(|(k, _)| *k)
+    }
+}
