@@ -167,6 +167,11 @@ fn arm(
             move |_, timers| {
                 let (ticker, schedule) = (ticker.clone(), schedule.clone());
                 Box::pin(async move {
+                    // The timer runs on the monotonic clock and may wake a little before the
+                    // wall-clock tick; a job must never see a time before its tick.
+                    if let Ok(early) = (tick - Utc::now()).to_std() {
+                        tokio::time::sleep(early).await;
+                    }
                     fire(&ticker, &schedule, tick).await;
                     arm(timers, ticker, schedule, tick).await;
                 })
