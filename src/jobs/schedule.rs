@@ -120,6 +120,9 @@ impl Scheduler {
         });
         let now = Utc::now();
         for schedule in schedules.iter().filter(|s| s.enabled) {
+            if schedule.catch_up {
+                catch_up(&ticker, schedule, now).await?;
+            }
             arm(
                 timers.clone(),
                 ticker.clone(),
@@ -172,7 +175,7 @@ fn arm(
                     if let Ok(early) = (tick - Utc::now()).to_std() {
                         tokio::time::sleep(early).await;
                     }
-                    fire(&ticker, &schedule, tick).await;
+                    fire(&ticker, &schedule, tick, false).await;
                     arm(timers, ticker, schedule, tick).await;
                 })
             }
@@ -187,10 +190,24 @@ fn arm(
     })
 }
 
-/// Fire one tick: record it and enqueue its job, unless another daemon did. A database error
-/// is retried for a while; a tick that still cannot be recorded is logged as missed.
-async fn fire(ticker: &Ticker, schedule: &Schedule, tick: DateTime<Utc>) {
-    let span = tracing::info_span!("cron tick", schedule = schedule.name, %tick, job.id = tracing::field::Empty);
+/// Fire the latest tick of `schedule` in (its last scheduled tick, `now`], missed while no
+/// daemon ran. A schedule that has never fired has missed nothing (a fresh install). The tick
+/// and its key are those of a normal tick, so daemons starting together fire it once.
+async fn catch_up(ticker: &Ticker, schedule: &Schedule, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let last = schedules::last_scheduled_tick(&ticker.pool, &schedule.name)
+        .await
+        .with_context(|| format!("reading the last tick of schedule {}", schedule.name))?;
+    if let Some(tick) = last.and_then(|last| schedule.latest_tick_between(last, now)) {
+        fire(ticker, schedule, tick, true).await;
+    }
+    Ok(())
+}
+
+/// Fire one tick (`catch_up`: one missed while no daemon ran): record it and enqueue its job,
+/// unless another daemon did. A database error is retried for a while; a tick that still
+/// cannot be recorded is logged as missed.
+async fn fire(ticker: &Ticker, schedule: &Schedule, tick: DateTime<Utc>, catch_up: bool) {
+    let span = tracing::info_span!("cron tick", schedule = schedule.name, %tick, catch_up, job.id = tracing::field::Empty);
     async {
         let key = format!("cron:{}:{}", schedule.name, tick.to_rfc3339());
         let job = job_for(schedule, key, &ticker.config);
@@ -198,7 +215,12 @@ async fn fire(ticker: &Ticker, schedule: &Schedule, tick: DateTime<Utc>) {
             match schedules::fire(&ticker.pool, &schedule.name, tick, false, &job).await {
                 Ok(Some(id)) => {
                     tracing::Span::current().record("job.id", tracing::field::display(id));
-                    tracing::info!(schedule = schedule.name, %tick, job.id = %id, "cron tick fired");
+                    if catch_up {
+                        tracing::info!(schedule = schedule.name, %tick, job.id = %id,
+                            "missed cron tick caught up");
+                    } else {
+                        tracing::info!(schedule = schedule.name, %tick, job.id = %id, "cron tick fired");
+                    }
                     return;
                 }
                 Ok(None) => {

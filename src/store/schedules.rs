@@ -71,10 +71,28 @@ pub async fn last_ticks(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<LastTick>
     .await?)
 }
 
-/// Forget ticks fired longer ago than `retention`; returns how many.
+/// The latest tick of `schedule` that fired on time (not an admin's trigger), if any has.
+pub async fn last_scheduled_tick(
+    db: impl PgExecutor<'_>,
+    schedule: &str,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(tick) FROM schedule_ticks WHERE schedule = $1 AND NOT manual",
+    )
+    .bind(schedule)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Forget ticks fired longer ago than `retention`; returns how many. Each schedule's latest
+/// scheduled tick stays: a catch-up after a start counts missed ticks from it, and a weekly
+/// schedule would otherwise look as if it had never fired.
 pub async fn prune(db: impl PgExecutor<'_>, retention: Duration) -> anyhow::Result<u64> {
     let done = sqlx::query(
-        "DELETE FROM schedule_ticks WHERE fired_at < now() - $1 * interval '1 millisecond'",
+        "DELETE FROM schedule_ticks t \
+         WHERE t.fired_at < now() - $1 * interval '1 millisecond' \
+           AND (t.manual OR t.tick < (SELECT max(l.tick) FROM schedule_ticks l \
+                                      WHERE l.schedule = t.schedule AND NOT l.manual))",
     )
     .bind(retention.as_millis() as f64)
     .execute(db)

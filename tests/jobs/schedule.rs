@@ -1,9 +1,11 @@
 //! Cron schedules: files are checked at load with errors naming the file; two schedulers on
-//! one database fire each tick exactly once; a manual trigger enqueues at once.
+//! one database fire each tick exactly once; a manual trigger enqueues at once; a start catches
+//! up the latest missed tick of a `catch_up` schedule, once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
 use sqlx::PgPool;
 use workhorse::config::JobsConfig;
 use workhorse::jobs::schedule::{self, Scheduler};
@@ -135,4 +137,162 @@ async fn a_manual_trigger_enqueues_at_once_and_shows_as_the_last_run(pool: PgPoo
     assert_eq!(last.len(), 1);
     assert_eq!((last[0].job_id, last[0].manual), (Some(id), true));
     assert_eq!(last[0].job_state.as_deref(), Some("pending"));
+}
+
+const EVERY_MINUTE_CATCH_UP: &str = r#"
+name = "every-minute"
+cron = "* * * * *"
+kind = "echo"
+catch_up = true
+"#;
+
+/// The latest minute tick, at least 5 s before the next one, so that a test's start-up stays
+/// within this minute.
+async fn latest_minute_tick() -> DateTime<Utc> {
+    let now = Utc::now();
+    if now.second() >= 55 {
+        let to_next_minute = u64::from(60 - now.second()) * 1000;
+        tokio::time::sleep(Duration::from_millis(to_next_minute + 100)).await;
+    }
+    Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap()
+}
+
+async fn record_tick(pool: &PgPool, schedule: &str, tick: DateTime<Utc>, manual: bool) {
+    sqlx::query("INSERT INTO schedule_ticks (schedule, tick, manual) VALUES ($1, $2, $3)")
+        .bind(schedule)
+        .bind(tick)
+        .bind(manual)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn ticks(pool: &PgPool) -> Vec<(DateTime<Utc>, bool)> {
+    sqlx::query_as("SELECT tick, manual FROM schedule_ticks ORDER BY tick")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn job_keys(pool: &PgPool) -> Vec<Option<String>> {
+    sqlx::query_scalar("SELECT dedup_key FROM jobs ORDER BY created_at")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn start_and_stop(pool: &PgPool, schedule_file: &str) {
+    let dir = dir_with(&[("a.toml", schedule_file)]);
+    let loaded = Arc::new(schedule::load(dir.path(), &catalog(pool)).unwrap());
+    let scheduler = Scheduler::start(pool.clone(), loaded, &JobsConfig::default())
+        .await
+        .unwrap();
+    scheduler.shutdown().await;
+}
+
+#[sqlx::test]
+async fn a_start_catches_up_only_the_latest_missed_tick(pool: PgPool) {
+    let latest = latest_minute_tick().await;
+    let last = latest - TimeDelta::minutes(5);
+    record_tick(&pool, "every-minute", last, false).await;
+    // An admin's trigger since then is not a scheduled tick and does not stop the catch-up.
+    let trigger = latest - TimeDelta::seconds(90) + TimeDelta::milliseconds(250);
+    record_tick(&pool, "every-minute", trigger, true).await;
+
+    start_and_stop(&pool, EVERY_MINUTE_CATCH_UP).await;
+
+    assert_eq!(
+        ticks(&pool).await,
+        [(last, false), (trigger, true), (latest, false)]
+    );
+    assert_eq!(
+        job_keys(&pool).await,
+        [Some(format!("cron:every-minute:{}", latest.to_rfc3339()))]
+    );
+}
+
+#[sqlx::test]
+async fn a_start_without_catch_up_fires_no_missed_tick(pool: PgPool) {
+    let latest = latest_minute_tick().await;
+    let last = latest - TimeDelta::minutes(5);
+    record_tick(&pool, "every-minute", last, false).await;
+
+    start_and_stop(&pool, &EVERY_MINUTE_CATCH_UP.replace("true", "false")).await;
+
+    assert_eq!(ticks(&pool).await, [(last, false)]);
+    assert!(job_keys(&pool).await.is_empty());
+}
+
+#[sqlx::test]
+async fn a_catch_up_schedule_that_never_fired_has_missed_nothing(pool: PgPool) {
+    latest_minute_tick().await;
+
+    start_and_stop(&pool, EVERY_MINUTE_CATCH_UP).await;
+
+    assert!(ticks(&pool).await.is_empty());
+    assert!(job_keys(&pool).await.is_empty());
+}
+
+#[sqlx::test]
+async fn two_schedulers_starting_together_catch_up_the_missed_tick_once(pool: PgPool) {
+    let latest = latest_minute_tick().await;
+    let last = latest - TimeDelta::minutes(5);
+    record_tick(&pool, "every-minute", last, false).await;
+    let dir = dir_with(&[("a.toml", EVERY_MINUTE_CATCH_UP)]);
+    let loaded = Arc::new(schedule::load(dir.path(), &catalog(&pool)).unwrap());
+    let config = JobsConfig::default();
+
+    let (a, b) = tokio::join!(
+        Scheduler::start(pool.clone(), loaded.clone(), &config),
+        Scheduler::start(pool.clone(), loaded.clone(), &config),
+    );
+    a.unwrap().shutdown().await;
+    b.unwrap().shutdown().await;
+
+    assert_eq!(ticks(&pool).await, [(last, false), (latest, false)]);
+    assert_eq!(
+        job_keys(&pool).await,
+        [Some(format!("cron:every-minute:{}", latest.to_rfc3339()))]
+    );
+}
+
+#[sqlx::test]
+async fn pruning_keeps_each_schedules_last_scheduled_tick(pool: PgPool) {
+    let day = TimeDelta::days(1);
+    let now = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap();
+    for (schedule, tick, manual) in [
+        ("weekly", now - day * 14, false),
+        ("weekly", now - day * 10, true),
+        ("weekly", now - day * 7, false),
+        ("weekly", now - day * 6, true),
+        ("monthly", now - day * 30, false),
+    ] {
+        sqlx::query(
+            "INSERT INTO schedule_ticks (schedule, tick, manual, fired_at) VALUES ($1, $2, $3, $2)",
+        )
+        .bind(schedule)
+        .bind(tick)
+        .bind(manual)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let pruned = schedules::prune(&pool, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+
+    assert_eq!(pruned, 3, "the old weekly ticks, scheduled and manual");
+    let kept: Vec<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT schedule, tick FROM schedule_ticks ORDER BY tick")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kept,
+        [
+            ("monthly".to_string(), now - day * 30),
+            ("weekly".to_string(), now - day * 7),
+        ]
+    );
 }
