@@ -36,7 +36,7 @@ pub struct PgQueue<A> {
 impl<A: DeserializeOwned + Send + 'static> PgQueue<A> {
     /// A queue for `kind`; starts its dispatcher.
     pub(crate) fn start(runtime: Arc<Runtime>, kind: Arc<KindState>) -> Self {
-        let (tx, rx) = mpsc::channel(kind.settings.concurrency);
+        let (tx, rx) = mpsc::channel(2 * kind.settings.concurrency);
         tokio::spawn(dispatch::<A>(runtime.clone(), kind.clone(), tx));
         Self { runtime, kind, rx }
     }
@@ -115,9 +115,14 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
         if stop.is_cancelled() {
             return;
         }
+        // Claim in batches: hold up to twice the concurrency (the running attempts and as many
+        // claimed jobs waiting for a slot), and claim only once at most `concurrency` are held,
+        // so a claim takes at least `concurrency` jobs when that many are due. Short jobs then
+        // cost a fraction of a claim each, and an idle process still finds work.
+        let concurrency = kind.settings.concurrency;
         let busy = kind.outstanding.load(Ordering::Acquire);
-        let free = kind.settings.concurrency.saturating_sub(busy);
-        if free == 0 {
+        let free = (2 * concurrency).saturating_sub(busy);
+        if busy > concurrency {
             tokio::select! {
                 _ = kind.freed.notified() => continue,
                 _ = stop.cancelled() => return,
