@@ -566,7 +566,7 @@ async fn start_engine(pool: &PgPool, config: &JobsConfig) -> anyhow::Result<Engi
 }
 
 async fn truncate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE jobs, echo_runs")
+    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges")
         .execute(pool)
         .await
         .context("truncating jobs")?;

@@ -93,7 +93,7 @@ impl App {
 
     /// Load the cron schedules and bind the listener over already opened storage.
     pub async fn with_storage(config: Config, storage: Storage) -> anyhow::Result<Self> {
-        let registry = crate::jobs::registry(&storage.pool);
+        let registry = crate::jobs::registry_for(&storage.pool, &config);
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
@@ -139,7 +139,7 @@ impl App {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),
             catalog: self.registry.catalog(),
-            jobs: Arc::new(self.config.jobs.clone()),
+            config: Arc::new(self.config.clone()),
             schedules: self.schedules.clone(),
         };
         let routes = api::routes(state, &self.config.http);

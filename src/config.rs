@@ -33,6 +33,10 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// The job engine: workers, retries, leases, pruning, schedules.
     pub jobs: JobsConfig,
+    /// Plans by name: each plan's daily quotas and request-rate limit.
+    pub plans: BTreeMap<String, PlanConfig>,
+    /// How quotas are applied: default plan and time zone.
+    pub quotas: QuotasConfig,
 }
 
 impl Default for Config {
@@ -45,7 +49,73 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             shutdown: ShutdownConfig::default(),
             jobs: JobsConfig::default(),
+            plans: default_plans(),
+            quotas: QuotasConfig::default(),
         }
+    }
+}
+
+/// What a plan gives its users: units per day for each action, and a request rate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Units per day (reset at the user's local midnight) by action, e.g. `scrape = 20`. An
+    /// action missing here is not part of the plan.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, u32>,
+    /// Requests per token allowed in `rate_window`, in bursts of up to that many.
+    pub rate_limit: u32,
+    /// The window of `rate_limit`.
+    #[serde(with = "humantime_serde", default = "one_minute")]
+    pub rate_window: Duration,
+}
+
+fn one_minute() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The plans a fresh install has: `free` and `pro`.
+fn default_plans() -> BTreeMap<String, PlanConfig> {
+    let plan = |scrape, summarise, rate_limit| PlanConfig {
+        quotas: BTreeMap::from([
+            ("scrape".to_string(), scrape),
+            ("summarise".to_string(), summarise),
+        ]),
+        rate_limit,
+        rate_window: one_minute(),
+    };
+    BTreeMap::from([
+        ("free".to_string(), plan(20, 10, 120)),
+        ("pro".to_string(), plan(1000, 500, 1200)),
+    ])
+}
+
+/// How quotas are applied.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// The plan of users created without one; must be one of `[plans]`.
+    pub default_plan: String,
+    /// IANA time zone whose midnight resets quotas of users without their own time zone.
+    pub default_timezone: String,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            default_plan: "free".into(),
+            default_timezone: "UTC".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The plan called `name`; an unknown name (a plan removed from the configuration) gets
+    /// the default plan.
+    pub fn plan(&self, name: &str) -> &PlanConfig {
+        (self.plans.get(name))
+            .or_else(|| self.plans.get(&self.quotas.default_plan))
+            .expect("validation keeps quotas.default_plan among the plans")
     }
 }
 
@@ -258,6 +328,10 @@ pub struct KindConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub timeout: Option<Duration>,
+    /// The quota action (see `[plans]`) each job of this kind charges one unit of; users may
+    /// enqueue kinds that charge one through `POST /v1/jobs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 /// The effective settings of one job kind.
@@ -424,6 +498,28 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
             return Err(bad(&format!("jobs.kinds.{kind}.timeout")));
         }
     }
+    if !config.plans.contains_key(&config.quotas.default_plan) {
+        return Err(bad("quotas.default_plan"));
+    }
+    if config
+        .quotas
+        .default_timezone
+        .parse::<chrono_tz::Tz>()
+        .is_err()
+    {
+        return Err(bad("quotas.default_timezone"));
+    }
+    for (name, plan) in &config.plans {
+        if !crate::domain::users::is_plan_name(name) {
+            return Err(bad(&format!("plans.{name}")));
+        }
+        if plan.rate_limit == 0 {
+            return Err(bad(&format!("plans.{name}.rate_limit")));
+        }
+        if plan.rate_window.is_zero() {
+            return Err(bad(&format!("plans.{name}.rate_window")));
+        }
+    }
     Ok(())
 }
 
@@ -487,7 +583,22 @@ fn expectation(key: &str) -> Option<&'static str> {
             "a duration like 1s, 500ms or 7days"
         }
         "jobs.schedules_dir" => "a directory path",
-        "jobs.kinds" => "a table of job kinds, each with concurrency, max_attempts and timeout",
+        "jobs.kinds" => {
+            "a table of job kinds, each with concurrency, max_attempts, timeout and quota"
+        }
+        "quotas.default_plan" => "the name of one of the [plans]",
+        "quotas.default_timezone" => "an IANA time zone like UTC or Europe/Berlin",
+        "plans" => "a table of plans, each with quotas, rate_limit and rate_window",
+        k if k.starts_with("plans.") && k.ends_with(".rate_limit") => "a whole number above 0",
+        k if k.starts_with("plans.") && k.ends_with(".rate_window") => {
+            "a duration above 0, like 1m"
+        }
+        k if k.starts_with("plans.") && k.contains(".quotas") => {
+            "a table of actions to units per day, like { scrape = 20 }"
+        }
+        k if k.starts_with("plans.") => {
+            "a plan name of a-z, 0-9, _ and - with quotas, rate_limit and rate_window"
+        }
         _ => return None,
     })
 }

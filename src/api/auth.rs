@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::error::{ApiError, is_unavailable};
+use super::limits;
 use crate::domain::tokens;
 use crate::domain::users::Role;
 use crate::store;
@@ -68,12 +69,16 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
     let found = async {
         let mut conn = state.pool.acquire().await?;
-        store::tokens::authenticate(&mut conn, &tokens::hash(&bearer.token)).await
+        let caller = store::tokens::authenticate(&mut conn, &tokens::hash(&bearer.token)).await?;
+        anyhow::Ok((conn, caller))
     }
     .await;
     match found {
-        Ok(Some(caller)) => Ok(caller),
-        Ok(None) => Err(unauthorized()),
+        Ok((mut conn, Some(caller))) => {
+            limits::check_rate(req, state, &mut conn, &caller).await?;
+            Ok(caller)
+        }
+        Ok((_, None)) => Err(unauthorized()),
         Err(e) if is_unavailable(&e) => Err(poem::Error::from_string(
             "the database is unavailable; try again shortly",
             StatusCode::SERVICE_UNAVAILABLE,

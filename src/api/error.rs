@@ -37,6 +37,10 @@ pub struct Problem {
     pub code: String,
     /// The request id, also sent as `x-request-id` and written to the logs.
     pub request_id: String,
+    /// The quota that refused the request (`code` = `quota_exhausted`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 impl Problem {
@@ -49,6 +53,7 @@ impl Problem {
             detail: detail.into(),
             code: code.into(),
             request_id: current_request_id(),
+            quota: None,
         }
     }
 
@@ -91,6 +96,10 @@ pub enum ApiError {
     /// The request is well-formed but its values are not acceptable.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// A daily quota is used up (`quota` names it) or the token sent requests too fast;
+    /// `Retry-After` says how many seconds to wait.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side; the detail is in the logs under the request id.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -211,6 +220,7 @@ pub fn problem_from_poem(error: poem::Error) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         s if s.is_server_error() => "internal",
         _ => "error",
     };

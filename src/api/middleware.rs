@@ -15,6 +15,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::{Problem, REQUEST_ID, problem_from_poem};
+use super::limits::LimitHeaders;
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -81,10 +82,14 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
 
         let response = REQUEST_ID
             .scope(request_id.clone(), async {
-                match read_body(&mut req, self.layer.body_limit).await {
+                let limits = LimitHeaders::default();
+                req.extensions_mut().insert(limits.clone());
+                let mut response = match read_body(&mut req, self.layer.body_limit).await {
                     Err(problem) => problem.into_http_response(),
                     Ok(()) => self.call_inner(req).await,
-                }
+                };
+                response.headers_mut().extend(limits.render());
+                response
             })
             .instrument(span.clone())
             .await;

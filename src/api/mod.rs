@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
+pub mod limits;
 pub mod middleware;
 pub mod schedules;
 pub mod tokens;
@@ -23,7 +24,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
-use crate::config::{HttpConfig, JobsConfig};
+use crate::config::{Config, HttpConfig};
 use crate::domain::schedule::Schedule;
 use crate::engine::Catalog;
 use crate::health::Health;
@@ -38,8 +39,8 @@ pub struct ApiState {
     pub health: Health,
     /// The job kinds and their argument checks, for enqueueing through the API.
     pub catalog: Catalog,
-    /// `[jobs]` settings: the default attempts of each kind.
-    pub jobs: Arc<JobsConfig>,
+    /// The daemon's configuration: job defaults, plans and quotas.
+    pub config: Arc<Config>,
     /// The cron schedules loaded from `jobs/*.toml`.
     pub schedules: Arc<Vec<Schedule>>,
 }
@@ -127,6 +128,11 @@ fn cors(origins: &[String]) -> Option<Cors> {
             "x-request-id",
             "retry-after",
             "idempotent-replayed",
+            "ratelimit-policy",
+            "ratelimit",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
         ])
         .max_age(600);
     if !origins.iter().any(|o| o == "*") {

@@ -39,6 +39,8 @@ struct ScheduleOut {
     args: serde_json::Value,
     /// Whether ticks fire.
     enabled: bool,
+    /// Whether a start fires the latest tick missed while no daemon ran.
+    catch_up: bool,
     /// What it is for.
     description: String,
     /// The next tick (none when disabled).
@@ -106,6 +108,7 @@ impl SchedulesApi {
                 kind: s.kind.clone(),
                 args: s.args.clone(),
                 enabled: s.enabled,
+                catch_up: s.catch_up,
                 description: s.description.clone(),
                 next_run_at: s.enabled.then(|| s.next_tick(now)).flatten(),
                 last_run: (last.iter())
@@ -138,7 +141,7 @@ impl SchedulesApi {
         let Some(found) = state.schedules.iter().find(|s| s.name == name.0) else {
             return Err(ApiError::not_found(format_args!("schedule {:?}", name.0)));
         };
-        let id = schedule::trigger(&state.pool, found, &state.jobs).await?;
+        let id = schedule::trigger(&state.pool, found, &state.config.jobs).await?;
         Ok(Triggered::Accepted(
             Json(TriggeredOut {
                 schedule: found.name.clone(),

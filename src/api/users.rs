@@ -1,17 +1,22 @@
 //! `/v1/users` and `/v1/me`: who may use the API.
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
-use crate::domain::users::{NewUser, Role};
+use crate::config::Config;
+use crate::domain::users::{NewUser, Role, parse_timezone};
 use crate::store;
+use crate::store::users::UserPatch;
 
 #[derive(Tags)]
 enum UserTags {
@@ -36,6 +41,9 @@ pub struct UserOut {
     pub role: String,
     /// Plan name.
     pub plan: String,
+    /// IANA time zone whose midnight resets the user's quotas; absent: the configured default.
+    #[oai(skip_serializing_if_is_none)]
+    pub timezone: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -48,6 +56,7 @@ impl From<store::users::User> for UserOut {
             email: u.email,
             role: u.role.to_string(),
             plan: u.plan,
+            timezone: u.timezone,
             created_at: u.created_at,
         }
     }
@@ -62,20 +71,196 @@ struct CreateUser {
     email: Option<String>,
     /// `admin` or `user` (default `user`).
     role: Option<String>,
-    /// Plan name (default `free`).
+    /// One of the configured plans (default `quotas.default_plan`).
     plan: Option<String>,
+    /// IANA time zone whose midnight resets the user's quotas (default
+    /// `quotas.default_timezone`).
+    timezone: Option<String>,
 }
 
-impl TryFrom<CreateUser> for NewUser {
-    type Error = ApiError;
-    fn try_from(c: CreateUser) -> Result<Self, ApiError> {
-        let role = match c.role.as_deref() {
+impl CreateUser {
+    fn check(self, config: &Config) -> Result<(NewUser, Option<String>), ApiError> {
+        let role = match self.role.as_deref() {
             None => Role::User,
             Some(r) => r.parse().map_err(ApiError::unprocessable)?,
         };
-        NewUser::parse(&c.name, c.email.as_deref(), role, c.plan.as_deref())
-            .map_err(ApiError::unprocessable)
+        let plan = self.plan.as_deref().unwrap_or(&config.quotas.default_plan);
+        let user = NewUser::parse(&self.name, self.email.as_deref(), role, Some(plan))
+            .map_err(ApiError::unprocessable)?;
+        known_plan(config, &user.plan)?;
+        let timezone = (self.timezone.as_deref())
+            .map(parse_timezone)
+            .transpose()
+            .map_err(ApiError::unprocessable)?;
+        Ok((user, timezone.map(|tz| tz.name().to_string())))
     }
+}
+
+fn known_plan(config: &Config, plan: &str) -> Result<(), ApiError> {
+    if config.plans.contains_key(plan) {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable(format!(
+        "unknown plan {plan:?}; configured plans: {}",
+        config.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Changes to a user: absent fields stay; `null` removes `email` or `timezone`.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct UpdateUser {
+    /// Display name, 1 to 200 characters.
+    name: Option<String>,
+    /// Contact address, unique across users; `null` removes it.
+    email: MaybeUndefined<String>,
+    /// `admin` or `user` (admins only).
+    role: Option<String>,
+    /// One of the configured plans (admins only).
+    plan: Option<String>,
+    /// IANA time zone whose midnight resets the quotas; `null` returns to the default. A
+    /// change applies from the next reset.
+    timezone: MaybeUndefined<String>,
+}
+
+impl UpdateUser {
+    fn check(self, config: &Config, admin: bool) -> Result<UserPatch, ApiError> {
+        if !admin && (self.role.is_some() || self.plan.is_some()) {
+            return Err(ApiError::forbidden(
+                "only an admin can change a user's role or plan",
+            ));
+        }
+        let name = (self.name)
+            .map(|n| NewUser::parse(&n, None, Role::User, None).map(|u| u.name))
+            .transpose()
+            .map_err(ApiError::unprocessable)?;
+        let email = match self.email {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(e) => Some(
+                NewUser::parse("x", Some(&e), Role::User, None)
+                    .map_err(ApiError::unprocessable)?
+                    .email,
+            ),
+        };
+        let role = (self.role.as_deref())
+            .map(str::parse)
+            .transpose()
+            .map_err(ApiError::unprocessable)?;
+        if let Some(plan) = &self.plan {
+            known_plan(config, plan)?;
+        }
+        let timezone = match self.timezone {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(tz) => Some(Some(
+                parse_timezone(&tz)
+                    .map_err(ApiError::unprocessable)?
+                    .name()
+                    .to_string(),
+            )),
+        };
+        Ok(UserPatch {
+            name,
+            email,
+            role,
+            plan: self.plan,
+            timezone,
+        })
+    }
+}
+
+/// A user with their plan's limits and where they stand.
+#[derive(Object)]
+struct MeOut {
+    #[oai(flatten)]
+    user: UserOut,
+    /// The plan's daily quotas, by action.
+    quotas: Vec<QuotaOut>,
+    /// The plan's request-rate limit per token.
+    rate_limit: RateLimitOut,
+    /// When the current quota period ends: the next local midnight in the user's time zone.
+    next_reset: DateTime<Utc>,
+}
+
+/// One daily quota.
+#[derive(Object)]
+struct QuotaOut {
+    /// The action, e.g. `scrape`.
+    action: String,
+    /// Units per day; absent: not limited (admins).
+    #[oai(skip_serializing_if_is_none)]
+    limit: Option<u32>,
+    /// Units used by jobs that succeeded in the current period.
+    used: i64,
+    /// Units held by jobs still running; given back if they fail for good or are cancelled.
+    reserved: i64,
+    /// Units left now; absent when not limited.
+    #[oai(skip_serializing_if_is_none)]
+    remaining: Option<i64>,
+    /// When the units come back.
+    resets_at: DateTime<Utc>,
+}
+
+/// A request-rate limit.
+#[derive(Object)]
+struct RateLimitOut {
+    /// Whether it applies (admins are not limited).
+    limited: bool,
+    /// Requests per window, in bursts of up to this many.
+    requests: u32,
+    /// The window, in seconds.
+    window_seconds: u64,
+}
+
+#[derive(ApiResponse)]
+enum Updated {
+    /// The user as changed.
+    #[oai(status = 200)]
+    User(Json<UserOut>),
+}
+
+/// Read `user`'s limits and counters.
+async fn me_out(
+    conn: &mut PgConnection,
+    config: &Config,
+    user: store::users::User,
+) -> Result<MeOut, ApiError> {
+    let tz = &config.quotas.default_timezone;
+    let counters = store::quotas::usage(&mut *conn, user.id, tz).await?;
+    let (_, next_reset) = store::quotas::current_period(&mut *conn, user.id, tz).await?;
+    let plan = config.plan(&user.plan);
+    let admin = user.role == Role::Admin;
+    let mut actions: Vec<String> = plan.quotas.keys().cloned().collect();
+    actions.extend(counters.iter().map(|c| c.action.clone()));
+    actions.sort();
+    actions.dedup();
+    let quotas = (actions.into_iter())
+        .map(|action| {
+            let limit = (!admin).then(|| plan.quotas.get(&action).copied().unwrap_or(0));
+            let counter = counters.iter().find(|c| c.action == action);
+            let used = counter.map_or(0, |c| c.used);
+            let reserved = counter.map_or(0, |c| c.reserved);
+            QuotaOut {
+                remaining: limit.map(|l| (i64::from(l) - used - reserved).max(0)),
+                limit,
+                used,
+                reserved,
+                resets_at: counter.map_or(next_reset, |c| c.resets_at),
+                action,
+            }
+        })
+        .collect();
+    Ok(MeOut {
+        quotas,
+        rate_limit: RateLimitOut {
+            limited: !admin,
+            requests: plan.rate_limit,
+            window_seconds: plan.rate_window.as_secs(),
+        },
+        next_reset,
+        user: user.into(),
+    })
 }
 
 #[derive(ApiResponse)]
@@ -106,11 +291,21 @@ impl UsersApi {
         body: Json<CreateUser>,
     ) -> Result<Created, ApiError> {
         auth.require_admin()?;
-        let new_user = NewUser::try_from(body.0)?;
-        let mut conn = state.pool.acquire().await?;
-        let user = store::users::insert_user(&mut conn, &new_user)
+        let (new_user, timezone) = body.0.check(&state.config)?;
+        let mut tx = state.pool.begin().await?;
+        let mut user = store::users::insert_user(&mut tx, &new_user)
             .await
             .map_err(|e| ApiError::from_db(e, "a user with this email already exists"))?;
+        if timezone.is_some() {
+            let patch = UserPatch {
+                timezone: Some(timezone),
+                ..UserPatch::default()
+            };
+            user = store::users::update_user(&mut tx, user.id, &patch)
+                .await?
+                .context("reading back a created user")?;
+        }
+        tx.commit().await?;
         let location = format!("/v1/users/{}", user.id);
         Ok(Created::User(Json(user.into()), location))
     }
@@ -163,18 +358,74 @@ impl UsersApi {
         Ok(Json(user.into()))
     }
 
-    /// The caller: who the token belongs to.
-    #[oai(path = "/me", method = "get")]
-    async fn me(
+    /// Change a user. Admins change anyone and anything; users change their own name, email
+    /// and time zone.
+    #[oai(path = "/users/:id", method = "patch")]
+    async fn update_user(
         &self,
         auth: BearerAuth,
         state: Data<&ApiState>,
-    ) -> Result<Json<UserOut>, ApiError> {
+        id: Path<Uuid>,
+        body: Json<UpdateUser>,
+    ) -> Result<Updated, ApiError> {
+        if !auth.can_see(id.0) {
+            return Err(ApiError::not_found(format_args!("user {}", id.0)));
+        }
+        let patch = body.0.check(&state.config, auth.is_admin())?;
+        let mut conn = state.pool.acquire().await?;
+        let user = store::users::update_user(&mut conn, id.0, &patch)
+            .await
+            .map_err(|e| ApiError::from_db(e, "a user with this email already exists"))?
+            .ok_or_else(|| ApiError::not_found(format_args!("user {}", id.0)))?;
+        Ok(Updated::User(Json(user.into())))
+    }
+
+    /// The caller: who the token belongs to, their plan's quotas (used, reserved, remaining)
+    /// and rate limit, and the next quota reset.
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, auth: BearerAuth, state: Data<&ApiState>) -> Result<Json<MeOut>, ApiError> {
         let mut conn = state.pool.acquire().await?;
         let user = store::users::find_user(&mut conn, auth.user_id())
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
-        Ok(Json(user.into()))
+        Ok(Json(me_out(&mut conn, &state.config, user).await?))
+    }
+
+    /// A user with their quotas: admins see anyone, users only themselves.
+    #[oai(path = "/users/:id/quotas", method = "get")]
+    async fn user_quotas(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<MeOut>, ApiError> {
+        if !auth.can_see(id.0) {
+            return Err(ApiError::not_found(format_args!("user {}", id.0)));
+        }
+        let mut conn = state.pool.acquire().await?;
+        let user = store::users::find_user(&mut conn, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("user {}", id.0)))?;
+        Ok(Json(me_out(&mut conn, &state.config, user).await?))
+    }
+
+    /// Give a user their daily quotas back now (admins only): nothing used in the current
+    /// period; units held by running jobs stay held.
+    #[oai(path = "/users/:id/quotas/reset", method = "post")]
+    async fn reset_user_quotas(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<MeOut>, ApiError> {
+        auth.require_admin()?;
+        let mut conn = state.pool.acquire().await?;
+        let user = store::users::find_user(&mut conn, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("user {}", id.0)))?;
+        let reset = store::quotas::reset_user(&mut *conn, user.id).await?;
+        tracing::info!(user = %user.id, counters = reset, "quotas reset by an admin");
+        Ok(Json(me_out(&mut conn, &state.config, user).await?))
     }
 }
 

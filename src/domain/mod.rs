@@ -1,6 +1,7 @@
 //! Validated types and pure rules. Nothing here does I/O or imports from the rest of the crate.
 
 pub mod jobs;
+pub mod quotas;
 pub mod schedule;
 pub mod tokens;
 pub mod users;

@@ -69,12 +69,7 @@ impl NewUser {
             Some(e) => Some(parse_email(e)?),
         };
         let plan = plan.map(str::trim).unwrap_or("free");
-        if plan.is_empty()
-            || plan.len() > 64
-            || !plan
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        {
+        if !is_plan_name(plan) {
             return Err("plan must be 1 to 64 characters of a-z, 0-9, _ and -".into());
         }
         Ok(Self {
@@ -84,6 +79,21 @@ impl NewUser {
             plan: plan.to_string(),
         })
     }
+}
+
+/// Whether `name` is a well-formed plan name: 1 to 64 characters of a-z, 0-9, `_` and `-`.
+pub fn is_plan_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && (name.chars())
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Check an IANA time zone name, e.g. `Europe/Berlin`.
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.trim().parse().map_err(|_| {
+        format!("timezone {name:?} is not an IANA time zone like UTC or Europe/Berlin")
+    })
 }
 
 fn parse_email(email: &str) -> Result<String, String> {

@@ -64,6 +64,8 @@ pub trait JobKind: Send + Sync + 'static {
     const NAME: &'static str;
     /// The arguments, stored as JSON. They are checked when a job is enqueued through the API.
     type Args: DeserializeOwned + Send + Sync + Unpin + 'static;
+    /// The plan quota (see `[plans]`) each job of this kind charges one unit of, if any.
+    const QUOTA: Option<&'static str> = None;
     /// Run one attempt; the JSON returned is stored as the job's result.
     fn run(&self, job: Job<Self::Args>) -> impl Future<Output = Result<Value, JobError>> + Send;
 }
@@ -80,32 +82,48 @@ pub(crate) type Starter = Box<dyn FnOnce(&Arc<super::Runtime>) -> super::Started
 /// The job kinds this daemon runs.
 #[derive(Default)]
 pub struct Registry {
-    pub(crate) kinds: Vec<(&'static str, Validator, Starter)>,
+    pub(crate) kinds: Vec<(&'static str, Entry, Starter)>,
 }
 
 impl Registry {
     /// Add a kind with its handler.
     pub fn register<K: JobKind>(&mut self, kind: K) {
         let starter: Starter = Box::new(move |runtime| super::start_worker(runtime, kind));
-        self.kinds.push((K::NAME, validate::<K::Args>, starter));
+        let entry = Entry {
+            validate: validate::<K::Args>,
+            quota: K::QUOTA,
+        };
+        self.kinds.push((K::NAME, entry, starter));
     }
 
-    /// The names and argument checks, for the API.
+    /// The names, argument checks and quotas, for the API.
     pub fn catalog(&self) -> Catalog {
         Catalog(Arc::new(
-            self.kinds.iter().map(|(n, v, _)| (*n, *v)).collect(),
+            self.kinds.iter().map(|(n, e, _)| (*n, *e)).collect(),
         ))
     }
 }
 
-/// The known kinds and their argument checks; cheap to clone.
+/// What the API knows of a kind.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    validate: Validator,
+    quota: Option<&'static str>,
+}
+
+/// The known kinds with their argument checks and quotas; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Catalog(Arc<BTreeMap<&'static str, Validator>>);
+pub struct Catalog(Arc<BTreeMap<&'static str, Entry>>);
 
 impl Catalog {
     /// Check `args` for `kind`: `None` when the kind is unknown.
     pub fn check(&self, kind: &str, args: &Value) -> Option<Result<(), String>> {
-        self.0.get(kind).map(|validate| validate(args))
+        self.0.get(kind).map(|e| (e.validate)(args))
+    }
+
+    /// The quota a job of `kind` charges, as the kind declares it.
+    pub fn quota(&self, kind: &str) -> Option<&'static str> {
+        self.0.get(kind).and_then(|e| e.quota)
     }
 
     /// The kind names, sorted.

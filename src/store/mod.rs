@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod idempotency;
 pub mod jobs;
+pub mod quotas;
 pub mod schedules;
 pub mod tokens;
 pub mod users;

@@ -63,6 +63,8 @@ pub struct Caller {
     pub role: Role,
     /// The token used.
     pub token_id: Uuid,
+    /// The user's plan.
+    pub plan: String,
 }
 
 /// Store a minted token for `user_id`.
@@ -88,9 +90,9 @@ pub async fn insert_token(
 /// last-used time is written at most once a minute so busy tokens do not turn every request
 /// into a write.
 pub async fn authenticate(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Result<Option<Caller>> {
-    let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+    let row: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
         "WITH found AS ( \
-             SELECT t.id, t.user_id, u.role, t.last_used_at \
+             SELECT t.id, t.user_id, u.role, u.plan, t.last_used_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
          ), touched AS ( \
@@ -98,16 +100,17 @@ pub async fn authenticate(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Resul
              WHERE id = (SELECT id FROM found) \
                AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') \
          ) \
-         SELECT id, user_id, role FROM found",
+         SELECT id, user_id, role, plan FROM found",
     )
     .bind(hash)
     .fetch_optional(conn)
     .await?;
-    row.map(|(token_id, user_id, role)| {
+    row.map(|(token_id, user_id, role, plan)| {
         Ok(Caller {
             user_id,
             role: role.parse().map_err(anyhow::Error::msg)?,
             token_id,
+            plan,
         })
     })
     .transpose()

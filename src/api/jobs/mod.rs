@@ -19,6 +19,7 @@ use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent, fingerprint};
+use super::limits;
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::jobs::{Enqueued, JobFilter, NewJob};
@@ -82,7 +83,7 @@ fn new_job(body: CreateJob, state: &ApiState, owner: Uuid) -> Result<NewJob, Api
     }
     let max_attempts = body
         .max_attempts
-        .unwrap_or_else(|| state.jobs.kind(kind).max_attempts);
+        .unwrap_or_else(|| state.config.jobs.kind(kind).max_attempts);
     if let Some(key) = &body.dedup_key
         && (!(1..=200).contains(&key.chars().count()) || key.contains('\0'))
     {
@@ -137,8 +138,10 @@ fn location(id: Uuid) -> String {
 
 #[OpenApi(prefix_path = "/v1", tag = "JobTags::Jobs")]
 impl JobsApi {
-    /// Enqueue a job (admin only). With `dedup_key`, a live job of the same kind and key is
-    /// returned instead of creating a second one.
+    /// Enqueue a job. Users may enqueue kinds that charge a plan quota (one unit, reserved
+    /// now, given back if the job fails for good or is cancelled; 429 when the quota is used
+    /// up); admins any kind. With `dedup_key`, a live job of the same kind and key is returned
+    /// instead of creating a second one (and nothing is charged).
     #[oai(path = "/jobs", method = "post")]
     async fn create_job(
         &self,
@@ -153,7 +156,10 @@ impl JobsApi {
         body: FingerprintedJson<CreateJob>,
         req: &Request,
     ) -> Result<Idempotent<JobEnqueued>, ApiError> {
-        auth.require_admin()?;
+        let action = limits::action_of(&state, known_kind(&state, &body.value.kind)?);
+        if action.is_none() {
+            auth.require_admin()?;
+        }
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
         let new_job = new_job(body.value, &state, auth.user_id())?;
         let mut tx = state.pool.begin().await?;
@@ -161,6 +167,10 @@ impl JobsApi {
             return Ok(replay);
         }
         let enqueued = store::jobs::enqueue(&mut tx, &new_job).await?;
+        if let (Enqueued::Created(id), Some(action)) = (&enqueued, &action) {
+            let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());
+            limits::charge(req, &state, &mut tx, *id, caller, action).await?;
+        }
         let job = store::jobs::find_job_detail(&mut *tx, enqueued.id(), None)
             .await?
             .context("reading back an enqueued job")?;
@@ -299,6 +309,16 @@ impl JobsApi {
         let job = store::jobs::find_job_detail(&mut *tx, id.0, owner)
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
+        // A job that charged a quota charges it again: its unit was given back when it ended.
+        if retried
+            && let Some((owner_id, action)) = store::quotas::charge_of(&mut *tx, id.0).await?
+        {
+            let owner = store::users::find_user(&mut tx, owner_id)
+                .await?
+                .context("reading the owner of a charged job")?;
+            let user = (owner.id, owner.role, owner.plan.as_str());
+            limits::charge(req, &state, &mut tx, id.0, user, &action).await?;
+        }
         let out = JobOut::try_from(job)?;
         if !retried {
             return Err(ApiError::conflict(format!(

@@ -1,0 +1,208 @@
+//! Plans at the HTTP edge: the per-token request-rate limit (checked with the bearer token),
+//! quota charges for requests that start chargeable work, and the rate-limit headers both add
+//! to the response. Admins are not limited.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::{IntoResponse, Request};
+use poem_openapi::payload::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::error::{ApiError, Problem};
+use crate::domain::quotas::{self, Gcra, LimitState, ceil_secs};
+use crate::domain::users::Role;
+use crate::store;
+use crate::store::quotas::{Charge, Usage};
+use crate::store::tokens::Caller;
+
+/// The limits that applied to a request, collected while it is served; the HTTP layer turns
+/// them into headers. One per request, in its extensions.
+#[derive(Clone, Default)]
+pub struct LimitHeaders(Arc<Mutex<Collected>>);
+
+#[derive(Default)]
+struct Collected {
+    rate: Option<LimitState>,
+    quota: Option<LimitState>,
+}
+
+impl LimitHeaders {
+    fn update(&self, f: impl FnOnce(&mut Collected)) {
+        if let Ok(mut collected) = self.0.lock() {
+            f(&mut collected);
+        }
+    }
+
+    /// The headers for the collected limits: every policy in `RateLimit-Policy` and
+    /// `RateLimit`, the quota (else the rate limit) in `X-RateLimit-*`.
+    pub fn render(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let Ok(collected) = self.0.lock() else {
+            return Vec::new();
+        };
+        let limits: Vec<LimitState> = [&collected.rate, &collected.quota]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let Some(primary) = collected.quota.as_ref().or(collected.rate.as_ref()) else {
+            return Vec::new();
+        };
+        (quotas::headers(&limits, primary, Utc::now()).into_iter())
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_static(lower(name)?),
+                    HeaderValue::from_str(&value).ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The lower-case static name of a header `quotas::headers` produces.
+fn lower(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "RateLimit-Policy" => "ratelimit-policy",
+        "RateLimit" => "ratelimit",
+        "X-RateLimit-Limit" => "x-ratelimit-limit",
+        "X-RateLimit-Remaining" => "x-ratelimit-remaining",
+        "X-RateLimit-Reset" => "x-ratelimit-reset",
+        _ => return None,
+    })
+}
+
+fn collected(req: &Request) -> LimitHeaders {
+    req.extensions()
+        .get::<LimitHeaders>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Count the request against the caller's plan rate; `Err` is the complete 429 response.
+pub async fn check_rate(
+    req: &Request,
+    state: &ApiState,
+    conn: &mut PgConnection,
+    caller: &Caller,
+) -> Result<(), poem::Error> {
+    if caller.role == Role::Admin {
+        return Ok(());
+    }
+    let plan = state.config.plan(&caller.plan);
+    let gcra = Gcra {
+        limit: plan.rate_limit,
+        window: plan.rate_window,
+    };
+    let hit = store::quotas::hit_rate(&mut *conn, caller.token_id, gcra.limit, gcra.window)
+        .await
+        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
+    let now = Utc::now();
+    let resets_at = now + chrono::TimeDelta::from_std(hit.ahead).unwrap_or_default();
+    let remaining = if hit.allowed {
+        gcra.remaining(hit.ahead)
+    } else {
+        0
+    };
+    let headers = collected(req);
+    headers.update(|c| {
+        c.rate = Some(LimitState {
+            name: "requests".into(),
+            limit: gcra.limit.into(),
+            remaining: remaining.into(),
+            window: gcra.window,
+            resets_at,
+        })
+    });
+    if hit.allowed {
+        return Ok(());
+    }
+    let wait = gcra.retry_after(hit.ahead);
+    let retry_after = ceil_secs(chrono::TimeDelta::from_std(wait).unwrap_or_default()).max(1);
+    let problem = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "this token made more than {} requests in {}; try again in {retry_after} s",
+            gcra.limit,
+            humantime_serde::re::humantime::format_duration(gcra.window)
+        ),
+    );
+    let mut resp = problem.into_http_response();
+    resp.headers_mut()
+        .insert("retry-after", HeaderValue::from(retry_after));
+    Err(poem::Error::from_response(resp))
+}
+
+/// Which quota action a job kind charges: the `jobs.kinds.<kind>.quota` setting, else the
+/// kind's own.
+pub fn action_of(state: &ApiState, kind: &str) -> Option<String> {
+    (state.config.jobs.kinds.get(kind))
+        .and_then(|k| k.quota.clone())
+        .or_else(|| state.catalog.quota(kind).map(str::to_string))
+}
+
+/// Charge one unit of `action` to `user` for `job_id`, in the caller's transaction. Admins
+/// are counted but never refused; an action outside the user's plan is 403; a spent quota is
+/// 429 with `Retry-After` until the reset. The quota goes into the response headers.
+pub async fn charge(
+    req: &Request,
+    state: &ApiState,
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    user: (Uuid, Role, &str),
+    action: &str,
+) -> Result<(), ApiError> {
+    let (user_id, role, plan_name) = user;
+    let plan = state.config.plan(plan_name);
+    let limit = match role {
+        Role::Admin => None,
+        Role::User => Some(*plan.quotas.get(action).ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "the {plan_name} plan does not include {action}; ask an admin to change your plan"
+            ))
+        })?),
+    };
+    let tz = &state.config.quotas.default_timezone;
+    let charge = store::quotas::charge(conn, job_id, user_id, action, limit, tz).await?;
+    let (Charge::Reserved(usage) | Charge::Spent(usage)) = &charge;
+    if let Some(limit) = limit {
+        let remaining = i64::from(limit) - usage.used - usage.reserved;
+        collected(req).update(|c| c.quota = Some(quota_state(usage, limit, remaining)));
+    }
+    match charge {
+        Charge::Reserved(_) => Ok(()),
+        Charge::Spent(usage) => {
+            let wait = ceil_secs(usage.resets_at - Utc::now()).max(1);
+            let mut problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exhausted",
+                format!(
+                    "the daily {action} quota of the {plan_name} plan ({} units) is used up \
+                     ({} used, {} held by running jobs); it resets at {} (in {wait} s)",
+                    limit.unwrap_or_default(),
+                    usage.used,
+                    usage.reserved,
+                    usage.resets_at.to_rfc3339()
+                ),
+            );
+            problem.quota = Some(action.to_string());
+            Err(ApiError::TooManyRequests(Json(problem), wait))
+        }
+    }
+}
+
+/// A quota as the headers describe it.
+pub fn quota_state(usage: &Usage, limit: u32, remaining: i64) -> LimitState {
+    LimitState {
+        name: usage.action.clone(),
+        limit: limit.into(),
+        remaining: remaining.max(0) as u64,
+        window: (usage.resets_at - usage.period_start)
+            .to_std()
+            .unwrap_or_default(),
+        resets_at: usage.resets_at,
+    }
+}
