@@ -7,4 +7,5 @@ mod helpers;
 mod http;
 mod idempotency;
 mod jobs;
+mod quotas;
 mod schedules;
