@@ -1,6 +1,6 @@
 //! Cron schedules as written in `jobs/*.toml`, checked, and their tick times. Tick times are
 //! computed in the schedule's time zone with croner, so they stay right across daylight-saving
-//! changes (02:30 on a spring-forward day does not exist and is skipped; on a fall-back day
+//! changes (02:30 on a spring-forward day does not exist and fires at 03:00; on a fall-back day
 //! the first 01:30 fires, once).
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
