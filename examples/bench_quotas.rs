@@ -13,7 +13,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use reqwest::StatusCode;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workhorse::app::{App, Storage};

@@ -229,7 +229,7 @@ impl Engine {
                 let runtime = runtime.clone();
                 move || sweep(runtime.clone())
             }),
-            spawn_every(&background_stop, PRUNE_EVERY, {
+            spawn_every(&background_stop, prune_every(config.retention), {
                 let runtime = runtime.clone();
                 move || prune(runtime.clone())
             }),
@@ -295,6 +295,12 @@ impl Engine {
 }
 
 /// Run `tick` now and then every `period` until `stop`.
+/// How often finished jobs are pruned: every minute, or every half retention when that is
+/// shorter, so a short retention still bounds the table.
+fn prune_every(retention: Duration) -> Duration {
+    (retention / 2).clamp(Duration::from_millis(100), PRUNE_EVERY)
+}
+
 fn spawn_every<F, Fut>(stop: &CancellationToken, period: Duration, mut tick: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,

@@ -239,3 +239,41 @@ async fn a_job_held_by_a_dead_process_is_rescued_and_runs_again(pool: PgPool) {
     assert!(error_texts(&job)[0].contains("stopped responding"));
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[sqlx::test]
+async fn pruning_keeps_the_table_bounded_in_a_long_run(pool: PgPool) {
+    // Retention of half a second: the pruner runs every quarter second.
+    let config = JobsConfig {
+        retention: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(200),
+        ..config()
+    };
+    let engine = start(&pool, &config).await;
+    let count = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    // 3,000 jobs in batches of 200 every 300 ms; the table never holds them all.
+    let mut largest = 0;
+    for _ in 0..15 {
+        let mut conn = pool.acquire().await.unwrap();
+        jobs::enqueue_many(&mut conn, "echo", 5, &vec![json!({}); 200], &[])
+            .await
+            .unwrap();
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        largest = largest.max(count(pool.clone()).await);
+    }
+    assert!(largest < 2_600, "the table held {largest} of 3,000 jobs");
+
+    // Once the work is done, everything is pruned after the retention.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(pool.clone()).await > 0 {
+        assert!(Instant::now() < deadline, "finished jobs were never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.shutdown(Duration::from_secs(10)).await;
+}
