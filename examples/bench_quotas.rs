@@ -29,7 +29,7 @@ const PLAN: &str = "bench";
 const ROOMY: u32 = 1_000_000;
 const ENQUEUE_BODY: &str = r#"{"kind":"echo","args":{}}"#;
 
-/// Sizes and connection; every size has a full and a `--quick` default.
+/// Sizes and connection; each size has a full and a `--quick` default.
 #[derive(Parser)]
 #[command(about = "Benchmark quota-charging requests (see bench/quotas.sh)")]
 struct Args {
@@ -55,12 +55,6 @@ struct Args {
     /// Concurrent keep-alive HTTP clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-}
-
-impl Args {
-    fn size(&self, given: Option<usize>, full: usize, quick: usize) -> usize {
-        given.unwrap_or(if self.quick { quick } else { full })
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,8 +113,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     let pool = store::connect_lazy(url, &DatabaseConfig::default())?;
     store::migrate(&pool, Duration::from_secs(10)).await?;
-    let users = args.size(args.users, 1_000, 50);
-    let requests = args.size(args.requests, 10_000, 500);
+    let users = (args.users).unwrap_or(if args.quick { 50 } else { 1_000 });
+    let requests = (args.requests).unwrap_or(if args.quick { 500 } else { 10_000 });
     let clients = args.clients;
     ensure!(
         users > 0 && clients > 0,
@@ -129,18 +123,7 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     // Round-robin over the users, so every user has a counter before the quotas are spent.
     ensure!(requests >= users, "--requests must be at least --users");
     eprintln!("creating {users} users on the {PLAN} plan, a token each");
-    let user_tokens = create_users(&pool, users).await?;
-    let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let admin_token = vec![create_token(&mut conn, "bench admin", Role::Admin).await?];
-    drop(conn);
-    let mut lines = vec![
-        format!(
-            "| {} of `POST /v1/jobs` (echo), {users} users, {clients} keep-alive clients \
-             | answers | requests/s | p50 | p99 |",
-            thousands(requests as f64)
-        ),
-        "|---|---|---|---|---|".to_string(),
-    ];
+    let (user_tokens, admin_token) = create_users(&pool, users).await?;
 
     let server = Server::start(url, true).await?;
     let phases = async {
@@ -154,27 +137,7 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     .await;
     server.stop().await?;
     let (charged, refused) = phases?;
-    lines.push(charged.row("users, each request charges 1 `scrape` unit", 202));
-    lines.push(refused.row("users, every quota spent (the refusal)", 429));
-
-    // Every accepted request reserved exactly one unit; the refusals none.
-    let reserved: i64 = sqlx::query_scalar("SELECT coalesce(sum(reserved), 0) FROM quota_counters")
-        .fetch_one(&pool)
-        .await
-        .context("summing reserved units")?;
-    let accepted = charged.answered;
-    let check = format!(
-        "sum of quota_counters.reserved = {}; requests answered 202 = {} \
-         ({} measured + {clients} warm-up)",
-        thousands(reserved as f64),
-        thousands(accepted as f64),
-        thousands(requests as f64),
-    );
-    eprintln!("{check}");
-    ensure!(
-        reserved == accepted as i64,
-        "MISMATCH: {check}: the charges do not add up"
-    );
+    let check = check_reserved(&pool, charged.answered, clients).await?;
     sqlx::query("TRUNCATE jobs, quota_charges")
         .execute(&pool)
         .await
@@ -184,11 +147,42 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     eprintln!("uncharged: {requests} admin requests");
     let uncharged = load(&server.endpoint, &admin_token, requests, clients, 202).await;
     server.stop().await?;
-    lines.push(uncharged?.row("one admin, uncharged (echo charges no quota)", 202));
-    lines.push(String::new());
-    lines.push(format!("Check: {check}."));
     pool.close().await;
-    Ok(lines)
+    Ok(vec![
+        format!(
+            "| {} × `POST /v1/jobs` (echo), {} users, {clients} keep-alive clients \
+             | answers | requests/s | p50 | p99 |",
+            thousands(requests as f64),
+            thousands(users as f64)
+        ),
+        "|---|---|---|---|---|".to_string(),
+        charged.row("users, each request charges 1 `scrape` unit", 202),
+        refused.row("users, every quota spent (the refusal)", 429),
+        uncharged?.row("one admin, uncharged (echo charges no quota)", 202),
+        String::new(),
+        format!("Check: {check}."),
+    ])
+}
+
+/// Fails unless the counters hold exactly one reserved unit per request answered 202 (the
+/// refusals none); returns what it compared.
+async fn check_reserved(pool: &PgPool, accepted: usize, warm_ups: usize) -> anyhow::Result<String> {
+    let reserved: i64 = sqlx::query_scalar("SELECT coalesce(sum(reserved), 0) FROM quota_counters")
+        .fetch_one(pool)
+        .await
+        .context("summing reserved units")?;
+    let check = format!(
+        "sum of quota_counters.reserved = {}; requests answered 202 = {} (incl. {warm_ups} \
+         warm-ups)",
+        thousands(reserved as f64),
+        thousands(accepted as f64),
+    );
+    eprintln!("{check}");
+    ensure!(
+        reserved == accepted as i64,
+        "MISMATCH, the charges do not add up: {check}"
+    );
+    Ok(check)
 }
 
 /// The real `App` on a free loopback port, workers off, every user on the roomy `bench` plan.
@@ -240,15 +234,17 @@ impl Server {
     }
 }
 
-/// `n` users on the bench plan with a token each, in one transaction; returns the tokens.
-async fn create_users(pool: &PgPool, n: usize) -> anyhow::Result<Vec<String>> {
+/// `n` users and an admin on the bench plan with a token each, in one transaction; returns
+/// the users' tokens and the admin's (alone in a list).
+async fn create_users(pool: &PgPool, n: usize) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut tx = pool.begin().await.context("beginning a transaction")?;
     let mut secrets = Vec::with_capacity(n);
     for i in 0..n {
         secrets.push(create_token(&mut tx, &format!("bench user {i}"), Role::User).await?);
     }
+    let admin = create_token(&mut tx, "bench admin", Role::Admin).await?;
     tx.commit().await.context("committing the users")?;
-    Ok(secrets)
+    Ok((secrets, vec![admin]))
 }
 
 /// A user on the bench plan, created straight in the database; returns its bearer token.
@@ -311,13 +307,12 @@ async fn load(
     expect: u16,
 ) -> anyhow::Result<Figures> {
     let expect = StatusCode::from_u16(expect).context("an HTTP status")?;
-    let mut conns = Vec::with_capacity(clients);
-    for c in 0..clients {
-        // The first request opens the keep-alive connection; it is not timed.
-        let client = reqwest::Client::new();
-        post_job(&client, endpoint, &tokens[c % tokens.len()], expect).await?;
-        conns.push(client);
-    }
+    // One untimed request per client, all at once: opens the keep-alive connections and
+    // fills the app's pool, so no phase pays for connecting.
+    let conns: Vec<_> = (0..clients).map(|_| reqwest::Client::new()).collect();
+    let warm = (conns.iter().enumerate())
+        .map(|(c, client)| post_job(client, endpoint, &tokens[c % tokens.len()], expect));
+    futures::future::try_join_all(warm).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let tokens: Arc<[String]> = tokens.into();
     let started = Instant::now();

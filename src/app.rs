@@ -19,6 +19,7 @@ use crate::engine::{Engine, Registry};
 use crate::health::Health;
 use crate::jobs::schedule::{self, Scheduler};
 use crate::lifecycle;
+use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
 
 /// How long start-up waits for PostgreSQL before giving up.
@@ -82,6 +83,7 @@ pub struct App {
     shutdown: CancellationToken,
     registry: Registry,
     schedules: Arc<Vec<Schedule>>,
+    scraper: Arc<Scraper>,
 }
 
 impl App {
@@ -92,8 +94,12 @@ impl App {
     }
 
     /// Load the cron schedules and bind the listener over already opened storage.
-    pub async fn with_storage(config: Config, storage: Storage) -> anyhow::Result<Self> {
-        let registry = crate::jobs::registry_for(&storage.pool, &config);
+    pub async fn with_storage(mut config: Config, storage: Storage) -> anyhow::Result<Self> {
+        // Scrape jobs run at once as many as there are browser sessions, unless configured.
+        let scrape = config.jobs.kinds.entry("scrape".into()).or_default();
+        scrape.concurrency.get_or_insert(config.scrape.pool_size);
+        let scraper = Scraper::new(&config)?;
+        let registry = crate::jobs::registry_for(&storage.pool, &config, &scraper);
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
@@ -114,6 +120,7 @@ impl App {
             shutdown: CancellationToken::new(),
             registry,
             schedules: Arc::new(schedules),
+            scraper,
         })
     }
 
@@ -125,6 +132,11 @@ impl App {
     /// The shared pool.
     pub fn pool(&self) -> &PgPool {
         &self.storage.pool
+    }
+
+    /// The scraper (its browser starts with the first scrape).
+    pub fn scraper(&self) -> Arc<Scraper> {
+        self.scraper.clone()
     }
 
     /// Cancelling this token starts a graceful shutdown.
@@ -141,6 +153,7 @@ impl App {
             catalog: self.registry.catalog(),
             config: Arc::new(self.config.clone()),
             schedules: self.schedules.clone(),
+            scraper: self.scraper.clone(),
         };
         let routes = api::routes(state, &self.config.http);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);
@@ -159,6 +172,7 @@ impl App {
         };
         let timeout = self.config.shutdown.timeout;
         let stopping = self.shutdown.clone();
+        let scraper = self.scraper.clone();
         let engine_stopped = async move {
             stopping.cancelled().await;
             if let Some(scheduler) = scheduler {
@@ -167,6 +181,8 @@ impl App {
             if let Some(engine) = engine {
                 engine.shutdown(timeout).await;
             }
+            // Browser sessions and chromedriver go before the daemon exits.
+            scraper.shutdown().await;
         };
 
         self.health.up("http");

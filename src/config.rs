@@ -37,6 +37,10 @@ pub struct Config {
     pub plans: BTreeMap<String, PlanConfig>,
     /// How quotas are applied: default plan and time zone.
     pub quotas: QuotasConfig,
+    /// Where outgoing requests (scraped pages, webhooks) may go.
+    pub egress: EgressConfig,
+    /// Scraping: the WebDriver and the browser session pool.
+    pub scrape: ScrapeConfig,
 }
 
 impl Default for Config {
@@ -51,6 +55,69 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             plans: default_plans(),
             quotas: QuotasConfig::default(),
+            egress: EgressConfig::default(),
+            scrape: ScrapeConfig::default(),
+        }
+    }
+}
+
+/// Where outgoing requests may go. Private, loopback, link-local and metadata addresses are
+/// refused unless listed here.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Host names (`intranet.example.com`, `*.example.com`), IP addresses and CIDRs
+    /// (`10.1.0.0/16`) allowed even though they are private.
+    pub allow: Vec<String>,
+}
+
+/// Scraping: the WebDriver and the browser session pool.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// An external WebDriver (e.g. a Selenium Grid at http://grid:4444); empty: the daemon
+    /// starts and supervises chromedriver itself.
+    pub webdriver_url: String,
+    /// The chromedriver binary (looked up in PATH).
+    pub chromedriver: PathBuf,
+    /// The Chromium binary; empty: chromedriver's own lookup.
+    pub chromium: PathBuf,
+    /// Browser sessions at most; also the scrape jobs that run at once in this process unless
+    /// `jobs.kinds.scrape.concurrency` says otherwise.
+    pub pool_size: usize,
+    /// A session is replaced after this many pages.
+    pub max_pages_per_session: u32,
+    /// Sessions idle this long are closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Page load timeout when a request gives none.
+    #[serde(with = "humantime_serde")]
+    pub default_timeout: Duration,
+    /// Longest `timeout_ms` a request may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Screenshot size in pixels, width and height.
+    pub window_width: u32,
+    /// Screenshot height in pixels.
+    pub window_height: u32,
+    /// Longest stored text, HTML or Markdown of one page, in bytes; longer is cut.
+    pub max_content_bytes: usize,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        Self {
+            webdriver_url: String::new(),
+            chromedriver: PathBuf::from("chromedriver"),
+            chromium: PathBuf::from("/usr/bin/chromium"),
+            pool_size: 2,
+            max_pages_per_session: 50,
+            idle_timeout: Duration::from_secs(300),
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(120),
+            window_width: 1280,
+            window_height: 800,
+            max_content_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -498,6 +565,41 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
             return Err(bad(&format!("jobs.kinds.{kind}.timeout")));
         }
     }
+    if let Err(e) = crate::egress::EgressPolicy::new(&config.egress.allow) {
+        tracing::debug!(error = %e, "bad egress.allow");
+        return Err(bad("egress.allow"));
+    }
+    let scrape = &config.scrape;
+    let url = scrape.webdriver_url.trim();
+    if !url.is_empty() && !is_http_url(url) {
+        return Err(bad("scrape.webdriver_url"));
+    }
+    for (key, zero) in [
+        ("scrape.pool_size", scrape.pool_size == 0),
+        (
+            "scrape.max_pages_per_session",
+            scrape.max_pages_per_session == 0,
+        ),
+        ("scrape.idle_timeout", scrape.idle_timeout.is_zero()),
+        ("scrape.default_timeout", scrape.default_timeout.is_zero()),
+        (
+            "scrape.max_timeout",
+            scrape.max_timeout < scrape.default_timeout,
+        ),
+        (
+            "scrape.window_width",
+            !(100..=4096).contains(&scrape.window_width),
+        ),
+        (
+            "scrape.window_height",
+            !(100..=4096).contains(&scrape.window_height),
+        ),
+        ("scrape.max_content_bytes", scrape.max_content_bytes == 0),
+    ] {
+        if zero {
+            return Err(bad(key));
+        }
+    }
     if !config.plans.contains_key(&config.quotas.default_plan) {
         return Err(bad("quotas.default_plan"));
     }
@@ -587,6 +689,17 @@ fn expectation(key: &str) -> Option<&'static str> {
             "a table of job kinds, each with concurrency, max_attempts, timeout and quota"
         }
         "quotas.default_plan" => "the name of one of the [plans]",
+        "egress.allow" => {
+            "a list of host names (example.com, *.example.com), IP addresses and CIDRs (10.0.0.0/8)"
+        }
+        "scrape.webdriver_url" => "an http:// URL of a WebDriver, or empty to run chromedriver",
+        "scrape.chromedriver" | "scrape.chromium" => "a program path",
+        "scrape.pool_size" | "scrape.max_pages_per_session" | "scrape.max_content_bytes" => {
+            "a whole number above 0"
+        }
+        "scrape.idle_timeout" => "a duration above 0, like 5m",
+        "scrape.max_timeout" => "a duration like 2m, not shorter than scrape.default_timeout",
+        "scrape.window_width" | "scrape.window_height" => "a number of pixels from 100 to 4096",
         "quotas.default_timezone" => "an IANA time zone like UTC or Europe/Berlin",
         "plans" => "a table of plans, each with quotas, rate_limit and rate_window",
         k if k.starts_with("plans.") && k.ends_with(".rate_limit") => "a whole number above 0",

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod limits;
 pub mod middleware;
 pub mod schedules;
+pub mod scrapes;
 pub mod tokens;
 pub mod users;
 
@@ -28,6 +29,7 @@ use crate::config::{Config, HttpConfig};
 use crate::domain::schedule::Schedule;
 use crate::engine::Catalog;
 use crate::health::Health;
+use crate::scrape::job::Scraper;
 use middleware::{HttpLayer, RouteTemplates};
 
 /// What every handler can reach.
@@ -43,6 +45,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// The cron schedules loaded from `jobs/*.toml`.
     pub schedules: Arc<Vec<Schedule>>,
+    /// The egress policy for URLs users submit (and the browser, for the jobs).
+    pub scraper: Arc<Scraper>,
 }
 
 type Apis = (
@@ -51,6 +55,7 @@ type Apis = (
     tokens::TokensApi,
     jobs::JobsApi,
     schedules::SchedulesApi,
+    scrapes::ScrapesApi,
 );
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
@@ -62,6 +67,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             tokens::TokensApi,
             jobs::JobsApi,
             schedules::SchedulesApi,
+            scrapes::ScrapesApi,
         ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),

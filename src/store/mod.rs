@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod quotas;
 pub mod schedules;
+pub mod scrapes;
 pub mod tokens;
 pub mod users;
 

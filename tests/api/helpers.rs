@@ -21,6 +21,7 @@ pub struct TestApp {
     pub client: Client,
     pub shutdown: CancellationToken,
     pub stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub scraper: std::sync::Arc<workhorse::scrape::job::Scraper>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -62,6 +63,7 @@ pub async fn spawn_app_with(pool: PgPool, configure: impl FnOnce(&mut Config)) -
 pub fn run(app: App, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
+    let scraper = app.scraper();
     let stopped = tokio::spawn(app.run());
     TestApp {
         addr,
@@ -69,6 +71,7 @@ pub fn run(app: App, pool: PgPool, data_dir: tempfile::TempDir) -> TestApp {
         client: Client::new(),
         shutdown,
         stopped,
+        scraper,
         _data_dir: data_dir,
     }
 }

@@ -9,3 +9,4 @@ mod idempotency;
 mod jobs;
 mod quotas;
 mod schedules;
+mod scrapes;

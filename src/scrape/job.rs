@@ -1,0 +1,246 @@
+//! `scrape`: render a page in headless Chromium and store what it found as a scrape and a
+//! document. The browser and its egress proxy start with the first scrape this process runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use tokio::sync::{Mutex, OnceCell};
+use uuid::Uuid;
+
+use super::browser::{Browser, BrowserConfig, Page, PageError, PageRequest};
+use crate::config::Config;
+use crate::egress::proxy::EgressProxy;
+use crate::egress::{EgressError, EgressPolicy};
+use crate::engine::{Job, JobError, JobKind};
+use crate::store;
+use crate::store::scrapes::{Found, Scrape};
+
+/// The formats a scrape can keep.
+pub const FORMATS: [&str; 3] = ["text", "html", "markdown"];
+
+/// The browser, the egress proxy every browser request goes through, and the policy.
+pub struct Scraper {
+    config: BrowserConfig,
+    max_content_bytes: usize,
+    policy: Arc<EgressPolicy>,
+    browser: OnceCell<Browser>,
+    proxy: Mutex<Option<EgressProxy>>,
+}
+
+impl Scraper {
+    /// A scraper as configured; nothing starts until the first page.
+    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+        let policy = EgressPolicy::new(&config.egress.allow).map_err(anyhow::Error::msg)?;
+        let s = &config.scrape;
+        let optional_path =
+            |p: &std::path::Path| Some(p.to_path_buf()).filter(|p| !p.as_os_str().is_empty());
+        Ok(Arc::new(Self {
+            config: BrowserConfig {
+                webdriver_url: Some(s.webdriver_url.trim().to_string()).filter(|u| !u.is_empty()),
+                chromedriver: s.chromedriver.clone(),
+                chromium: optional_path(&s.chromium),
+                pool_size: s.pool_size,
+                max_pages_per_session: s.max_pages_per_session,
+                idle_timeout: s.idle_timeout,
+                proxy: None,
+                window: (s.window_width, s.window_height),
+            },
+            max_content_bytes: s.max_content_bytes,
+            policy: Arc::new(policy),
+            browser: OnceCell::new(),
+            proxy: Mutex::new(None),
+        }))
+    }
+
+    /// The egress policy.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// The browser, started on first use behind the egress proxy.
+    pub async fn browser(&self) -> Result<&Browser, PageError> {
+        self.browser
+            .get_or_try_init(|| async {
+                let proxy = EgressProxy::start(self.policy.clone()).await.map_err(|e| {
+                    PageError::DriverUnavailable(format!("starting the egress proxy: {e}"))
+                })?;
+                let config = BrowserConfig {
+                    proxy: Some(proxy.addr()),
+                    ..self.config.clone()
+                };
+                *self.proxy.lock().await = Some(proxy);
+                Browser::start(config)
+                    .await
+                    .map_err(|e| PageError::DriverUnavailable(format!("{e:#}")))
+            })
+            .await
+    }
+
+    /// Close the browser sessions, chromedriver and the proxy, if they were started.
+    pub async fn shutdown(&self) {
+        if let Some(browser) = self.browser.get() {
+            browser.shutdown().await;
+        }
+        if let Some(proxy) = self.proxy.lock().await.take() {
+            proxy.shutdown().await;
+        }
+    }
+
+    /// Load `scrape`'s page and keep what it asked for.
+    async fn attempt(&self, scrape: &Scrape) -> Result<Found, Failure> {
+        let url = self
+            .policy
+            .check_url(&scrape.url)
+            .map_err(Failure::egress)?;
+        self.policy.resolve(&url).await.map_err(Failure::egress)?;
+        let request = PageRequest {
+            url,
+            wait_for: scrape.wait_for.clone(),
+            timeout: Duration::from_millis(scrape.timeout_ms.max(0) as u64),
+            screenshot: scrape.screenshot,
+            new_session: false,
+        };
+        let browser = self.browser().await.map_err(Failure::page)?;
+        let page = browser.load(&request).await.map_err(Failure::page)?;
+        // The proxy refused every request to a forbidden address; a redirect that led to one
+        // ends on the refusal, which is the scrape's outcome too.
+        let landed = self
+            .policy
+            .check_url(&page.final_url)
+            .map_err(Failure::egress)?;
+        if matches!(landed.scheme(), "http" | "https") {
+            self.policy
+                .resolve(&landed)
+                .await
+                .map_err(Failure::egress)?;
+        }
+        Ok(self.keep(scrape, page))
+    }
+
+    fn keep(&self, scrape: &Scrape, page: Page) -> Found {
+        let limit = self.max_content_bytes;
+        let mut content = Map::new();
+        for format in &scrape.formats {
+            let value = match format.as_str() {
+                "text" => cut(&page.text, limit),
+                "html" => cut(&page.html, limit),
+                "markdown" => cut(&htmd::convert(&page.html).unwrap_or_default(), limit),
+                _ => continue,
+            };
+            content.insert(format.clone(), Value::String(value));
+        }
+        let ms = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        Found {
+            final_url: page.final_url,
+            http_status: page.status.map(i32::from),
+            title: cut(&page.title, 1000),
+            content: Value::Object(content),
+            text: cut(&page.text, limit),
+            screenshot: page.screenshot,
+            timings: (ms(page.navigate_ms), ms(page.wait_ms), ms(page.extract_ms)),
+        }
+    }
+}
+
+/// `s` cut to at most `limit` bytes, on a character boundary.
+fn cut(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Why an attempt failed: a stable kind, a message, and whether another attempt may help.
+struct Failure {
+    kind: &'static str,
+    message: String,
+    transient: bool,
+}
+
+impl Failure {
+    fn egress(e: EgressError) -> Self {
+        let (kind, transient) = match &e {
+            EgressError::Blocked { .. } => ("blocked_by_policy", false),
+            EgressError::Resolve { .. } => ("navigation_failed", true),
+            _ => ("invalid_url", false),
+        };
+        Self {
+            kind,
+            message: e.to_string(),
+            transient,
+        }
+    }
+
+    fn page(e: PageError) -> Self {
+        Self {
+            kind: e.kind(),
+            transient: e.transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The `scrape` job's arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeArgs {
+    /// The scrape to do.
+    pub scrape_id: Uuid,
+}
+
+/// The `scrape` kind.
+pub struct ScrapeKind {
+    /// Where scrapes and documents are.
+    pub pool: PgPool,
+    /// The browser.
+    pub scraper: Arc<Scraper>,
+}
+
+impl JobKind for ScrapeKind {
+    const NAME: &'static str = "scrape";
+    const QUOTA: Option<&'static str> = Some("scrape");
+    type Args = ScrapeArgs;
+
+    async fn run(&self, job: Job<ScrapeArgs>) -> Result<Value, JobError> {
+        let id = job.args.scrape_id;
+        let Some(scrape) = store::scrapes::find(&self.pool, id, None).await? else {
+            return Err(JobError::permanent(anyhow!("scrape {id} no longer exists")));
+        };
+        // An earlier attempt finished it and the process died before the job was acked.
+        if let Some(outcome) = &scrape.outcome {
+            return Ok(json!({ "scrape_id": id, "outcome": outcome }));
+        }
+        store::scrapes::started(&self.pool, id, job.attempt).await?;
+        match self.scraper.attempt(&scrape).await {
+            Ok(found) => {
+                let mut tx = self.pool.begin().await?;
+                let document_id = store::scrapes::succeeded(&mut tx, &scrape, &found).await?;
+                tx.commit().await?;
+                Ok(json!({
+                    "scrape_id": id,
+                    "document_id": document_id,
+                    "final_url": found.final_url,
+                    "http_status": found.http_status,
+                }))
+            }
+            Err(failure) => {
+                let last = !failure.transient || job.attempt >= job.max_attempts;
+                store::scrapes::failed(&self.pool, id, failure.kind, &failure.message, last)
+                    .await?;
+                let error = anyhow!("{}: {}", failure.kind, failure.message);
+                Err(match failure.transient {
+                    true => JobError::Retry(error),
+                    false => JobError::Permanent(error),
+                })
+            }
+        }
+    }
+}

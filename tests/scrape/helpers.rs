@@ -1,0 +1,174 @@
+//! A local site with the pages the browser tests need, test settings, and process checks.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use tokio::task::JoinHandle;
+use url::Url;
+use workhorse::scrape::browser::{BrowserConfig, PageRequest};
+
+/// A page whose content only appears 300 ms after JavaScript runs.
+const LATE: &str = r#"<html><head><title>Late</title></head><body><p>Early text.</p>
+<script>setTimeout(() => {
+  const div = document.createElement('div');
+  div.id = 'late';
+  div.textContent = 'Late content';
+  document.body.appendChild(div);
+}, 300);</script></body></html>"#;
+
+/// An HTTP server on 127.0.0.1:0 that also answers as a forward proxy (requests in absolute
+/// form are routed by their path), remembering every request line's target.
+pub struct Site {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    server: JoinHandle<()>,
+}
+
+impl Site {
+    pub async fn start() -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Route::new()
+            .at("/", get(home))
+            .at("/late", get(late))
+            .at("/redirect", get(redirect))
+            .at("/target", get(target))
+            .at("/slow", get(slow))
+            .at("/missing", get(missing))
+            .around(move |ep, req| {
+                let record = record.clone();
+                async move {
+                    record
+                        .lock()
+                        .expect("the request log")
+                        .push(req.uri().to_string());
+                    Ok(ep.call(req).await?.into_response())
+                }
+            });
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("binding the test site");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("a TCP address");
+        let server = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Self { addr, seen, server }
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("http://{}{path}", self.addr)).expect("a site URL")
+    }
+
+    /// The request targets received so far (absolute URLs when it served as a proxy).
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("the request log").clone()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[handler]
+fn home() -> Html<&'static str> {
+    Html(
+        "<html><head><title>Home</title></head><body><h1>Hello</h1><p>A plain page.</p></body></html>",
+    )
+}
+
+#[handler]
+fn late() -> Html<&'static str> {
+    Html(LATE)
+}
+
+#[handler]
+fn redirect() -> Response {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("Location", "/target")
+        .finish()
+}
+
+#[handler]
+fn target() -> Html<&'static str> {
+    Html("<html><head><title>Target</title></head><body>You arrived.</body></html>")
+}
+
+#[handler]
+async fn slow() -> Html<&'static str> {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Html("<html><head><title>Slow</title></head><body>Finally.</body></html>")
+}
+
+#[handler]
+fn missing() -> Response {
+    Html("<html><head><title>Not here</title></head><body>Nothing at this address.</body></html>")
+        .with_status(StatusCode::NOT_FOUND)
+        .into_response()
+}
+
+/// Settings for tests: chromedriver and Chromium from Debian, two sessions.
+pub fn config() -> BrowserConfig {
+    BrowserConfig {
+        webdriver_url: None,
+        chromedriver: "chromedriver".into(),
+        chromium: Some("/usr/bin/chromium".into()),
+        pool_size: 2,
+        max_pages_per_session: 50,
+        idle_timeout: Duration::from_secs(60),
+        proxy: None,
+        window: (1280, 800),
+    }
+}
+
+/// A request for `url` with a 10 s budget.
+pub fn request(url: Url) -> PageRequest {
+    PageRequest {
+        timeout: Duration::from_secs(10),
+        ..PageRequest::new(url)
+    }
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// State and process group of a process, from /proc/<pid>/stat.
+fn stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether `pid` is a live process (zombies are not).
+pub fn is_running(pid: u32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// Live processes in process group `pgid`: chromedriver and the Chromium it started.
+pub fn running_in_group(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|(state, group)| group == pgid && state != 'Z'))
+        .collect()
+}

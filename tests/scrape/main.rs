@@ -1,0 +1,4 @@
+//! Browser tests against real Chromium through chromedriver, on pages from a local site.
+
+mod browser;
+mod helpers;
