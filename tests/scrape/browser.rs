@@ -1,35 +1,14 @@
-//! The browser: page loads, failures, the session pool, chromedriver supervision, spans.
+//! The browser: page loads, failures, the session pool, chromedriver supervision.
 
-use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tracing::Instrument;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use workhorse::scrape::browser::{Browser, BrowserConfig, PageError, PageRequest};
+use workhorse::scrape::browser::{BrowserConfig, PageError, PageRequest};
 
-use crate::helpers::{Site, closed_port, config, is_running, request, running_in_group};
-
-async fn start(config: BrowserConfig) -> Browser {
-    Browser::start(config).await.expect("starting the browser")
-}
-
-/// Poll `check` every 50 ms for up to `within`.
-async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    check()
-}
+use crate::helpers::{
+    Site, closed_port, config, eventually, is_running, request, running_in_group, start,
+};
 
 #[tokio::test]
 async fn waits_for_content_that_javascript_adds_later() {
@@ -105,6 +84,43 @@ async fn slow_page_past_the_timeout_fails_with_timeout_and_its_session_is_replac
         .expect("a page after the timeout");
     assert_eq!(browser.stats().sessions_created, 2);
     browser.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelled_load_closes_its_session() {
+    let site = Site::start().await;
+    let browser = start(config()).await;
+    browser
+        .load(&request(site.url("/")))
+        .await
+        .expect("a warm-up page");
+
+    // A job timeout drops the load mid-navigation.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(500),
+        browser.load(&request(site.url("/slow"))),
+    )
+    .await;
+
+    assert!(cancelled.is_err(), "the slow page takes 5 s");
+    // Closing waits behind the navigation chromedriver is still running (at most the
+    // page-load timeout): here until the slow page answers.
+    let closed = eventually(Duration::from_secs(10), || {
+        browser.stats().live_sessions == 0
+    });
+    assert!(closed.await);
+    let page = browser
+        .load(&request(site.url("/")))
+        .await
+        .expect("a page after the cancel");
+    assert_eq!(page.title, "Home");
+    let started = Instant::now();
+    browser.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -364,81 +380,5 @@ async fn proxy_carries_every_request_loopback_included() {
         seen.contains(&"http://site.invalid/target".to_string()),
         "{seen:?}"
     );
-    browser.shutdown().await;
-}
-
-/// A span as created: its name, its parent's name, and its `url` field.
-#[derive(Debug, Clone)]
-struct Recorded {
-    name: String,
-    parent: Option<String>,
-    url: Option<String>,
-}
-
-/// Every span created while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<Recorded>>>);
-
-impl<S> tracing_subscriber::Layer<S> for Spans
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        struct UrlField(Option<String>);
-        impl Visit for UrlField {
-            fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-                if field.name() == "url" {
-                    self.0 = Some(format!("{value:?}"));
-                }
-            }
-        }
-        let mut url = UrlField(None);
-        attrs.record(&mut url);
-        let parent = ctx
-            .span(id)
-            .and_then(|span| span.parent())
-            .map(|parent| parent.name().to_string());
-        let name = attrs.metadata().name().to_string();
-        self.0.lock().expect("the span log").push(Recorded {
-            name,
-            parent,
-            url: url.0,
-        });
-    }
-}
-
-#[tokio::test]
-async fn load_runs_in_webdriver_session_and_navigate_spans_inside_the_callers_span() {
-    let spans = Spans::default();
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
-    // With a single registered dispatcher, tracing asks the registering thread's default for a
-    // callsite's interest, and other tests' threads (no subscriber) would cache "never" for the
-    // library's spans; a second live dispatcher makes it ask every registered one.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-    let site = Site::start().await;
-    let browser = start(config()).await;
-    let url = site.url("/");
-
-    browser
-        .load(&request(url.clone()))
-        .instrument(tracing::info_span!("job"))
-        .await
-        .expect("a page");
-
-    let spans = spans.0.lock().expect("the span log").clone();
-    let find = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no `{name}` span in {spans:?}"))
-            .clone()
-    };
-    let session = find("webdriver session");
-    assert_eq!(session.parent.as_deref(), Some("job"));
-    assert_eq!(session.url, Some(url.to_string()));
-    let navigate = find("navigate");
-    assert_eq!(navigate.parent.as_deref(), Some("webdriver session"));
-    assert_eq!(navigate.url, Some(url.to_string()));
     browser.shutdown().await;
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -10,7 +10,7 @@ use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use tokio::task::JoinHandle;
 use url::Url;
-use workhorse::scrape::browser::{BrowserConfig, PageRequest};
+use workhorse::scrape::browser::{Browser, BrowserConfig, PageRequest};
 
 /// A page whose content only appears 300 ms after JavaScript runs.
 const LATE: &str = r#"<html><head><title>Late</title></head><body><p>Early text.</p>
@@ -115,6 +115,23 @@ fn missing() -> Response {
     Html("<html><head><title>Not here</title></head><body>Nothing at this address.</body></html>")
         .with_status(StatusCode::NOT_FOUND)
         .into_response()
+}
+
+/// Start a browser, or fail the test.
+pub async fn start(config: BrowserConfig) -> Browser {
+    Browser::start(config).await.expect("starting the browser")
+}
+
+/// Poll `check` every 50 ms for up to `within`.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
 }
 
 /// Settings for tests: chromedriver and Chromium from Debian, two sessions.

@@ -2,3 +2,4 @@
 
 mod browser;
 mod helpers;
+mod spans;

@@ -176,6 +176,15 @@ pub struct Browser {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Browser")
+            .field("chromedriver_pid", &self.chromedriver_pid())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 struct Inner {
     driver: Driver,
     pool: Arc<Pool>,
