@@ -21,6 +21,7 @@ use crate::jobs::schedule::{self, Scheduler};
 use crate::lifecycle;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
+use crate::summarise::job::Summariser;
 
 /// How long start-up waits for PostgreSQL before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -84,6 +85,7 @@ pub struct App {
     registry: Registry,
     schedules: Arc<Vec<Schedule>>,
     scraper: Arc<Scraper>,
+    summariser: Arc<Summariser>,
 }
 
 impl App {
@@ -99,7 +101,8 @@ impl App {
         let scrape = config.jobs.kinds.entry("scrape".into()).or_default();
         scrape.concurrency.get_or_insert(config.scrape.pool_size);
         let scraper = Scraper::new(&config)?;
-        let registry = crate::jobs::registry_for(&storage.pool, &config, &scraper);
+        let summariser = Summariser::new(&config.summarise)?;
+        let registry = crate::jobs::registry_for(&storage.pool, &config, &scraper, &summariser);
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
@@ -121,6 +124,7 @@ impl App {
             registry,
             schedules: Arc::new(schedules),
             scraper,
+            summariser,
         })
     }
 
@@ -154,6 +158,7 @@ impl App {
             config: Arc::new(self.config.clone()),
             schedules: self.schedules.clone(),
             scraper: self.scraper.clone(),
+            summariser: self.summariser.clone(),
         };
         let routes = api::routes(state, &self.config.http);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);

@@ -41,6 +41,8 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Scraping: the WebDriver and the browser session pool.
     pub scrape: ScrapeConfig,
+    /// Summaries: the model providers and the built-in summariser.
+    pub summarise: SummariseConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,34 @@ impl Default for Config {
             quotas: QuotasConfig::default(),
             egress: EgressConfig::default(),
             scrape: ScrapeConfig::default(),
+            summarise: SummariseConfig::default(),
+        }
+    }
+}
+
+/// Summaries: the model providers, tried in order, and the built-in summariser.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummariseConfig {
+    /// OpenAI-compatible endpoints, tried in order; none: the built-in extractive summariser.
+    pub providers: Vec<crate::summarise::providers::ProviderConfig>,
+    /// A provider that failed (timeout, 5xx, 429) is skipped this long (429: its Retry-After).
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+    /// When every provider is down, answer with the built-in summariser (marked as such)
+    /// instead of waiting for one to come back.
+    pub fallback_to_builtin: bool,
+    /// Largest document text accepted, in bytes (413 above).
+    pub max_document_bytes: usize,
+}
+
+impl Default for SummariseConfig {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            cool_down: Duration::from_secs(60),
+            fallback_to_builtin: true,
+            max_document_bytes: 512 * 1024,
         }
     }
 }
@@ -600,6 +630,30 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
             return Err(bad(key));
         }
     }
+    if config.summarise.max_document_bytes == 0 {
+        return Err(bad("summarise.max_document_bytes"));
+    }
+    if config.summarise.cool_down.is_zero() {
+        return Err(bad("summarise.cool_down"));
+    }
+    for (i, p) in config.summarise.providers.iter().enumerate() {
+        let key = |field: &str| format!("summarise.providers.{i}.{field}");
+        if p.name.trim().is_empty() {
+            return Err(bad(&key("name")));
+        }
+        if !is_http_url(&p.base_url) {
+            return Err(bad(&key("base_url")));
+        }
+        if p.model.trim().is_empty() {
+            return Err(bad(&key("model")));
+        }
+        if p.context_window < 512 {
+            return Err(bad(&key("context_window")));
+        }
+        if p.timeout.is_zero() {
+            return Err(bad(&key("timeout")));
+        }
+    }
     if !config.plans.contains_key(&config.quotas.default_plan) {
         return Err(bad("quotas.default_plan"));
     }
@@ -689,6 +743,20 @@ fn expectation(key: &str) -> Option<&'static str> {
             "a table of job kinds, each with concurrency, max_attempts, timeout and quota"
         }
         "quotas.default_plan" => "the name of one of the [plans]",
+        "summarise.max_document_bytes" => "a whole number above 0",
+        "summarise.cool_down" => "a duration above 0, like 60s",
+        "summarise.fallback_to_builtin" => "true or false",
+        "summarise.providers" => {
+            "a list of [[summarise.providers]] tables with name, base_url, model, api_key_env, \
+             context_window, timeout and max_output_tokens"
+        }
+        k if k.starts_with("summarise.providers.") && k.ends_with(".base_url") => {
+            "an http:// or https:// URL of an OpenAI-compatible API, like http://127.0.0.1:8081/v1"
+        }
+        k if k.starts_with("summarise.providers.") && k.ends_with(".context_window") => {
+            "a number of tokens, at least 512"
+        }
+        k if k.starts_with("summarise.providers.") => "a non-empty value",
         "egress.allow" => {
             "a list of host names (example.com, *.example.com), IP addresses and CIDRs (10.0.0.0/8)"
         }

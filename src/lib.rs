@@ -23,4 +23,5 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod scrape;
 pub mod store;
+pub mod summarise;
 pub mod telemetry;

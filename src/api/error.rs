@@ -93,6 +93,9 @@ pub enum ApiError {
     /// The request conflicts with existing data (e.g. a duplicate).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The request body or a value in it is larger than allowed.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
     /// The request is well-formed but its values are not acceptable.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
@@ -139,6 +142,15 @@ impl ApiError {
     /// 409 with a detail.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, "conflict", detail)))
+    }
+
+    /// 413: a value is larger than allowed.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::PayloadTooLarge(Json(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            detail,
+        )))
     }
 
     /// 422: the values are not acceptable.

@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod documents;
 pub mod error;
 pub mod health;
 pub mod idempotency;
@@ -30,6 +31,7 @@ use crate::domain::schedule::Schedule;
 use crate::engine::Catalog;
 use crate::health::Health;
 use crate::scrape::job::Scraper;
+use crate::summarise::job::Summariser;
 use middleware::{HttpLayer, RouteTemplates};
 
 /// What every handler can reach.
@@ -47,6 +49,8 @@ pub struct ApiState {
     pub schedules: Arc<Vec<Schedule>>,
     /// The egress policy for URLs users submit (and the browser, for the jobs).
     pub scraper: Arc<Scraper>,
+    /// The summary providers (to check a preferred provider's name).
+    pub summariser: Arc<Summariser>,
 }
 
 type Apis = (
@@ -56,6 +60,7 @@ type Apis = (
     jobs::JobsApi,
     schedules::SchedulesApi,
     scrapes::ScrapesApi,
+    documents::DocumentsApi,
 );
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
@@ -68,6 +73,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             jobs::JobsApi,
             schedules::SchedulesApi,
             scrapes::ScrapesApi,
+            documents::DocumentsApi,
         ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),

@@ -11,14 +11,25 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::engine::Registry;
 use crate::scrape::job::{ScrapeKind, Scraper};
+use crate::summarise::job::{SummariseKind, Summariser};
 
-/// Every job kind with its handler, configured by `config`; scrapes use `scraper`.
-pub fn registry_for(pool: &PgPool, config: &Config, scraper: &Arc<Scraper>) -> Registry {
+/// Every job kind with its handler, configured by `config`; scrapes use `scraper`, summaries
+/// `summariser`.
+pub fn registry_for(
+    pool: &PgPool,
+    config: &Config,
+    scraper: &Arc<Scraper>,
+    summariser: &Arc<Summariser>,
+) -> Registry {
     let mut registry = Registry::default();
     registry.register(echo::Echo { pool: pool.clone() });
     registry.register(ScrapeKind {
         pool: pool.clone(),
         scraper: scraper.clone(),
+    });
+    registry.register(SummariseKind {
+        pool: pool.clone(),
+        summariser: summariser.clone(),
     });
     registry.register(quota_reset::QuotaReset {
         pool: pool.clone(),
@@ -31,9 +42,9 @@ pub fn registry_for(pool: &PgPool, config: &Config, scraper: &Arc<Scraper>) -> R
 /// starts only if a scrape runs.
 pub fn registry(pool: &PgPool) -> Registry {
     let config = Config::default();
-    match Scraper::new(&config) {
-        Ok(scraper) => registry_for(pool, &config, &scraper),
-        // The built-in egress allowlist is empty, so this does not happen.
-        Err(_) => Registry::default(),
+    match (Scraper::new(&config), Summariser::new(&config.summarise)) {
+        (Ok(scraper), Ok(summariser)) => registry_for(pool, &config, &scraper, &summariser),
+        // The built-in settings have no allowlist and no providers, so this does not happen.
+        _ => Registry::default(),
     }
 }

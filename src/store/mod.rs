@@ -1,12 +1,14 @@
 //! All SQL lives here, one file per table; functions take an executor so the caller decides
 //! whether there is a transaction. This module also opens the pool and runs the migrations.
 
+pub mod documents;
 pub mod embedded;
 pub mod idempotency;
 pub mod jobs;
 pub mod quotas;
 pub mod schedules;
 pub mod scrapes;
+pub mod summaries;
 pub mod tokens;
 pub mod users;
 

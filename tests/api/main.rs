@@ -10,3 +10,4 @@ mod jobs;
 mod quotas;
 mod schedules;
 mod scrapes;
+mod summaries;

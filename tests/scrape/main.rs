@@ -2,4 +2,5 @@
 
 mod browser;
 mod helpers;
+mod isolation;
 mod spans;

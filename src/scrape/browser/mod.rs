@@ -4,12 +4,14 @@
 //!
 //! - `driver`: the chromedriver child process, restarted when it dies, or the external URL.
 //! - `pool`: sessions checked out per page, reused, recycled and closed when idle.
+//! - `reset`: clearing cookies, storage and cache between the pages of a reused session.
 //! - `session`: opening (capabilities, profile, viewport) and closing one session.
 //! - `page`: one page load on one session, and how WebDriver errors become [`PageError`]s.
 
 mod driver;
 mod page;
 mod pool;
+mod reset;
 mod session;
 
 use std::net::SocketAddr;
@@ -235,7 +237,8 @@ impl Browser {
     }
 
     /// Load one page on a pooled session (or a fresh one for `new_session`), wait for the
-    /// selector, extract its content; a session that failed is closed rather than reused.
+    /// selector, extract its content, then clear the cookies, storage and cache it left; a
+    /// session that failed, or whose state could not be cleared, is closed rather than reused.
     pub async fn load(&self, req: &PageRequest) -> Result<Page, PageError> {
         let span = tracing::info_span!(
             "webdriver session",
@@ -264,11 +267,11 @@ impl Browser {
             span.record("pages", session.pages);
             match page::load(session, req).await {
                 Ok(page) => {
-                    lease.checkin(true, true);
+                    lease.checkin(true, true).await;
                     Ok(page)
                 }
                 Err(failure) => {
-                    lease.checkin(!failure.discard, false);
+                    lease.checkin(!failure.discard, false).await;
                     Err(failure.error)
                 }
             }

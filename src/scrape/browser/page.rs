@@ -69,6 +69,10 @@ impl Failure {
 /// Navigate to the page, wait for its selector, and extract what it shows.
 pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Page, Failure> {
     let deadline = Instant::now() + req.timeout;
+    // Recorded first: whatever happens next, the origin's state gets cleared.
+    session
+        .touched
+        .insert(req.url.origin().ascii_serialization());
     if session.page_load_timeout != Some(req.timeout) {
         let timeouts = TimeoutConfiguration::new(None, Some(req.timeout), None);
         session

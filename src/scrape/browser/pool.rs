@@ -1,6 +1,7 @@
 //! The session pool: WebDriver sessions opened on demand up to `pool_size`, handed to one page
-//! at a time, put back for the next page, replaced after `max_pages_per_session` pages or a
-//! failure, and closed after `idle_timeout` or at shutdown.
+//! at a time, cleared and put back for the next page, replaced after `max_pages_per_session`
+//! pages, a failure or state that could not be cleared, and closed after `idle_timeout` or at
+//! shutdown.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,8 +11,10 @@ use std::time::{Duration, Instant};
 use fantoccini::wd::Capabilities;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::driver::{Driver, Endpoint};
+use super::reset::{self, Unclearable};
 use super::session::{self, Session};
 use super::{BrowserConfig, PageError, PoolStats};
 
@@ -41,20 +44,29 @@ impl Lease {
         self.reused
     }
 
-    /// Give the session back after a page: keep it for the next one if it is healthy and has
-    /// pages left, else close it in the background (still holding its permit, so the pool
-    /// never runs more than `pool_size` browsers).
-    pub fn checkin(mut self, healthy: bool, served: bool) {
+    /// Give the session back after a page: keep it for the next one if it is healthy, has
+    /// pages left and what the page left in the browser could be cleared, else close it in
+    /// the background (still holding its permit, so the pool never runs more than
+    /// `pool_size` browsers).
+    pub async fn checkin(mut self, healthy: bool, served: bool) {
         let pool = self.pool.clone();
         if served {
             pool.served.fetch_add(1, Ordering::Relaxed);
         }
+        let reusable = healthy
+            && !self.fresh
+            && !pool.closed.load(Ordering::Relaxed)
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.pages < pool.max_pages);
+        // Cleared while the lease still holds the session: if this is cancelled, its drop
+        // closes the session.
+        let keep = reusable && self.clear().await;
         let (Some(mut session), Some(permit)) = (self.session.take(), self.permit.take()) else {
             return;
         };
-        // The page stays open while the session waits: blanking it (about:blank) would cost
-        // ~110 ms per page, as much as a typical load on a warm session.
-        if healthy && !self.fresh && session.pages < pool.max_pages {
+        if keep {
             session.last_used = Instant::now();
             let mut idle = pool.idle();
             // Checked under the lock: shutdown empties the pool under it after setting `closed`.
@@ -64,6 +76,43 @@ impl Lease {
             }
         }
         pool.close_later(session, permit);
+    }
+
+    /// Clear the browser state the page left, so the next page (maybe another user's) sees
+    /// none of it; `false`: the session must be closed instead.
+    async fn clear(&mut self) -> bool {
+        if self.pool.no_devtools.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        let span = tracing::info_span!("clear browser state", session_id = %session.id);
+        match reset::clear(session).instrument(span).await {
+            Ok(()) => true,
+            Err(Unclearable::NoDevTools(message)) => {
+                if !self.pool.no_devtools.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        %message,
+                        "the WebDriver cannot clear browser state between pages: every page \
+                         gets a new session"
+                    );
+                }
+                false
+            }
+            Err(Unclearable::Unreachable(why)) => {
+                tracing::debug!(session_id = %session.id, why, "not reusing a browser session");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(
+                    session_id = %session.id,
+                    error = %e,
+                    "clearing browser state failed; closing the session"
+                );
+                false
+            }
+        }
     }
 }
 
@@ -83,6 +132,9 @@ pub(super) struct Pool {
     // Most recently used last: pages go to warm sessions and the rest age out.
     idle: Mutex<Vec<Session>>,
     closed: AtomicBool,
+    // Set once the WebDriver turned out to lack the DevTools passthrough (a Selenium Grid):
+    // state cannot be cleared, so no session serves a second page.
+    no_devtools: AtomicBool,
     live: AtomicUsize,
     created: AtomicU64,
     served: AtomicU64,
@@ -106,6 +158,7 @@ impl Pool {
             permits: Arc::new(Semaphore::new(config.pool_size)),
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            no_devtools: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             created: AtomicU64::new(0),
             served: AtomicU64::new(0),

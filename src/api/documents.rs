@@ -1,0 +1,410 @@
+//! `/v1/documents` and `/v1/summaries`: documents (pasted, or scraped pages) and their
+//! summaries, made by `summarise` jobs.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::BearerAuth;
+use super::error::ApiError;
+use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
+use super::limits;
+use crate::domain::jobs::JobState;
+use crate::store;
+use crate::store::documents::Document;
+use crate::store::jobs::NewJob;
+use crate::store::summaries::Summary;
+use crate::summarise::job::{LENGTHS, STYLES, SummaryOptions};
+
+#[derive(Tags)]
+enum DocumentTags {
+    /// Documents and their summaries.
+    Documents,
+}
+
+/// Documents and summaries.
+pub struct DocumentsApi;
+
+/// A document to store.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateDocument {
+    /// Title, 1 to 500 characters.
+    title: String,
+    /// The text; at most `summarise.max_document_bytes` bytes (413 above).
+    text: String,
+}
+
+/// A document.
+#[derive(Object)]
+struct DocumentOut {
+    /// Id.
+    id: Uuid,
+    /// Title.
+    title: String,
+    /// `upload` or `scrape`.
+    source: String,
+    /// The scraped page.
+    #[oai(skip_serializing_if_is_none)]
+    source_url: Option<String>,
+    /// Length of the text in bytes.
+    size: i32,
+    /// The text (not in listings).
+    #[oai(skip_serializing_if_is_none)]
+    text: Option<String>,
+    /// Created.
+    created_at: DateTime<Utc>,
+}
+
+impl DocumentOut {
+    fn of(d: Document, with_text: bool) -> Self {
+        Self {
+            id: d.id,
+            title: d.title,
+            source: d.source,
+            source_url: d.source_url,
+            size: d.size,
+            text: with_text.then_some(d.text),
+            created_at: d.created_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum DocumentCreated {
+    /// Stored.
+    #[oai(status = 201)]
+    Created(Json<DocumentOut>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// Deleted, with its summaries.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// A page of documents.
+#[derive(Object)]
+struct DocumentPage {
+    /// Newest first, without their text.
+    items: Vec<DocumentOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    next_cursor: Option<Uuid>,
+}
+
+/// A summary to make.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct CreateSummary {
+    /// `paragraph` (default), `bullets` or `tldr`.
+    style: Option<String>,
+    /// `short` (≤ 400 characters), `medium` (default, ≤ 1,200) or `long` (≤ 3,000).
+    length: Option<String>,
+    /// Language of the summary as an ISO 639-1 code (`en`, `de`, ...); default: the document's.
+    language: Option<String>,
+    /// Name of the configured provider to try first.
+    provider: Option<String>,
+}
+
+/// A summary.
+#[derive(Object)]
+struct SummaryOut {
+    /// Id.
+    id: Uuid,
+    /// The document summarised.
+    document_id: Uuid,
+    /// `pending`, `scheduled`, `running`, `retrying`, `succeeded`, `failed` or `cancelled`.
+    status: String,
+    /// The summary.
+    #[oai(skip_serializing_if_is_none)]
+    text: Option<String>,
+    /// The provider that answered; `builtin` for the built-in extractive summariser.
+    #[oai(skip_serializing_if_is_none)]
+    provider: Option<String>,
+    /// The model used.
+    #[oai(skip_serializing_if_is_none)]
+    model: Option<String>,
+    /// Made by the built-in extractive summariser (no provider configured, or all down).
+    builtin: bool,
+    /// Answered from the cache of identical requests.
+    cached: bool,
+    /// Tokens sent to models, over all calls.
+    tokens_in: i32,
+    /// Tokens received from models.
+    tokens_out: i32,
+    /// Chunks the document was split into for the model's context (1: it fit).
+    chunks: i32,
+    /// Model calls made.
+    model_calls: i32,
+    /// Why the last attempt failed.
+    #[oai(skip_serializing_if_is_none)]
+    error: Option<String>,
+    /// The job doing the work.
+    job_id: Uuid,
+    /// Attempts made.
+    attempts: i32,
+    /// What was asked.
+    options: serde_json::Value,
+    /// Created.
+    created_at: DateTime<Utc>,
+    /// The first attempt started.
+    #[oai(skip_serializing_if_is_none)]
+    started_at: Option<DateTime<Utc>>,
+    /// Finished.
+    #[oai(skip_serializing_if_is_none)]
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Summary> for SummaryOut {
+    fn from(s: Summary) -> Self {
+        let status = match &s.outcome {
+            Some(outcome) => outcome.clone(),
+            None => match (s.job_state.as_deref()).and_then(|stored| {
+                JobState::of(stored, s.job_run_at.unwrap_or(s.created_at), Utc::now())
+            }) {
+                Some(JobState::Dead) | None => "failed".into(),
+                Some(state) => state.as_str().to_string(),
+            },
+        };
+        Self {
+            id: s.id,
+            document_id: s.document_id,
+            status,
+            text: s.text,
+            provider: s.provider,
+            model: s.model,
+            builtin: s.builtin,
+            cached: s.cached,
+            tokens_in: s.tokens_in,
+            tokens_out: s.tokens_out,
+            chunks: s.chunks,
+            model_calls: s.model_calls,
+            error: s.error,
+            job_id: s.job_id,
+            attempts: s.attempts,
+            options: s.options,
+            created_at: s.created_at,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum SummaryStarted {
+    /// The summary is queued; follow `Location`.
+    #[oai(status = 202)]
+    Accepted(Json<SummaryOut>, #[oai(header = "Location")] String),
+}
+
+fn check_options(body: CreateSummary, state: &ApiState) -> Result<SummaryOptions, ApiError> {
+    let style = body.style.unwrap_or_else(|| "paragraph".into());
+    if !STYLES.contains(&style.as_str()) {
+        return Err(ApiError::unprocessable(format!(
+            "style must be one of {}",
+            STYLES.join(", ")
+        )));
+    }
+    let length = body.length.unwrap_or_else(|| "medium".into());
+    if !LENGTHS.contains(&length.as_str()) {
+        return Err(ApiError::unprocessable(format!(
+            "length must be one of {}",
+            LENGTHS.join(", ")
+        )));
+    }
+    if let Some(l) = &body.language
+        && !(l.len() == 2 && l.chars().all(|c| c.is_ascii_lowercase()))
+    {
+        return Err(ApiError::unprocessable(
+            "language must be an ISO 639-1 code of two lower-case letters, like en or de",
+        ));
+    }
+    if let Some(p) = &body.provider
+        && !state.summariser.knows(p)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "provider {p:?} is not configured"
+        )));
+    }
+    Ok(SummaryOptions {
+        style,
+        length,
+        language: body.language,
+        provider: body.provider,
+    })
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "DocumentTags::Documents")]
+impl DocumentsApi {
+    /// Store a document to summarise.
+    #[oai(path = "/documents", method = "post")]
+    async fn create_document(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        body: Json<CreateDocument>,
+    ) -> Result<DocumentCreated, ApiError> {
+        let title = body.0.title.trim();
+        if title.is_empty() || title.chars().count() > 500 {
+            return Err(ApiError::unprocessable("title must be 1 to 500 characters"));
+        }
+        let limit = state.config.summarise.max_document_bytes;
+        if body.0.text.len() > limit {
+            return Err(ApiError::too_large(format!(
+                "text is {} bytes; documents may have at most {limit}",
+                body.0.text.len()
+            )));
+        }
+        if body.0.text.trim().is_empty() {
+            return Err(ApiError::unprocessable("text must not be empty"));
+        }
+        if body.0.text.contains('\0') || title.contains('\0') {
+            return Err(ApiError::unprocessable(
+                "text and title must not contain the character U+0000",
+            ));
+        }
+        let doc =
+            store::documents::insert(&state.pool, auth.user_id(), title, &body.0.text).await?;
+        let location = format!("/v1/documents/{}", doc.id);
+        Ok(DocumentCreated::Created(
+            Json(DocumentOut::of(doc, false)),
+            location,
+        ))
+    }
+
+    /// List documents, newest first: a user's own, or everyone's for admins.
+    #[oai(path = "/documents", method = "get")]
+    async fn list_documents(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        /// Cursor from the previous page's `next_cursor`.
+        cursor: Query<Option<Uuid>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<i64>,
+    ) -> Result<Json<DocumentPage>, ApiError> {
+        let mut docs =
+            store::documents::list(&state.pool, auth.owner_filter(), cursor.0, limit.0 + 1).await?;
+        let next_cursor = if docs.len() as i64 > limit.0 {
+            docs.truncate(limit.0 as usize);
+            docs.last().map(|d| d.id)
+        } else {
+            None
+        };
+        Ok(Json(DocumentPage {
+            items: docs
+                .into_iter()
+                .map(|d| DocumentOut::of(d, false))
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// A document with its text.
+    #[oai(path = "/documents/:id", method = "get")]
+    async fn get_document(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<DocumentOut>, ApiError> {
+        let doc = store::documents::find(&state.pool, id.0, auth.owner_filter())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("document {}", id.0)))?;
+        Ok(Json(DocumentOut::of(doc, true)))
+    }
+
+    /// Delete a document and its summaries.
+    #[oai(path = "/documents/:id", method = "delete")]
+    async fn delete_document(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Deleted, ApiError> {
+        if !store::documents::delete(&state.pool, id.0, auth.owner_filter()).await? {
+            return Err(ApiError::not_found(format_args!("document {}", id.0)));
+        }
+        Ok(Deleted::Done)
+    }
+
+    /// Summarise a document, as a `summarise` job: one unit of the `summarise` quota is
+    /// reserved now and used only if the summary succeeds. Answers 202 with `Location`.
+    #[oai(path = "/documents/:id/summaries", method = "post")]
+    async fn create_summary(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+        /// Makes retries safe: the same key with the same body returns the first answer again
+        /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
+        /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
+        // Read by `Idempotency::new` from the raw headers; declared here for the spec.
+        #[oai(name = "Idempotency-Key")]
+        _idempotency_key: Header<Option<String>>,
+        body: FingerprintedJson<CreateSummary>,
+        req: &Request,
+    ) -> Result<Idempotent<SummaryStarted>, ApiError> {
+        let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
+        let options = check_options(body.value, &state)?;
+        let mut tx = state.pool.begin().await?;
+        if let Some(replay) = idempotency.claim(&mut tx).await? {
+            return Ok(replay);
+        }
+        let doc = store::documents::find(&mut *tx, id.0, auth.owner_filter())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("document {}", id.0)))?;
+        let summary_id = Uuid::now_v7();
+        let mut job = NewJob::new(
+            "summarise",
+            json!({ "summary_id": summary_id }),
+            state.config.jobs.kind("summarise").max_attempts,
+        );
+        job.owner_id = Some(doc.owner_id);
+        job.trace_context = crate::telemetry::current_trace_context();
+        let job_id = store::jobs::enqueue(&mut tx, &job).await?.id();
+        let options = serde_json::to_value(&options).map_err(anyhow::Error::from)?;
+        store::summaries::insert(&mut tx, summary_id, doc.owner_id, doc.id, job_id, &options)
+            .await?;
+        let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());
+        limits::charge(req, &state, &mut tx, job_id, caller, "summarise").await?;
+        let summary = store::summaries::find(&mut *tx, summary_id, None)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("summary {summary_id}")))?;
+        let response =
+            SummaryStarted::Accepted(Json(summary.into()), format!("/v1/summaries/{summary_id}"));
+        let response = idempotency.finish(&mut tx, response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// A summary: status, text, provider and model, tokens, chunks, timings.
+    #[oai(path = "/summaries/:id", method = "get")]
+    async fn get_summary(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+    ) -> Result<Json<SummaryOut>, ApiError> {
+        let summary = store::summaries::find(&state.pool, id.0, auth.owner_filter())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("summary {}", id.0)))?;
+        Ok(Json(summary.into()))
+    }
+}
+
+fn default_limit() -> i64 {
+    50
+}
