@@ -33,6 +33,8 @@ pub enum Outcome {
         error: String,
         /// No further attempts.
         permanent: bool,
+        /// Retry after this long instead of the configured backoff.
+        delay: Option<Duration>,
     },
 }
 
@@ -123,7 +125,7 @@ where
                     span.record("job.outcome", "succeeded");
                     tracing::debug!(job.id = %id, attempt = attempt_of, elapsed_ms, "job done");
                 }
-                Outcome::Failed { error, permanent } => {
+                Outcome::Failed { error, permanent, .. } => {
                     span.record("job.outcome", if *permanent { "dead" } else { "failed" });
                     span.record("otel.status_code", "ERROR");
                     span.record("error.message", error.as_str());
@@ -152,7 +154,11 @@ fn outcome_of(result: Result<Value, BoxDynError>, timeout: Duration) -> Outcome 
         Ok(value) => return Outcome::Succeeded(Some(value)),
         Err(error) => error,
     };
+    let mut delay = None;
     let (error, permanent) = if let Some(e) = error.downcast_ref::<JobError>() {
+        if let JobError::RetryIn(wait, _) = e {
+            delay = Some(*wait);
+        }
         (e.to_string(), matches!(e, JobError::Permanent(_)))
     } else if error.is::<tower::timeout::error::Elapsed>() {
         (format!("timed out after {timeout:?}"), false)
@@ -161,7 +167,11 @@ fn outcome_of(result: Result<Value, BoxDynError>, timeout: Duration) -> Outcome 
     } else {
         (error.to_string(), false)
     };
-    Outcome::Failed { error, permanent }
+    Outcome::Failed {
+        error,
+        permanent,
+        delay,
+    }
 }
 
 /// Most outcomes written by one statement.
@@ -199,9 +209,11 @@ async fn write_batch(runtime: &Runtime, batch: Vec<Ack>) {
     for ack in batch {
         match ack.outcome {
             Outcome::Succeeded(result) => done.push((ack.id, ack.attempt, result)),
-            Outcome::Failed { error, permanent } => {
-                failed.push((ack.id, ack.attempt, ack.kind, error, permanent))
-            }
+            Outcome::Failed {
+                error,
+                permanent,
+                delay,
+            } => failed.push((ack.id, ack.attempt, ack.kind, error, permanent, delay)),
         }
     }
     if !done.is_empty() {
@@ -216,10 +228,10 @@ async fn write_batch(runtime: &Runtime, batch: Vec<Ack>) {
             );
         }
     }
-    for (id, attempt, kind, error, permanent) in failed {
-        let delay = runtime
-            .backoff
-            .delay(attempt.max(1) as u32, rand::random::<f64>());
+    for (id, attempt, kind, error, permanent, delay) in failed {
+        let delay = delay.unwrap_or_else(|| {
+            (runtime.backoff).delay(attempt.max(1) as u32, rand::random::<f64>())
+        });
         let failed = retrying("recording a failed attempt", || {
             jobs::fail(
                 &runtime.pool,

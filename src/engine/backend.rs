@@ -210,6 +210,7 @@ fn task_of<A: DeserializeOwned>(runtime: &Runtime, job: ClaimedJob) -> Result<Ta
         outcome: Outcome::Failed {
             error: format!("the arguments do not fit job kind `{}`: {e}", job.kind),
             permanent: true,
+            delay: None,
         },
     })?;
     let job = Job {

@@ -37,6 +37,10 @@ pub enum JobError {
     /// Another attempt would fail the same way, e.g. a 404 or invalid input: the job is dead.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
+    /// Worth another attempt after this long (a kind's own retry schedule, or a service's
+    /// `Retry-After`) rather than after the configured backoff.
+    #[error("{1:#}")]
+    RetryIn(std::time::Duration, anyhow::Error),
 }
 
 impl JobError {
