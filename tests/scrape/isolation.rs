@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use workhorse::scrape::browser::{BrowserConfig, PageRequest};
 
-use crate::helpers::{Site, WebDriverWithoutDevTools, config, eventually, request, start};
+use crate::helpers::{
+    Site, WebDriverWithoutDevTools, closed_port, config, eventually, request, start,
+};
 
 #[tokio::test]
 async fn reused_session_shows_no_cookie_or_storage_of_the_previous_page() {
@@ -115,5 +117,33 @@ async fn webdriver_without_devtools_passthrough_gets_a_new_session_for_every_pag
             == 0)
         .await
     );
+    browser.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_page_and_not_found_page_keep_their_session() {
+    let site = Site::start().await;
+    let browser = start(BrowserConfig {
+        pool_size: 1,
+        ..config()
+    })
+    .await;
+    let refused = format!("http://127.0.0.1:{}/", closed_port());
+
+    browser
+        .load(&request(refused.parse().expect("a URL")))
+        .await
+        .expect_err("nothing listens there");
+    browser
+        .load(&request(site.url("/missing")))
+        .await
+        .expect("the 404 page");
+    let page = browser
+        .load(&request(site.url("/")))
+        .await
+        .expect("a plain page");
+
+    assert_eq!(page.title, "Home");
+    assert_eq!(browser.stats().sessions_created, 1);
     browser.shutdown().await;
 }

@@ -1,0 +1,456 @@
+//! `notify`: carry out one delivery of the outbox: a signed webhook, an FCM message or a Web
+//! Push message. Failed attempts follow `notify.retry_schedule` (with jitter); the delivery is
+//! dead after the last one. A channel the provider says is gone is turned off, not retried.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::fcm::{FcmMessage, FcmOutcome, FcmSender, ServiceAccount};
+use super::webhook;
+use super::webpush::{self, Subscription, VapidKeys};
+use crate::config::NotifyConfig;
+use crate::egress::EgressPolicy;
+use crate::engine::{Job, JobError, JobKind};
+use crate::store;
+use crate::store::notifications::{Channel, Delivery, NewEvent};
+
+/// Senders for every channel kind, and the retry schedule.
+pub struct Notifier {
+    config: NotifyConfig,
+    policy: Arc<EgressPolicy>,
+    http: reqwest::Client,
+    fcm: Option<FcmSender>,
+    vapid: OnceCell<VapidKeys>,
+}
+
+impl Notifier {
+    /// Senders as configured; the FCM service account is read now.
+    pub fn new(config: &NotifyConfig, allow: &[String]) -> anyhow::Result<Arc<Self>> {
+        let policy = EgressPolicy::new(allow).map_err(anyhow::Error::msg)?;
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .context("building the HTTP client for notifications")?;
+        let fcm = match config.fcm_service_account.as_os_str().is_empty() {
+            true => None,
+            false => {
+                let path = &config.fcm_service_account;
+                let json = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading notify.fcm_service_account {path:?}"))?;
+                let account = ServiceAccount::from_json(&json)
+                    .map_err(|e| anyhow!("notify.fcm_service_account {path:?}: {e}"))?;
+                let token_uri = Some(config.fcm_token_uri.as_str()).filter(|u| !u.is_empty());
+                Some(
+                    FcmSender::new(account, &config.fcm_base, token_uri, http.clone())
+                        .map_err(|e| anyhow!("notify.fcm_service_account: {e}"))?,
+                )
+            }
+        };
+        Ok(Arc::new(Self {
+            config: config.clone(),
+            policy: Arc::new(policy),
+            http,
+            fcm,
+            vapid: OnceCell::new(),
+        }))
+    }
+
+    /// Whether FCM channels can be served.
+    pub fn has_fcm(&self) -> bool {
+        self.fcm.is_some()
+    }
+
+    /// The egress policy webhooks obey.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// Attempts a delivery gets: one, then one per step of the schedule.
+    pub fn max_attempts(&self) -> i32 {
+        self.config.retry_schedule.len() as i32 + 1
+    }
+
+    /// The installation's VAPID keys (the first daemon creates them in the database).
+    pub async fn vapid(&self, pool: &PgPool) -> anyhow::Result<&VapidKeys> {
+        self.vapid
+            .get_or_try_init(|| async {
+                let generated = VapidKeys::generate().private_bytes();
+                let stored = store::notifications::vapid_private_key(pool, &generated).await?;
+                VapidKeys::from_private_bytes(&stored)
+                    .map_err(|e| anyhow!("the stored VAPID key: {e}"))
+            })
+            .await
+    }
+
+    /// The wait before attempt `attempt + 1`, with jitter.
+    fn wait_after(&self, attempt: i32) -> Duration {
+        let schedule = &self.config.retry_schedule;
+        let base = schedule
+            .get((attempt.max(1) - 1) as usize)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        let jitter = self.config.retry_jitter * (rand::random::<f64>() * 2.0 - 1.0);
+        base.mul_f64((1.0 + jitter).max(0.0))
+    }
+}
+
+/// Publish `event` in the caller's transaction with the notifier's attempts.
+pub async fn publish(
+    conn: &mut sqlx::PgConnection,
+    notifier: &Notifier,
+    topic: &str,
+    owner_id: Option<Uuid>,
+    payload: Value,
+) -> anyhow::Result<Uuid> {
+    let event = NewEvent {
+        topic: topic.into(),
+        owner_id,
+        payload,
+        only_channel: None,
+        max_attempts: notifier.max_attempts(),
+    };
+    Ok(store::notifications::publish(conn, &event).await?.0)
+}
+
+/// How an attempt went.
+enum Attempt {
+    Delivered(u16),
+    /// Worth another attempt (no sooner than `after`, if the receiver said so).
+    Transient {
+        status: Option<u16>,
+        error: String,
+        after: Option<Duration>,
+    },
+    /// Never worth another attempt; `gone` turns the channel off.
+    Permanent {
+        status: Option<u16>,
+        error: String,
+        gone: bool,
+    },
+}
+
+impl Notifier {
+    async fn attempt(&self, pool: &PgPool, delivery: &Delivery, channel: &Channel) -> Attempt {
+        let body = json!({
+            "type": delivery.topic,
+            "timestamp": delivery.event_at.to_rfc3339(),
+            "data": delivery.payload,
+        });
+        let target = &channel.target;
+        match channel.kind.as_str() {
+            "webhook" => {
+                let url = target["url"].as_str().unwrap_or_default();
+                let secret = channel.secret.as_deref().unwrap_or_default();
+                let bytes = body.to_string().into_bytes();
+                let id = delivery.id.to_string();
+                match webhook::send(&self.policy, url, secret, &id, &bytes, self.config.timeout)
+                    .await
+                {
+                    Ok(a) if (200..300).contains(&a.status) => Attempt::Delivered(a.status),
+                    // Standard Webhooks: 410 means the endpoint is gone for good.
+                    Ok(a) if a.status == 410 => Attempt::Permanent {
+                        status: Some(410),
+                        error: "the receiver answered 410 Gone".into(),
+                        gone: true,
+                    },
+                    Ok(a) => Attempt::Transient {
+                        status: Some(a.status),
+                        error: format!("the receiver answered {}", a.status),
+                        after: a.retry_after,
+                    },
+                    Err(webhook::SendError::Egress(e)) if e.is_refusal() => Attempt::Permanent {
+                        status: None,
+                        error: e.to_string(),
+                        gone: false,
+                    },
+                    Err(e) => Attempt::Transient {
+                        status: None,
+                        error: e.to_string(),
+                        after: None,
+                    },
+                }
+            }
+            "fcm" => {
+                let Some(fcm) = &self.fcm else {
+                    return Attempt::Transient {
+                        status: None,
+                        error: "FCM is not configured (notify.fcm_service_account)".into(),
+                        after: None,
+                    };
+                };
+                let message = FcmMessage {
+                    title: delivery.topic.clone(),
+                    body: summary_line(&delivery.payload),
+                    data: [("event".to_string(), body.to_string())]
+                        .into_iter()
+                        .collect(),
+                };
+                let token = target["token"].as_str().unwrap_or_default();
+                match fcm.send(token, &message).await {
+                    Ok(FcmOutcome::Delivered { .. }) => Attempt::Delivered(200),
+                    Ok(FcmOutcome::Unregistered) => Attempt::Permanent {
+                        status: Some(404),
+                        error: "FCM: the registration token is UNREGISTERED".into(),
+                        gone: true,
+                    },
+                    Ok(FcmOutcome::Retry {
+                        after,
+                        status,
+                        reason,
+                    }) => Attempt::Transient {
+                        status: Some(status),
+                        error: format!("FCM: {reason}"),
+                        after,
+                    },
+                    Ok(FcmOutcome::Rejected { status, reason }) => Attempt::Permanent {
+                        status: Some(status),
+                        error: format!("FCM refused the message: {reason}"),
+                        gone: false,
+                    },
+                    Err(super::fcm::FcmError::PayloadTooLarge { size, max }) => {
+                        Attempt::Permanent {
+                            status: None,
+                            error: format!("the message is {size} bytes; FCM takes at most {max}"),
+                            gone: false,
+                        }
+                    }
+                    Err(e) => Attempt::Transient {
+                        status: None,
+                        error: e.to_string(),
+                        after: None,
+                    },
+                }
+            }
+            "webpush" => {
+                let sub = Subscription {
+                    endpoint: target["endpoint"].as_str().unwrap_or_default().into(),
+                    p256dh: target["p256dh"].as_str().unwrap_or_default().into(),
+                    auth: target["auth"].as_str().unwrap_or_default().into(),
+                };
+                let keys = match self.vapid(pool).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        return Attempt::Transient {
+                            status: None,
+                            error: format!("{e:#}"),
+                            after: None,
+                        };
+                    }
+                };
+                let payload = body.to_string().into_bytes();
+                let subject = &self.config.vapid_subject;
+                match webpush::send(
+                    &self.http,
+                    keys,
+                    subject,
+                    &sub,
+                    &payload,
+                    self.config.webpush_ttl,
+                    None,
+                )
+                .await
+                {
+                    Ok(o) if (200..300).contains(&o.status) => Attempt::Delivered(o.status),
+                    Ok(o) if o.gone => Attempt::Permanent {
+                        status: Some(o.status),
+                        error: format!(
+                            "the push service answered {}: the subscription is gone",
+                            o.status
+                        ),
+                        gone: true,
+                    },
+                    Ok(o) if o.status == 429 || o.status >= 500 => Attempt::Transient {
+                        status: Some(o.status),
+                        error: format!("the push service answered {}: {}", o.status, o.body),
+                        after: o.retry_after,
+                    },
+                    Ok(o) => Attempt::Permanent {
+                        status: Some(o.status),
+                        error: format!(
+                            "the push service refused the message ({}): {}",
+                            o.status, o.body
+                        ),
+                        gone: false,
+                    },
+                    Err(webpush::WebPushError::Transport(e)) => Attempt::Transient {
+                        status: None,
+                        error: e,
+                        after: None,
+                    },
+                    Err(e) => Attempt::Permanent {
+                        status: None,
+                        error: e.to_string(),
+                        gone: false,
+                    },
+                }
+            }
+            other => Attempt::Permanent {
+                status: None,
+                error: format!("unknown channel kind {other}"),
+                gone: false,
+            },
+        }
+    }
+}
+
+/// A one-line text for a push notification's body.
+fn summary_line(payload: &Value) -> String {
+    let text = match payload.get("message").and_then(Value::as_str) {
+        Some(m) => m.to_string(),
+        None => payload.to_string(),
+    };
+    text.chars().take(200).collect()
+}
+
+/// The `notify` job's arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyArgs {
+    /// The delivery to carry out.
+    pub delivery_id: Uuid,
+}
+
+/// The `notify` kind.
+pub struct NotifyKind {
+    /// The outbox.
+    pub pool: PgPool,
+    /// The senders.
+    pub notifier: Arc<Notifier>,
+}
+
+impl JobKind for NotifyKind {
+    const NAME: &'static str = "notify";
+    type Args = NotifyArgs;
+
+    async fn run(&self, job: Job<NotifyArgs>) -> Result<Value, JobError> {
+        let id = job.args.delivery_id;
+        let Some(delivery) = store::notifications::find_delivery(&self.pool, id, None).await?
+        else {
+            return Err(JobError::permanent(anyhow!(
+                "delivery {id} no longer exists"
+            )));
+        };
+        if delivery.state == "delivered" {
+            return Ok(json!({ "delivery_id": id, "state": "delivered" }));
+        }
+        let Some(channel) =
+            store::notifications::find_channel(&self.pool, delivery.channel_id, None).await?
+        else {
+            return Err(JobError::permanent(anyhow!("the channel was deleted")));
+        };
+        let span = tracing::info_span!(
+            "notify delivery",
+            delivery.id = %id,
+            channel.id = %channel.id,
+            channel.kind = channel.kind,
+            event.topic = delivery.topic,
+            attempt = job.attempt,
+            http.response.status_code = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        if !channel.enabled {
+            let reason = channel.disabled_reason.as_deref().unwrap_or("turned off");
+            let error = format!("the channel is disabled: {reason}");
+            store::notifications::attempted(
+                &self.pool,
+                id,
+                job.attempt,
+                None,
+                Some(&error),
+                "dead",
+                None,
+            )
+            .await?;
+            span.record("outcome", "dead");
+            return Err(JobError::permanent(anyhow!(error)));
+        }
+        drop(_entered);
+        let attempt = {
+            use tracing::Instrument;
+            self.notifier
+                .attempt(&self.pool, &delivery, &channel)
+                .instrument(span.clone())
+                .await
+        };
+        let last = job.attempt >= job.max_attempts;
+        match attempt {
+            Attempt::Delivered(status) => {
+                span.record("http.response.status_code", i64::from(status));
+                span.record("outcome", "delivered");
+                store::notifications::attempted(
+                    &self.pool,
+                    id,
+                    job.attempt,
+                    Some(i32::from(status)),
+                    None,
+                    "delivered",
+                    None,
+                )
+                .await?;
+                Ok(json!({ "delivery_id": id, "status": status }))
+            }
+            Attempt::Transient {
+                status,
+                error,
+                after,
+            } => {
+                let wait = self
+                    .notifier
+                    .wait_after(job.attempt)
+                    .max(after.unwrap_or_default());
+                let (state, next) = match last {
+                    true => ("dead", None),
+                    false => (
+                        "pending",
+                        Some(Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default()),
+                    ),
+                };
+                span.record("outcome", state);
+                store::notifications::attempted(
+                    &self.pool,
+                    id,
+                    job.attempt,
+                    status.map(i32::from),
+                    Some(&error),
+                    state,
+                    next,
+                )
+                .await?;
+                Err(JobError::RetryIn(wait, anyhow!(error)))
+            }
+            Attempt::Permanent {
+                status,
+                error,
+                gone,
+            } => {
+                span.record("outcome", "dead");
+                let mut tx = self.pool.begin().await?;
+                if gone {
+                    store::notifications::set_enabled(&mut *tx, channel.id, Some(&error)).await?;
+                }
+                store::notifications::attempted(
+                    &mut *tx,
+                    id,
+                    job.attempt,
+                    status.map(i32::from),
+                    Some(&error),
+                    "dead",
+                    None,
+                )
+                .await?;
+                tx.commit().await?;
+                Err(JobError::permanent(anyhow!(error)))
+            }
+        }
+    }
+}

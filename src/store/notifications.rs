@@ -1,0 +1,386 @@
+//! Channels and their topics, events, the delivery outbox, and the VAPID key pair.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::jobs::{self, NewJob};
+
+/// A user's channel.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Channel {
+    /// Id.
+    pub id: Uuid,
+    /// Its user.
+    pub owner_id: Uuid,
+    /// `webhook`, `fcm` or `webpush`.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Where deliveries go (kind-specific).
+    pub target: Value,
+    /// The webhook signing secret.
+    pub secret: Option<String>,
+    /// Whether deliveries go out.
+    pub enabled: bool,
+    /// Why it was turned off (e.g. FCM said the token is unregistered).
+    pub disabled_reason: Option<String>,
+    /// Subscribed topics.
+    pub topics: Vec<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! channel_select {
+    () => {
+        "SELECT c.id, c.owner_id, c.kind, c.name, c.target, c.secret, c.enabled, \
+                c.disabled_reason, c.created_at, \
+                coalesce((SELECT array_agg(t.topic ORDER BY t.topic) FROM channel_topics t \
+                          WHERE t.channel_id = c.id), '{}') AS topics \
+         FROM channels c "
+    };
+}
+
+/// Store a channel with its topics.
+pub async fn insert_channel(
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+    kind: &str,
+    name: &str,
+    target: &Value,
+    secret: Option<&str>,
+    topics: &[String],
+) -> anyhow::Result<Channel> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO channels (id, owner_id, kind, name, target, secret) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(owner_id)
+    .bind(kind)
+    .bind(name)
+    .bind(target)
+    .bind(secret)
+    .execute(&mut *conn)
+    .await
+    .context("storing a channel")?;
+    set_topics(&mut *conn, id, topics).await?;
+    find_channel(&mut *conn, id, None)
+        .await?
+        .context("reading back a channel")
+}
+
+/// Replace a channel's topics.
+pub async fn set_topics(
+    conn: &mut PgConnection,
+    channel_id: Uuid,
+    topics: &[String],
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM channel_topics WHERE channel_id = $1")
+        .bind(channel_id)
+        .execute(&mut *conn)
+        .await
+        .context("replacing channel topics")?;
+    sqlx::query(
+        "INSERT INTO channel_topics (channel_id, topic) \
+         SELECT $1, t FROM unnest($2::text[]) AS t ON CONFLICT DO NOTHING",
+    )
+    .bind(channel_id)
+    .bind(topics)
+    .execute(&mut *conn)
+    .await
+    .context("storing channel topics")?;
+    Ok(())
+}
+
+/// A channel; `owner` limits it to that user's.
+pub async fn find_channel(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Option<Channel>> {
+    sqlx::query_as(concat!(
+        channel_select!(),
+        "WHERE c.id = $1 AND ($2::uuid IS NULL OR c.owner_id = $2)"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+    .context("reading a channel")
+}
+
+/// Channels, newest first; `owner` limits them to that user's.
+pub async fn list_channels(
+    db: impl PgExecutor<'_>,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Vec<Channel>> {
+    sqlx::query_as(concat!(
+        channel_select!(),
+        "WHERE $1::uuid IS NULL OR c.owner_id = $1 ORDER BY c.id DESC LIMIT 500"
+    ))
+    .bind(owner)
+    .fetch_all(db)
+    .await
+    .context("listing channels")
+}
+
+/// Delete a channel (its deliveries go with it); whether it existed.
+pub async fn delete_channel(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM channels WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)")
+            .bind(id)
+            .bind(owner)
+            .execute(db)
+            .await
+            .context("deleting a channel")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Turn a channel on (`reason` None) or off with the reason.
+pub async fn set_enabled(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE channels SET enabled = $2 IS NULL, disabled_reason = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(db)
+        .await
+        .context("turning a channel on or off")?;
+    Ok(())
+}
+
+/// An event to publish.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The topic, e.g. `scrapes.finished`.
+    pub topic: String,
+    /// The user it is about; `None`: every channel subscribed to the topic.
+    pub owner_id: Option<Uuid>,
+    /// What happened.
+    pub payload: Value,
+    /// Only this channel (a channel test), whatever its topics.
+    pub only_channel: Option<Uuid>,
+    /// Attempts each delivery gets.
+    pub max_attempts: i32,
+}
+
+/// Record `event` and a delivery with its `notify` job for every enabled channel it goes to,
+/// in the caller's transaction. Returns the event id and the delivery ids.
+pub async fn publish(
+    conn: &mut PgConnection,
+    event: &NewEvent,
+) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
+    let event_id = Uuid::now_v7();
+    let trace_context = crate::telemetry::current_trace_context();
+    sqlx::query(
+        "INSERT INTO events (id, topic, owner_id, payload, trace_context) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event_id)
+    .bind(&event.topic)
+    .bind(event.owner_id)
+    .bind(&event.payload)
+    .bind(&trace_context)
+    .execute(&mut *conn)
+    .await
+    .context("recording an event")?;
+    let targets: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT c.id, c.owner_id FROM channels c \
+         WHERE c.enabled AND CASE WHEN $3::uuid IS NOT NULL THEN c.id = $3 \
+             ELSE ($2::uuid IS NULL OR c.owner_id = $2) \
+                  AND EXISTS (SELECT 1 FROM channel_topics t \
+                              WHERE t.channel_id = c.id AND t.topic = $1) END",
+    )
+    .bind(&event.topic)
+    .bind(event.owner_id)
+    .bind(event.only_channel)
+    .fetch_all(&mut *conn)
+    .await
+    .context("finding the channels of an event")?;
+    let mut deliveries = Vec::with_capacity(targets.len());
+    for (channel_id, owner_id) in targets {
+        let id = Uuid::now_v7();
+        let job = NewJob {
+            owner_id: Some(owner_id),
+            trace_context: trace_context.clone(),
+            ..NewJob::new("notify", json!({ "delivery_id": id }), event.max_attempts)
+        };
+        let job_id = jobs::enqueue(&mut *conn, &job).await?.id();
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, channel_id, owner_id, job_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(event_id)
+        .bind(channel_id)
+        .bind(owner_id)
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await
+        .context("recording a delivery")?;
+        deliveries.push(id);
+    }
+    Ok((event_id, deliveries))
+}
+
+/// A delivery with its event and channel.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    /// Id (also the webhook's `webhook-id`: a repeat carries the same one).
+    pub id: Uuid,
+    /// The event.
+    pub event_id: Uuid,
+    /// The event's topic.
+    pub topic: String,
+    /// The event's payload.
+    pub payload: Value,
+    /// When the event happened.
+    pub event_at: DateTime<Utc>,
+    /// The channel.
+    pub channel_id: Uuid,
+    /// Its user.
+    pub owner_id: Uuid,
+    /// The job carrying it out.
+    pub job_id: Uuid,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last answer's HTTP status.
+    pub last_status: Option<i32>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! delivery_select {
+    () => {
+        "SELECT d.id, d.event_id, e.topic, e.payload, e.created_at AS event_at, d.channel_id, \
+                d.owner_id, d.job_id, d.state, d.attempts, d.last_status, d.last_error, \
+                d.next_attempt_at, d.created_at, d.delivered_at \
+         FROM deliveries d JOIN events e ON e.id = d.event_id "
+    };
+}
+
+/// A delivery; `owner` limits it to that user's.
+pub async fn find_delivery(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Option<Delivery>> {
+    sqlx::query_as(concat!(
+        delivery_select!(),
+        "WHERE d.id = $1 AND ($2::uuid IS NULL OR d.owner_id = $2)"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+    .context("reading a delivery")
+}
+
+/// Deliveries newest first, optionally of one state and one channel, after the cursor.
+pub async fn list_deliveries(
+    db: impl PgExecutor<'_>,
+    owner: Option<Uuid>,
+    state: Option<&str>,
+    channel: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> anyhow::Result<Vec<Delivery>> {
+    sqlx::query_as(concat!(
+        delivery_select!(),
+        "WHERE ($1::uuid IS NULL OR d.owner_id = $1) AND ($2::text IS NULL OR d.state = $2) \
+           AND ($3::uuid IS NULL OR d.channel_id = $3) AND ($4::uuid IS NULL OR d.id < $4) \
+         ORDER BY d.id DESC LIMIT $5"
+    ))
+    .bind(owner)
+    .bind(state)
+    .bind(channel)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("listing deliveries")
+}
+
+/// Record an attempt: its answer, and the delivery's state after it.
+pub async fn attempted(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    attempt: i32,
+    status: Option<i32>,
+    error: Option<&str>,
+    state: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET attempts = $2, last_status = $3, last_error = $4, state = $5, \
+                next_attempt_at = $6, \
+                delivered_at = CASE WHEN $5 = 'delivered' THEN now() ELSE delivered_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(status)
+    .bind(error)
+    .bind(state)
+    .bind(next_attempt_at)
+    .execute(db)
+    .await
+    .context("recording a delivery attempt")?;
+    Ok(())
+}
+
+/// Put a dead delivery back in work (its job too); whether it was dead.
+pub async fn retry_delivery(
+    conn: &mut PgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<bool> {
+    let job: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = now() \
+         WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2) AND state = 'dead' \
+         RETURNING job_id",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("putting a delivery back")?;
+    let Some(job) = job else { return Ok(false) };
+    // The job is dead (or, after a crash, still about to become so): run it again.
+    jobs::retry(&mut *conn, job, None).await?;
+    Ok(true)
+}
+
+/// The installation's VAPID private key, created by the first daemon that asks.
+pub async fn vapid_private_key(db: &sqlx::PgPool, generated: &[u8]) -> anyhow::Result<Vec<u8>> {
+    sqlx::query_scalar(
+        "WITH created AS ( \
+             INSERT INTO vapid_keys (id, private_key) VALUES (1, $1) \
+             ON CONFLICT (id) DO NOTHING RETURNING private_key \
+         ) \
+         SELECT private_key FROM created UNION ALL SELECT private_key FROM vapid_keys \
+         LIMIT 1",
+    )
+    .bind(generated)
+    .fetch_one(db)
+    .await
+    .context("reading the VAPID key")
+}

@@ -1,0 +1,5 @@
+//! Push notifications: each provider's sender against a local server playing the provider.
+
+mod fcm;
+mod push_service;
+mod webpush;
