@@ -468,9 +468,7 @@ async fn summarise_each(
     let mut ids = Vec::with_capacity(n);
     for doc in &docs {
         let url = format!("{base}/documents/{doc}/summaries");
-        let t0 = Instant::now();
         let summary = post(&client, &url, token, &options, 202).await?;
-        eprintln!("POST {:.2} ms", t0.elapsed().as_secs_f64() * 1000.0);
         let id: Uuid = (summary["id"].as_str())
             .and_then(|s| s.parse().ok())
             .context("a summary id")?;

@@ -45,10 +45,12 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
     registry.register(ScrapeKind {
         pool: pool.clone(),
         scraper: kinds.scraper.clone(),
+        notifier: kinds.notifier.clone(),
     });
     registry.register(SummariseKind {
         pool: pool.clone(),
         summariser: kinds.summariser.clone(),
+        notifier: kinds.notifier.clone(),
     });
     registry.register(NotifyKind {
         pool: pool.clone(),

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::egress::proxy::EgressProxy;
 use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
+use crate::notify::job::{Notifier, publish};
 use crate::store;
 use crate::store::scrapes::{Found, Scrape};
 
@@ -202,6 +203,8 @@ pub struct ScrapeKind {
     pub pool: PgPool,
     /// The browser.
     pub scraper: Arc<Scraper>,
+    /// Where `scrapes.finished` and `jobs.failed` go.
+    pub notifier: Arc<Notifier>,
 }
 
 impl JobKind for ScrapeKind {
@@ -223,6 +226,13 @@ impl JobKind for ScrapeKind {
             Ok(found) => {
                 let mut tx = self.pool.begin().await?;
                 let document_id = store::scrapes::succeeded(&mut tx, &scrape, &found).await?;
+                let payload = json!({
+                    "scrape_id": id, "status": "succeeded", "url": scrape.url,
+                    "final_url": found.final_url, "document_id": document_id,
+                    "message": format!("Scraped {}", found.final_url),
+                });
+                let owner = Some(scrape.owner_id);
+                publish(&mut tx, &self.notifier, "scrapes.finished", owner, payload).await?;
                 tx.commit().await?;
                 Ok(json!({
                     "scrape_id": id,
@@ -233,8 +243,26 @@ impl JobKind for ScrapeKind {
             }
             Err(failure) => {
                 let last = !failure.transient || job.attempt >= job.max_attempts;
-                store::scrapes::failed(&self.pool, id, failure.kind, &failure.message, last)
+                let mut tx = self.pool.begin().await?;
+                store::scrapes::failed(&mut *tx, id, failure.kind, &failure.message, last).await?;
+                if last {
+                    let payload = json!({
+                        "scrape_id": id, "status": "failed", "url": scrape.url,
+                        "error_kind": failure.kind, "error": failure.message,
+                        "message": format!("Scrape of {} failed: {}", scrape.url, failure.kind),
+                    });
+                    let owner = Some(scrape.owner_id);
+                    publish(
+                        &mut tx,
+                        &self.notifier,
+                        "scrapes.finished",
+                        owner,
+                        payload.clone(),
+                    )
                     .await?;
+                    publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
+                }
+                tx.commit().await?;
                 let error = anyhow!("{}: {}", failure.kind, failure.message);
                 Err(match failure.transient {
                     true => JobError::Retry(error),

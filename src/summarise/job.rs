@@ -18,6 +18,7 @@ use super::extractive::{self, ExtractiveOptions};
 use super::providers::{CompletionRequest, ProviderFailure, Providers};
 use crate::config::SummariseConfig;
 use crate::engine::{Job, JobError, JobKind};
+use crate::notify::job::{Notifier, publish};
 use crate::store;
 use crate::store::summaries::{Chunk, Done};
 
@@ -261,6 +262,8 @@ pub struct SummariseKind {
     pub pool: PgPool,
     /// The providers.
     pub summariser: Arc<Summariser>,
+    /// Where `summaries.finished` and `jobs.failed` go.
+    pub notifier: Arc<Notifier>,
 }
 
 impl SummariseKind {
@@ -386,6 +389,20 @@ impl JobKind for SummariseKind {
         if let Some(done) = store::summaries::cached(&self.pool, &key).await? {
             let mut tx = self.pool.begin().await?;
             store::summaries::succeeded(&mut tx, id, &done, true, None).await?;
+            let payload = json!({
+                "summary_id": id, "document_id": document.id, "status": "succeeded",
+                "provider": done.provider, "builtin": done.builtin, "cached": true,
+                "message": format!("Summary of {} is ready", document.title),
+            });
+            let owner = Some(summary.owner_id);
+            publish(
+                &mut tx,
+                &self.notifier,
+                "summaries.finished",
+                owner,
+                payload,
+            )
+            .await?;
             tx.commit().await?;
             return Ok(json!({ "summary_id": id, "cached": true, "provider": done.provider }));
         }
@@ -405,7 +422,23 @@ impl JobKind for SummariseKind {
                     return Err(JobError::Retry(anyhow!(error)));
                 }
                 Err(Failure::Permanent(why)) => {
-                    store::summaries::failed(&self.pool, id, &why, true).await?;
+                    let mut tx = self.pool.begin().await?;
+                    store::summaries::failed(&mut *tx, id, &why, true).await?;
+                    let payload = json!({
+                        "summary_id": id, "document_id": document.id, "status": "failed",
+                        "error": why, "message": format!("Summary of {} failed", document.title),
+                    });
+                    let owner = Some(summary.owner_id);
+                    publish(
+                        &mut tx,
+                        &self.notifier,
+                        "summaries.finished",
+                        owner,
+                        payload.clone(),
+                    )
+                    .await?;
+                    publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
+                    tx.commit().await?;
                     return Err(JobError::permanent(anyhow!(why)));
                 }
                 Err(Failure::Store(e)) => return Err(JobError::Retry(e)),
@@ -416,6 +449,20 @@ impl JobKind for SummariseKind {
         // request should get a model's summary.
         let cache = (!done.builtin || self.summariser.providers.is_empty()).then_some(key.as_str());
         store::summaries::succeeded(&mut tx, id, &done, false, cache).await?;
+        let payload = json!({
+            "summary_id": id, "document_id": document.id, "status": "succeeded",
+            "provider": done.provider, "builtin": done.builtin,
+            "message": format!("Summary of {} is ready", document.title),
+        });
+        let owner = Some(summary.owner_id);
+        publish(
+            &mut tx,
+            &self.notifier,
+            "summaries.finished",
+            owner,
+            payload,
+        )
+        .await?;
         tx.commit().await?;
         Ok(json!({
             "summary_id": id,

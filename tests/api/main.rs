@@ -7,6 +7,7 @@ mod helpers;
 mod http;
 mod idempotency;
 mod jobs;
+mod notifications;
 mod quotas;
 mod schedules;
 mod scrapes;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use workhorse::notify::webpush::{
-    MAX_PAYLOAD, PushOutcome, Subscription, VapidKeys, WebPushError, send,
+    MAX_PAYLOAD, PushOutcome, Subscription, VapidKeys, WebPushError, encrypt, send,
+    vapid_authorization,
 };
 
 use crate::push_service::{Behaviour, PushService};
@@ -181,4 +182,42 @@ async fn a_subscription_with_a_broken_key_or_an_unknown_urgency_sends_nothing() 
         "{bad_urgency:?}"
     );
     assert_eq!(service.count(), 0);
+}
+
+#[tokio::test]
+async fn the_push_service_refuses_a_foreign_signature_and_a_missing_ttl() {
+    // Guards the checks above: a service that accepted anything would pass them all.
+    let service = PushService::start(Behaviour::Accept).await;
+    let sub = service.subscription();
+    let (signer, other) = (VapidKeys::generate(), VapidKeys::generate());
+    let token = vapid_authorization(&signer, &sub.endpoint, SUBJECT, Duration::from_secs(600))
+        .expect("a token");
+    let forged = format!(
+        "{}k={}",
+        &token[..token.find("k=").expect("k=")],
+        other.public_key()
+    );
+    let post = |authorization: String, ttl: Option<&str>| {
+        let mut request = client()
+            .post(&sub.endpoint)
+            .header("content-encoding", "aes128gcm")
+            .header("content-type", "application/octet-stream")
+            .header("authorization", authorization)
+            .body(encrypt(&sub, b"{}").expect("a body"));
+        if let Some(ttl) = ttl {
+            request = request.header("ttl", ttl);
+        }
+        request.send()
+    };
+
+    let forged = post(forged, Some("60")).await.expect("an answer");
+    let no_ttl = post(token.clone(), None).await.expect("an answer");
+    let genuine = post(token, Some("60")).await.expect("an answer");
+
+    assert_eq!(forged.status(), 400);
+    assert_eq!(no_ttl.status(), 400);
+    assert_eq!(genuine.status(), 201, "{:?}", service.rejected());
+    let rejected = service.rejected();
+    assert!(rejected[0].contains("VAPID token"), "{rejected:?}");
+    assert!(rejected[1].contains("TTL"), "{rejected:?}");
 }

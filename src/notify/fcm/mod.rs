@@ -13,81 +13,28 @@
 //! - Anything else (400 `INVALID_ARGUMENT`, 403 `SENDER_ID_MISMATCH`, ...) →
 //!   [`FcmOutcome::Rejected`]: sending the same message again would fail the same way.
 //!
-//! jsonwebtoken is built without its `use_pem` feature, so the PEM key is unwrapped here (PEM to
-//! PKCS#8 to the PKCS#1 `RSAPrivateKey` its aws-lc signer takes).
+//! `key` reads the service account and its key; `token` mints and caches the access token.
+
+mod key;
+mod token;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+pub use key::ServiceAccount;
+use token::TokenSource;
+
 /// Where FCM lives when the configuration names no other base.
 pub const DEFAULT_FCM_BASE: &str = "https://fcm.googleapis.com";
 /// FCM's limit on the message payload, in bytes; checked on the serialised `message`.
 pub const MAX_PAYLOAD: usize = 4096;
-
-const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
-const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-/// Google accepts assertions valid for at most an hour.
-const ASSERTION_LIFETIME_SECS: i64 = 3600;
-/// A cached token is retired this long before Google says it expires, so a send that starts just
-/// before the expiry (plus clock skew and a slow request) never arrives with a dead token.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
-
-/// The fields of a Google service-account JSON key that the sender needs (others are ignored).
-#[derive(Clone, Deserialize)]
-pub struct ServiceAccount {
-    /// The Firebase project the messages are sent for.
-    pub project_id: String,
-    /// The service account's email, the `iss` of the grant.
-    pub client_email: String,
-    /// The PEM private key (PKCS#8, as Google issues it, or PKCS#1).
-    pub private_key: String,
-    /// Google's token endpoint, normally `https://oauth2.googleapis.com/token`.
-    pub token_uri: String,
-}
-
-impl fmt::Debug for ServiceAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceAccount")
-            .field("project_id", &self.project_id)
-            .field("client_email", &self.client_email)
-            .field("private_key", &"[redacted]")
-            .field("token_uri", &self.token_uri)
-            .finish()
-    }
-}
-
-impl ServiceAccount {
-    /// Reads a service-account key file's JSON; an error names the missing field, never the key.
-    pub fn from_json(json: &str) -> Result<Self, FcmError> {
-        // serde_json's messages name fields and positions; a wrong type for a string field can
-        // only quote a number or a bool, so no key material reaches the error.
-        let account: Self = serde_json::from_str(json)
-            .map_err(|e| FcmError::Config(format!("reading the service-account key: {e}")))?;
-        for (field, value) in [
-            ("project_id", &account.project_id),
-            ("client_email", &account.client_email),
-            ("private_key", &account.private_key),
-            ("token_uri", &account.token_uri),
-        ] {
-            if value.trim().is_empty() {
-                return Err(FcmError::Config(format!(
-                    "the service-account key has an empty `{field}`"
-                )));
-            }
-        }
-        Ok(account)
-    }
-}
 
 /// One notification to send to one device.
 #[derive(Debug, Clone, Default)]
@@ -153,26 +100,15 @@ pub enum FcmError {
 /// Sends FCM messages for one service account; share one per account, as it owns the token.
 pub struct FcmSender {
     http: reqwest::Client,
-    key: EncodingKey,
-    client_email: String,
-    token_uri: String,
     send_url: String,
-    // A tokio Mutex, held across the grant: concurrent sends with no valid token wait for the one
-    // grant in flight instead of each minting their own.
-    token: tokio::sync::Mutex<Option<AccessToken>>,
-}
-
-struct AccessToken {
-    value: String,
-    retire_at: Instant,
+    token: TokenSource,
 }
 
 impl fmt::Debug for FcmSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FcmSender")
-            .field("client_email", &self.client_email)
-            .field("token_uri", &self.token_uri)
             .field("send_url", &self.send_url)
+            .field("token_uri", &self.token.token_uri())
             .finish_non_exhaustive()
     }
 }
@@ -187,7 +123,7 @@ impl FcmSender {
         token_uri_override: Option<&str>,
         http: reqwest::Client,
     ) -> Result<Self, FcmError> {
-        let key = signing_key(&account.private_key)?;
+        let key = key::signing_key(&account.private_key)?;
         let fcm_base = http_url("the FCM base URL", fcm_base)?;
         let token_uri = http_url(
             "the token URI",
@@ -204,15 +140,17 @@ impl FcmSender {
             return Err(FcmError::Config(format!("`{project}` is not a project id")));
         }
         Ok(Self {
-            http,
-            key,
-            client_email: account.client_email,
-            token_uri: token_uri.to_string(),
             send_url: format!(
                 "{}/v1/projects/{project}/messages:send",
                 fcm_base.as_str().trim_end_matches('/')
             ),
-            token: tokio::sync::Mutex::new(None),
+            token: TokenSource::new(
+                http.clone(),
+                key,
+                account.client_email,
+                token_uri.to_string(),
+            ),
+            http,
         })
     }
 
@@ -282,7 +220,7 @@ impl FcmSender {
 
         let mut retried = false;
         loop {
-            let token = self.access_token().await?;
+            let token = self.token.get().await?;
             let response = self
                 .http
                 .post(&self.send_url)
@@ -313,118 +251,13 @@ impl FcmSender {
                     )));
                 }
                 // Revoked or expired early: drop it (unless another send already has) and mint.
-                self.forget(&token).await;
+                self.token.forget(&token).await;
                 retried = true;
                 continue;
             }
             return Ok(classify(status, after, &error));
         }
     }
-
-    /// The cached access token, or a new one when there is none or it is about to expire.
-    async fn access_token(&self) -> Result<String, FcmError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.retire_at) {
-            return Ok(token.value.clone());
-        }
-        let minted = self.mint().await?;
-        let value = minted.value.clone();
-        *cached = Some(minted);
-        Ok(value)
-    }
-
-    async fn forget(&self, stale: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.value == stale) {
-            *cached = None;
-        }
-    }
-
-    /// Exchanges a signed assertion for an access token at the token endpoint.
-    async fn mint(&self) -> Result<AccessToken, FcmError> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: &self.client_email,
-            scope: SCOPE,
-            aud: &self.token_uri,
-            iat: now,
-            exp: now + ASSERTION_LIFETIME_SECS,
-        };
-        let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
-            .map_err(|e| FcmError::Token(format!("signing the grant: {e}")))?;
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", GRANT_TYPE)
-            .append_pair("assertion", &assertion)
-            .finish();
-        // Measured from before the request, so a slow answer only shortens the token's use.
-        let asked_at = Instant::now();
-        let response = self
-            .http
-            .post(&self.token_uri)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| transport("the token endpoint", &e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport("the token endpoint", &e))?;
-        if !status.is_success() {
-            let why = match serde_json::from_slice::<GrantError>(&bytes) {
-                Ok(e) => format!("{status}: {} {}", e.error, e.error_description),
-                Err(_) => format!("{status}: {}", snippet(&bytes)),
-            };
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                return Err(FcmError::Transport(format!(
-                    "the token endpoint answered {why}"
-                )));
-            }
-            return Err(FcmError::Token(format!("the grant was refused: {why}")));
-        }
-        let granted: Granted = serde_json::from_slice(&bytes)
-            .map_err(|e| FcmError::Token(format!("the token endpoint's answer: {e}")))?;
-        if !granted.token_type.eq_ignore_ascii_case("bearer") || granted.access_token.is_empty() {
-            return Err(FcmError::Token(format!(
-                "the token endpoint issued a `{}` token, not a bearer token",
-                granted.token_type
-            )));
-        }
-        let lifetime = Duration::from_secs(granted.expires_in).saturating_sub(EXPIRY_MARGIN);
-        Ok(AccessToken {
-            value: granted.access_token,
-            retire_at: asked_at + lifetime,
-        })
-    }
-}
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    iss: &'a str,
-    scope: &'a str,
-    aud: &'a str,
-    iat: i64,
-    exp: i64,
-}
-
-#[derive(Deserialize)]
-struct Granted {
-    access_token: String,
-    expires_in: u64,
-    #[serde(default = "bearer")]
-    token_type: String,
-}
-
-fn bearer() -> String {
-    "Bearer".to_owned()
-}
-
-#[derive(Deserialize)]
-struct GrantError {
-    error: String,
-    #[serde(default)]
-    error_description: String,
 }
 
 #[derive(Serialize)]
@@ -559,150 +392,10 @@ fn http_url(what: &str, value: &str) -> Result<url::Url, FcmError> {
     Ok(parsed)
 }
 
-/// The signing key from a PEM private key, tried once so a bad key fails here, not at a send.
-/// Errors describe the key's shape only, never its content.
-fn signing_key(pem: &str) -> Result<EncodingKey, FcmError> {
-    let bad = |why: &str| FcmError::Config(format!("the service account's private_key: {why}"));
-    // Keys pasted into environment variables often carry `\n` literally.
-    let pem = pem.replace("\\n", "\n");
-    let (label, der) = pem_block(&pem).map_err(bad)?;
-    let rsa_der = match label {
-        "PRIVATE KEY" => pkcs8_rsa_key(&der).map_err(bad)?,
-        "RSA PRIVATE KEY" => der,
-        _ => return Err(bad("not an RSA private key")),
-    };
-    let key = EncodingKey::from_rsa_der(&rsa_der);
-    jsonwebtoken::crypto::sign(b"probe", &key, Algorithm::RS256)
-        .map_err(|_| bad("not a usable RSA key (2048 to 8192 bits)"))?;
-    Ok(key)
-}
-
-/// The label and decoded body of the first PEM block.
-fn pem_block(pem: &str) -> Result<(&str, Vec<u8>), &'static str> {
-    let start = pem
-        .find("-----BEGIN ")
-        .ok_or("no `-----BEGIN` line (not PEM)")?;
-    let rest = &pem[start + "-----BEGIN ".len()..];
-    let label_end = rest.find("-----").ok_or("a broken `-----BEGIN` line")?;
-    let label = &rest[..label_end];
-    let rest = &rest[label_end + "-----".len()..];
-    let end = rest
-        .find(&format!("-----END {label}-----"))
-        .ok_or("no matching `-----END` line")?;
-    let base64: String = rest[..end]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = STANDARD
-        .decode(base64)
-        .map_err(|_| "the PEM body is not base64")?;
-    Ok((label, der))
-}
-
-/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (RFC 5208).
-fn pkcs8_rsa_key(der: &[u8]) -> Result<Vec<u8>, &'static str> {
-    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-    const NOT_PKCS8: &str = "not a PKCS#8 private key";
-    let Some((0x30, info, _)) = der_element(der) else {
-        return Err(NOT_PKCS8);
-    };
-    let Some((0x02, _version, rest)) = der_element(info) else {
-        return Err(NOT_PKCS8);
-    };
-    let Some((0x30, algorithm, rest)) = der_element(rest) else {
-        return Err(NOT_PKCS8);
-    };
-    let Some((0x06, oid, _)) = der_element(algorithm) else {
-        return Err(NOT_PKCS8);
-    };
-    if oid != RSA_ENCRYPTION {
-        return Err("a PKCS#8 key that is not RSA");
-    }
-    let Some((0x04, key, _)) = der_element(rest) else {
-        return Err(NOT_PKCS8);
-    };
-    Ok(key.to_vec())
-}
-
-/// One DER element: its tag, its contents and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let octets = usize::from(first & 0x7f);
-        if octets == 0 || octets > 4 {
-            return None;
-        }
-        let (bytes, after) = rest.split_at_checked(octets)?;
-        rest = after;
-        bytes.iter().fold(0, |len, &b| len << 8 | usize::from(b))
-    };
-    let (contents, rest) = rest.split_at_checked(len)?;
-    Some((tag, contents, rest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
-
-    #[test]
-    fn from_json_names_the_missing_field() {
-        let json = r#"{"type": "service_account", "project_id": "p",
-            "private_key": "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n",
-            "token_uri": "https://oauth2.googleapis.com/token"}"#;
-
-        let error = ServiceAccount::from_json(json).expect_err("client_email is missing");
-
-        let text = error.to_string();
-        assert!(text.contains("client_email"), "{text}");
-        assert!(!text.contains("SECRET"), "{text}");
-    }
-
-    #[test]
-    fn debug_of_an_account_hides_the_key() {
-        let account = ServiceAccount {
-            project_id: "p".into(),
-            client_email: "a@p.iam.gserviceaccount.com".into(),
-            private_key: "SECRET".into(),
-            token_uri: "https://oauth2.googleapis.com/token".into(),
-        };
-
-        assert!(!format!("{account:?}").contains("SECRET"));
-    }
-
-    #[test]
-    fn a_key_that_is_not_pem_or_not_rsa_is_refused_without_quoting_it() {
-        let not_pem = signing_key("SECRET").expect_err("not PEM");
-        let ec =
-            signing_key("-----BEGIN EC PRIVATE KEY-----\nU0VDUkVU\n-----END EC PRIVATE KEY-----")
-                .expect_err("not RSA");
-        let junk = signing_key("-----BEGIN PRIVATE KEY-----\nU0VDUkVU\n-----END PRIVATE KEY-----")
-            .expect_err("not PKCS#8");
-
-        for error in [not_pem, ec, junk] {
-            let text = error.to_string();
-            assert!(matches!(error, FcmError::Config(_)), "{text}");
-            assert!(
-                !text.contains("SECRET") && !text.contains("U0VDUkVU"),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn der_element_reads_long_form_lengths_and_refuses_overruns() {
-        let mut long = vec![0x04, 0x81, 200];
-        long.extend(std::iter::repeat_n(7, 200));
-        long.push(0xff);
-
-        let (tag, contents, rest) = der_element(&long).expect("a long-form element");
-
-        assert_eq!((tag, contents.len(), rest), (0x04, 200, &[0xff][..]));
-        assert!(der_element(&[0x04, 0x05, 1, 2]).is_none());
-    }
 
     #[test]
     fn unregistered_is_found_in_the_details_whatever_the_status() {
