@@ -52,7 +52,7 @@ async fn receive(req: &Request, body: Vec<u8>, state: poem::web::Data<&Shared>) 
             .unwrap_or_default()
             .to_string()
     };
-    let (got, script) = &*state.0;
+    let (got, script) = state.0;
     got.lock().unwrap().push(Received {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),

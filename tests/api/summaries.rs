@@ -27,10 +27,13 @@ enum Mode {
     BadRequest,
 }
 
+/// Every request a fake provider got: its `Authorization` header and body.
+type Requests = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 /// A local OpenAI-compatible server recording every request.
 struct FakeProvider {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    requests: Requests,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -44,9 +47,9 @@ impl Drop for FakeProvider {
 fn completions(
     req: &poem::Request,
     PoemJson(body): PoemJson<Value>,
-    state: Data<&(Mode, Arc<Mutex<Vec<(Option<String>, Value)>>>)>,
+    state: Data<&(Mode, Requests)>,
 ) -> Response {
-    let (mode, requests) = &*state.0;
+    let (mode, requests) = state.0;
     let auth = (req.headers().get("authorization")).and_then(|v| v.to_str().ok().map(String::from));
     requests.lock().unwrap().push((auth, body.clone()));
     match mode {
