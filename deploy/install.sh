@@ -219,6 +219,12 @@ for schedule in "$repo_root"/jobs/*.toml; do
     [[ -e "$schedule" ]] || continue
     install_if_absent "$schedule" "$CONF_DIR/jobs/$(basename "$schedule")"
 done
+# The injector's sample datasets (jobs/data/*.csv), kept up to date with the release.
+install -d -m 0750 -o root -g "$SERVICE_USER" "$CONF_DIR/jobs/data"
+for dataset in "$repo_root"/jobs/data/*.csv; do
+    [[ -e "$dataset" ]] || continue
+    install -m 0640 -o root -g "$SERVICE_USER" "$dataset" "$CONF_DIR/jobs/data/"
+done
 
 # ---- systemd ----------------------------------------------------------------
 if [[ -d /run/systemd/system ]]; then

@@ -261,10 +261,9 @@ async fn publish_events(
     events: usize,
     batch: usize,
 ) -> anyhow::Result<()> {
-    let mut published = 0;
-    while published < events {
+    for first in (0..events).step_by(batch) {
         let mut tx = conn.begin().await.context("beginning a transaction")?;
-        for n in published..(published + batch).min(events) {
+        for n in first..(first + batch).min(events) {
             let event = notifications::NewEvent {
                 topic: TOPIC.into(),
                 owner_id: Some(owner),
@@ -273,7 +272,6 @@ async fn publish_events(
                 max_attempts: 7,
             };
             notifications::publish(&mut tx, &event).await?;
-            published += 1;
         }
         tx.commit().await.context("committing a batch of events")?;
     }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod limits;
 pub mod middleware;
+pub mod records;
 pub mod schedules;
 pub mod scrapes;
 pub mod tokens;
@@ -66,6 +67,7 @@ type Apis = (
     scrapes::ScrapesApi,
     documents::DocumentsApi,
     channels::ChannelsApi,
+    records::RecordsApi,
 );
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
@@ -80,6 +82,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             scrapes::ScrapesApi,
             documents::DocumentsApi,
             channels::ChannelsApi,
+            records::RecordsApi,
         ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),

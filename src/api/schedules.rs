@@ -68,6 +68,14 @@ struct LastRunOut {
     job_state: Option<String>,
 }
 
+/// Changes for one manual run.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct TriggerIn {
+    /// Arguments replacing the schedule's for this run (key by key), e.g. `{"rows": 5000}`.
+    args: Option<serde_json::Value>,
+}
+
 /// The job a manual trigger enqueued.
 #[derive(Object)]
 struct TriggeredOut {
@@ -128,19 +136,38 @@ impl SchedulesApi {
         Ok(Json(out))
     }
 
-    /// Run a schedule's job now, outside its ticks (admins only). Disabled schedules can be
-    /// triggered too.
+    /// Run a schedule's job now, outside its ticks (admins only): send `{}`, or
+    /// `{"args": {...}}` to replace some of its arguments for this run. Disabled schedules can
+    /// be triggered too.
     #[oai(path = "/schedules/:name/trigger", method = "post")]
     async fn trigger_schedule(
         &self,
         auth: BearerAuth,
         state: Data<&ApiState>,
         name: Path<String>,
+        body: Json<TriggerIn>,
     ) -> Result<Triggered, ApiError> {
         auth.require_admin()?;
         let Some(found) = state.schedules.iter().find(|s| s.name == name.0) else {
             return Err(ApiError::not_found(format_args!("schedule {:?}", name.0)));
         };
+        let mut run = found.clone();
+        if let Some(overrides) = body.0.args {
+            let (Some(args), Some(overrides)) = (run.args.as_object_mut(), overrides.as_object())
+            else {
+                return Err(ApiError::unprocessable("args must be a JSON object"));
+            };
+            for (key, value) in overrides {
+                args.insert(key.clone(), value.clone());
+            }
+            if let Some(Err(e)) = state.catalog.check(&run.kind, &run.args) {
+                return Err(ApiError::unprocessable(format!(
+                    "args do not fit job kind {}: {e}",
+                    run.kind
+                )));
+            }
+        }
+        let found = &run;
         let id = schedule::trigger(&state.pool, found, &state.config.jobs).await?;
         Ok(Triggered::Accepted(
             Json(TriggeredOut {

@@ -1,6 +1,7 @@
 //! The job kinds this daemon runs (stable names, see `../shared/DESIGN.md`).
 
 pub mod echo;
+pub mod inject;
 pub mod quota_reset;
 pub mod schedule;
 
@@ -24,6 +25,8 @@ pub struct Kinds {
     pub notifier: Arc<Notifier>,
     /// The time zone of users without their own (quota_reset).
     pub default_timezone: String,
+    /// Where the injector's datasets are: `data/` in the schedules directory.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Kinds {
@@ -34,6 +37,7 @@ impl Kinds {
             summariser: Summariser::new(&config.summarise)?,
             notifier: Notifier::new(&config.notify, &config.egress.allow)?,
             default_timezone: config.quotas.default_timezone.clone(),
+            data_dir: config.jobs.schedules_dir.join("data"),
         })
     }
 }
@@ -54,6 +58,11 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
     });
     registry.register(NotifyKind {
         pool: pool.clone(),
+        notifier: kinds.notifier.clone(),
+    });
+    registry.register(inject::InjectKind {
+        pool: pool.clone(),
+        data_dir: kinds.data_dir.clone(),
         notifier: kinds.notifier.clone(),
     });
     registry.register(quota_reset::QuotaReset {

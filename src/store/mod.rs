@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod notifications;
 pub mod quotas;
+pub mod records;
 pub mod schedules;
 pub mod scrapes;
 pub mod summaries;

@@ -103,7 +103,13 @@ async fn admins_trigger_a_schedule_now(pool: PgPool) {
     let (_, user) = app.user_with_token("ann", Role::User).await;
 
     // Disabled schedules can be triggered too.
-    let resp = app.post("/v1/schedules/off/trigger", Some(&admin)).await;
+    let resp = app
+        .post_json(
+            "/v1/schedules/off/trigger",
+            Some(&admin),
+            &serde_json::json!({}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     let body: Value = resp.json().await.unwrap();
@@ -120,14 +126,32 @@ async fn admins_trigger_a_schedule_now(pool: PgPool) {
     assert_eq!(last["job_id"], body["job_id"], "{last}");
 
     // Two triggers are two runs, not one deduplicated job.
-    let again = app.post("/v1/schedules/off/trigger", Some(&admin)).await;
+    let again = app
+        .post_json(
+            "/v1/schedules/off/trigger",
+            Some(&admin),
+            &serde_json::json!({}),
+        )
+        .await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
     let again: Value = again.json().await.unwrap();
     assert_ne!(again["job_id"], body["job_id"]);
 
-    let resp = app.post("/v1/schedules/off/trigger", Some(&user)).await;
+    let resp = app
+        .post_json(
+            "/v1/schedules/off/trigger",
+            Some(&user),
+            &serde_json::json!({}),
+        )
+        .await;
     assert_problem(resp, 403, "forbidden").await;
-    let resp = app.post("/v1/schedules/nope/trigger", Some(&admin)).await;
+    let resp = app
+        .post_json(
+            "/v1/schedules/nope/trigger",
+            Some(&admin),
+            &serde_json::json!({}),
+        )
+        .await;
     let problem = assert_problem(resp, 404, "not_found").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("nope"),
