@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark webhook deliveries on this machine: events published in batches through
-# store::notifications::publish while the real App delivers them to a local receiver that
-# answers 200 at once; 2,000 events to one channel and 200 events fanned out to 10 channels,
-# each at the notify kind's default concurrency and at 32. Reports deliveries/s (first publish
-# → last delivered) and event → delivered latency (p50/p95). Runs examples/bench_notify.rs
-# in-process against a fresh database it creates and drops. Prints a Markdown table for
-# docs/benchmarks.md (progress goes to stderr).
+# Benchmark webhook deliveries on this machine: events published (10 per transaction) through
+# store::notifications::publish to a local receiver that answers 200 at once; 2,000 events to
+# one channel and 200 events fanned out to 10 channels, each at the notify kind's default
+# concurrency and at 32, published while the real App runs (live: deliveries/s from the first
+# publish, event → delivered p50/p95) and as a backlog before it starts (deliveries/s from the
+# App's start). Runs examples/bench_notify.rs in-process against a fresh database it creates
+# and drops. Prints a Markdown table for docs/benchmarks.md (progress goes to stderr).
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.
 # BENCH_NOTIFY_BIN=path runs an already built program instead (e.g. a debug build, to smoke-test).

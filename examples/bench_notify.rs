@@ -1,9 +1,9 @@
 //! `bench_notify`: webhook deliveries per second on this machine, in-process against a fresh
 //! database: events are published in batches through `store::notifications::publish` while the
-//! real `App` delivers them to a local receiver that answers 200 at once. One channel, and a
-//! fan-out to several, each at the `notify` kind's default concurrency and at higher ones.
-//! Prints a Markdown table. Run it through `bench/notify.sh` (release build); `--quick`
-//! smoke-tests it.
+//! real `App` delivers them to a local receiver that answers 200 at once (live), or all before
+//! the `App` starts (backlog). One channel, and a fan-out to several, each at the `notify`
+//! kind's default concurrency and at a higher one. Prints a Markdown table. Run it through
+//! `bench/notify.sh` (release build); `--quick` smoke-tests it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     fanout_channels: usize,
     /// Events published per transaction.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 10)]
     batch: usize,
     /// `jobs.kinds.notify.concurrency` values to measure [default: jobs.concurrency's
     /// default, and 32].
@@ -126,11 +126,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One measured run: `events` events, each to `channels` channels, at `concurrency`.
+/// One measured run: `events` events, each to `channels` channels, at `concurrency`; published
+/// while the daemon runs, or as a `backlog` before it starts.
 struct Scenario {
     events: usize,
     channels: usize,
     concurrency: usize,
+    backlog: bool,
 }
 
 /// Every scenario in turn on the database at `url`, emptying the outbox between them;
@@ -158,41 +160,66 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
         ),
     ];
     let mut rows = Vec::new();
-    for (events, channels) in shapes {
-        for &concurrency in &levels {
-            let scenario = Scenario {
-                events,
-                channels,
-                concurrency,
-            };
-            eprintln!("{events} events × {channels} channels, notify concurrency {concurrency}");
-            reset(&pool).await?;
-            let f = deliver(url, &pool, &receiver, owner, &scenario, args.batch).await?;
-            let label = match concurrency == default_concurrency {
-                true => format!("{concurrency} (default)"),
-                false => concurrency.to_string(),
-            };
-            rows.push(format!(
-                "| {} events × {channels} channel{} = {} | {label} | {} | {} | {} | {:.2} s | {} |",
-                thousands(events as f64),
-                if channels == 1 { "" } else { "s" },
-                thousands(f.deliveries as f64),
-                thousands(f.rate),
-                ms(f.p50),
-                ms(f.p95),
-                f.publish_secs,
-                thousands(f.requests as f64),
-            ));
+    for backlog in [false, true] {
+        for (events, channels) in shapes {
+            for &concurrency in &levels {
+                let scenario = Scenario {
+                    events,
+                    channels,
+                    concurrency,
+                    backlog,
+                };
+                rows.push(measure_one(url, &pool, &receiver, owner, &scenario, args).await?);
+            }
         }
     }
     pool.close().await;
     Ok(rows)
 }
 
+/// Run `scenario` on an emptied outbox; returns its table row.
+async fn measure_one(
+    url: &str,
+    pool: &PgPool,
+    receiver: &Receiver,
+    owner: Uuid,
+    scenario: &Scenario,
+    args: &Args,
+) -> anyhow::Result<String> {
+    let (events, channels, concurrency) =
+        (scenario.events, scenario.channels, scenario.concurrency);
+    let how = match scenario.backlog {
+        true => "backlog",
+        false => "live",
+    };
+    eprintln!("{how}: {events} events × {channels} channels, notify concurrency {concurrency}");
+    reset(pool).await?;
+    let f = deliver(url, pool, receiver, owner, scenario, args.batch).await?;
+    let label = match concurrency == JobsConfig::default().concurrency {
+        true => format!("{concurrency} (default)"),
+        false => concurrency.to_string(),
+    };
+    // A backlog's deliveries waited in the queue by design: no latency to report.
+    let (p50, p95) = match scenario.backlog {
+        true => ("—".to_string(), "—".to_string()),
+        false => (ms(f.p50), ms(f.p95)),
+    };
+    Ok(format!(
+        "| {how}: {} events × {channels} channel{} = {} | {label} | {} | {p50} | {p95} | {:.2} s | {} |",
+        thousands(events as f64),
+        if channels == 1 { "" } else { "s" },
+        thousands(f.deliveries as f64),
+        thousands(f.rate),
+        f.publish_secs,
+        thousands(f.requests as f64),
+    ))
+}
+
 /// What one scenario measured.
 struct Figures {
     deliveries: usize,
-    /// Deliveries/s from the first publish until the last delivery (database clock).
+    /// Deliveries/s from the first publish (a backlog: the daemon's start) until the last
+    /// delivery, on the database clock.
     rate: f64,
     /// Event created → delivery delivered, ms.
     p50: f64,
@@ -231,24 +258,44 @@ async fn deliver(
         .await?;
     }
     let data_dir = tempfile::tempdir().context("creating a data dir")?;
-    let app = start_app(url, data_dir.path(), scenario.concurrency).await?;
     receiver.reset();
     let expected = scenario.events * scenario.channels;
+    let mut app = None;
     let outcome = async {
-        let started: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(&mut *conn)
-            .await
-            .context("reading the database clock")?;
-        let publishing = Instant::now();
-        publish_events(&mut conn, owner, scenario.events, batch).await?;
-        let publish_secs = publishing.elapsed().as_secs_f64();
+        let mut publish_secs = 0.0;
+        if scenario.backlog {
+            let publishing = Instant::now();
+            publish_events(&mut conn, owner, scenario.events, batch).await?;
+            publish_secs = publishing.elapsed().as_secs_f64();
+        }
+        // A backlog is timed from the daemon's start, live events from the first publish.
+        let started = db_clock(&mut conn).await?;
+        app = Some(start_app(url, data_dir.path(), scenario.concurrency).await?);
+        let started = match scenario.backlog {
+            true => started,
+            false => db_clock(&mut conn).await?,
+        };
+        if !scenario.backlog {
+            let publishing = Instant::now();
+            publish_events(&mut conn, owner, scenario.events, batch).await?;
+            publish_secs = publishing.elapsed().as_secs_f64();
+        }
         let deadline = Instant::now() + Duration::from_secs(60) + expected as u32 * MS_EACH;
         wait_delivered(pool, expected, deadline).await?;
         figures(pool, started, expected, publish_secs, receiver.count()).await
     }
     .await;
-    app.stop().await?;
+    if let Some(app) = app {
+        app.stop().await?;
+    }
     outcome
+}
+
+async fn db_clock(conn: &mut sqlx::PgConnection) -> anyhow::Result<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(conn)
+        .await
+        .context("reading the database clock")
 }
 
 /// The longest a single delivery may add to a scenario's deadline.

@@ -9,6 +9,7 @@ mod idempotency;
 mod jobs;
 mod notifications;
 mod quotas;
+mod records;
 mod schedules;
 mod scrapes;
 mod summaries;
