@@ -200,12 +200,8 @@ async fn a_bad_csv_fails_the_run_naming_the_line(pool: PgPool) {
     let admin = app.admin_token().await;
     let job = run(&app, &admin, json!({})).await;
     assert_eq!(job["state"], "dead", "{job}");
-    assert_eq!(
-        job["attempts"].as_array().map(Vec::len),
-        Some(1),
-        "no retries: {job}"
-    );
-    let error = job["attempts"][0]["error"]
+    assert_eq!(job["attempts"], 1, "no retries: {job}");
+    let error = job["errors"][0]["error"]
         .as_str()
         .unwrap_or_default()
         .to_string();
