@@ -4,7 +4,7 @@
 # one channel and 200 events fanned out to 10 channels, each at the notify kind's default
 # concurrency and at 32, published while the real App runs (live: deliveries/s from the first
 # publish, event → delivered p50/p95) and as a backlog before it starts (deliveries/s from the
-# App's start). Runs examples/bench_notify.rs in-process against a fresh database it creates
+# first delivery). Runs examples/bench_notify.rs in-process against a fresh database it creates
 # and drops. Prints a Markdown table for docs/benchmarks.md (progress goes to stderr).
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.

@@ -218,8 +218,8 @@ async fn measure_one(
 /// What one scenario measured.
 struct Figures {
     deliveries: usize,
-    /// Deliveries/s from the first publish (a backlog: the daemon's start) until the last
-    /// delivery, on the database clock.
+    /// Deliveries/s from the first publish (a backlog: from its first delivery) until the
+    /// last delivery, on the database clock.
     rate: f64,
     /// Event created → delivery delivered, ms.
     p50: f64,
@@ -268,14 +268,12 @@ async fn deliver(
             publish_events(&mut conn, owner, scenario.events, batch).await?;
             publish_secs = publishing.elapsed().as_secs_f64();
         }
-        // A backlog is timed from the daemon's start, live events from the first publish.
-        let started = db_clock(&mut conn).await?;
         app = Some(start_app(url, data_dir.path(), scenario.concurrency).await?);
-        let started = match scenario.backlog {
-            true => started,
-            false => db_clock(&mut conn).await?,
-        };
+        // Live events are timed from the first publish; a backlog from its first delivery, so
+        // that the daemon's start-up is left out.
+        let mut started = None;
         if !scenario.backlog {
+            started = Some(db_clock(&mut conn).await?);
             let publishing = Instant::now();
             publish_events(&mut conn, owner, scenario.events, batch).await?;
             publish_secs = publishing.elapsed().as_secs_f64();
@@ -349,13 +347,15 @@ async fn wait_delivered(pool: &PgPool, expected: usize, deadline: Instant) -> an
 /// Rate and latencies from the rows, after checking that each delivery took one attempt.
 async fn figures(
     pool: &PgPool,
-    started: DateTime<Utc>,
+    started: Option<DateTime<Utc>>,
     expected: usize,
     publish_secs: f64,
     requests: u64,
 ) -> anyhow::Result<Figures> {
-    let (count, last, retried): (i64, Option<DateTime<Utc>>, i64) = sqlx::query_as(
-        "SELECT count(*), max(delivered_at), count(*) FILTER (WHERE attempts <> 1) \
+    type Outcome = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
+    let (count, first, last, retried): Outcome = sqlx::query_as(
+        "SELECT count(*), min(delivered_at), max(delivered_at), \
+                count(*) FILTER (WHERE attempts <> 1) \
          FROM deliveries",
     )
     .fetch_one(pool)
@@ -369,7 +369,12 @@ async fn figures(
         retried == 0,
         "{retried} deliveries needed more than one attempt"
     );
-    let secs = (last.context("nothing was delivered")? - started).as_seconds_f64();
+    let (first, last) = first.zip(last).context("nothing was delivered")?;
+    // From the first delivery on, one delivery fewer was timed.
+    let (secs, timed) = match started {
+        Some(started) => ((last - started).as_seconds_f64(), expected),
+        None => ((last - first).as_seconds_f64(), expected - 1),
+    };
     let mut latencies: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM d.delivered_at - e.created_at)::float8 * 1000 \
          FROM deliveries d JOIN events e ON e.id = d.event_id",
@@ -380,7 +385,7 @@ async fn figures(
     latencies.sort_by(f64::total_cmp);
     Ok(Figures {
         deliveries: expected,
-        rate: expected as f64 / secs,
+        rate: timed as f64 / secs,
         p50: pct(&latencies, 50.0),
         p95: pct(&latencies, 95.0),
         publish_secs,
