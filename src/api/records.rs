@@ -135,6 +135,9 @@ fn parse_window(window: &str) -> Result<Duration, ApiError> {
 #[OpenApi(prefix_path = "/v1", tag = "RecordTags::Records")]
 impl RecordsApi {
     /// Records, newest first, optionally of one client and within a time range.
+    // Each query parameter is an argument of the handler: that is how poem-openapi documents
+    // them.
+    #[allow(clippy::too_many_arguments)]
     #[oai(path = "/records", method = "get")]
     async fn list_records(
         &self,
