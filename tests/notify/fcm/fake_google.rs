@@ -135,6 +135,23 @@ impl FakeGoogle {
         }
     }
 
+    /// The base URL (the FCM API and `/token`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A service-account key file's JSON for the test account, its token URI pointing here.
+    pub fn account_json(&self) -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": PROJECT,
+            "client_email": CLIENT_EMAIL,
+            "private_key": keys().private_pem,
+            "token_uri": self.state.token_uri,
+        })
+        .to_string()
+    }
+
     /// A sender for the test service account, pointed at this server.
     pub fn sender(&self) -> FcmSender {
         self.sender_with_key(&keys().private_pem)

@@ -2,7 +2,7 @@
 //! verifies the signed grant with the service account's public key) and FCM HTTP v1 (it checks
 //! the bearer token and the message body, and answers in FCM's wire format).
 
-mod fake_google;
+pub mod fake_google;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
