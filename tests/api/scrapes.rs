@@ -132,6 +132,23 @@ async fn wait_until_finished(app: &TestApp, token: &str, id: &str) -> Value {
     panic!("scrape {id} never finished");
 }
 
+/// The caller's `scrape` quota (used, reserved) once no unit is held any more (5 s at most).
+async fn scrape_quota_settled(app: &TestApp, token: &str) -> (Value, Value) {
+    let mut quota = Value::Null;
+    for _ in 0..100 {
+        let me: Value = app.get("/v1/me", Some(token)).await.json().await.unwrap();
+        quota = (me["quotas"].as_array().unwrap().iter())
+            .find(|q| q["action"] == "scrape")
+            .unwrap()
+            .clone();
+        if quota["reserved"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (quota["used"].clone(), quota["reserved"].clone())
+}
+
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
@@ -197,13 +214,10 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     assert_eq!(document.0, "An article");
     assert!(document.1.contains("First paragraph"));
     assert_eq!(document.2, "scrape");
-    let me: Value = app.get("/v1/me", Some(&token)).await.json().await.unwrap();
-    let quota = (me["quotas"].as_array().unwrap().iter())
-        .find(|q| q["action"] == "scrape")
-        .unwrap()
-        .clone();
+    // The unit is committed with the job's final state, which the engine writes just after
+    // the scrape's own result.
     assert_eq!(
-        (quota["used"].clone(), quota["reserved"].clone()),
+        scrape_quota_settled(&app, &token).await,
         (json!(1), json!(0))
     );
 
@@ -327,13 +341,8 @@ async fn private_addresses_are_refused_before_and_after_redirects(pool: PgPool) 
     );
     assert!(redirecting.hits.load(Ordering::SeqCst) >= 1);
     // A scrape that failed for good gives its unit back.
-    let me: Value = app.get("/v1/me", Some(&token)).await.json().await.unwrap();
-    let quota = (me["quotas"].as_array().unwrap().iter())
-        .find(|q| q["action"] == "scrape")
-        .unwrap()
-        .clone();
     assert_eq!(
-        (quota["used"].clone(), quota["reserved"].clone()),
+        scrape_quota_settled(&app, &token).await,
         (json!(0), json!(0))
     );
 

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::session::Session;
 
-/// Clearing takes ~0.2 s here (see `leave_page`); this only bounds a browser that hangs.
+/// Clearing takes ~0.1 s here (~0.2 s on busy cores, see `leave_page`); this only bounds a
+/// browser that hangs.
 const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The top document's origin, and the origins of its frames: those present now (reading a
