@@ -314,6 +314,7 @@ async fn publish_events(
                 owner_id: Some(owner),
                 payload: json!({ "scrape_id": Uuid::now_v7(), "n": n, "status": "succeeded" }),
                 only_channel: None,
+                all_owner_channels: false,
                 max_attempts: 7,
             };
             notifications::publish(&mut tx, &event).await?;

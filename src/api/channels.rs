@@ -404,6 +404,7 @@ impl ChannelsApi {
             owner_id: Some(channel.owner_id),
             payload: json!({ "message": format!("Test of channel {}", channel.name) }),
             only_channel: Some(channel.id),
+            all_owner_channels: false,
             max_attempts: state.notifier.max_attempts(),
         };
         let (_, deliveries) = store::notifications::publish(&mut tx, &event).await?;

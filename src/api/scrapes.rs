@@ -49,6 +49,12 @@ struct CreateScrape {
     screenshot: Option<bool>,
     /// What to keep of the page: any of `text`, `html`, `markdown` (default text and markdown).
     formats: Option<Vec<String>>,
+    /// When the scrape succeeds, summarise its document (a `summarise` job charging one unit
+    /// of the `summarise` quota; skipped, saying why, when the quota is spent).
+    summarise: Option<bool>,
+    /// When the scrape finishes, tell every channel of the user, not only those subscribed to
+    /// `scrapes.finished`.
+    notify: Option<bool>,
 }
 
 /// A scrape: what was asked, its status, and what was found.
@@ -79,6 +85,9 @@ struct ScrapeOut {
     /// The document the page became (summaries start from it).
     #[oai(skip_serializing_if_is_none)]
     document_id: Option<Uuid>,
+    /// The summary chained after the scrape (`summarise: true`).
+    #[oai(skip_serializing_if_is_none)]
+    summary_id: Option<Uuid>,
     /// Why the last attempt failed: `timeout`, `selector_not_found`, `navigation_failed`,
     /// `blocked_by_policy`, `driver_unavailable`, `invalid_url`. Only the transient ones
     /// (`timeout`, `driver_unavailable`, network failures) are retried.
@@ -140,6 +149,8 @@ impl From<Scrape> for ScrapeOut {
                 "timeout_ms": s.timeout_ms,
                 "screenshot": s.screenshot,
                 "formats": s.formats,
+                "summarise": s.chain_summary,
+                "notify": s.notify_all,
             }),
             id: s.id,
             url: s.url,
@@ -148,6 +159,7 @@ impl From<Scrape> for ScrapeOut {
             title: s.title,
             content: s.content,
             document_id: s.document_id,
+            summary_id: s.summary_id,
             error_kind: s.error_kind,
             error: s.error,
             job_id: s.job_id,
@@ -194,6 +206,8 @@ struct Checked {
     timeout_ms: i32,
     screenshot: bool,
     formats: Vec<String>,
+    chain_summary: bool,
+    notify_all: bool,
 }
 
 async fn check(body: CreateScrape, state: &ApiState) -> Result<Checked, ApiError> {
@@ -243,6 +257,8 @@ async fn check(body: CreateScrape, state: &ApiState) -> Result<Checked, ApiError
         timeout_ms: timeout_ms as i32,
         screenshot: body.screenshot.unwrap_or(false),
         formats,
+        chain_summary: body.summarise.unwrap_or(false),
+        notify_all: body.notify.unwrap_or(false),
     })
 }
 
@@ -324,6 +340,8 @@ impl ScrapesApi {
             timeout_ms: checked.timeout_ms,
             screenshot: checked.screenshot,
             formats: checked.formats,
+            chain_summary: checked.chain_summary,
+            notify_all: checked.notify_all,
         };
         store::scrapes::insert(&mut tx, &scrape).await?;
         let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());

@@ -27,6 +27,8 @@ pub struct Kinds {
     pub default_timezone: String,
     /// Where the injector's datasets are: `data/` in the schedules directory.
     pub data_dir: std::path::PathBuf,
+    /// The whole configuration (plans, for summaries chained after scrapes).
+    pub config: Arc<Config>,
 }
 
 impl Kinds {
@@ -38,6 +40,7 @@ impl Kinds {
             notifier: Notifier::new(&config.notify, &config.egress.allow)?,
             default_timezone: config.quotas.default_timezone.clone(),
             data_dir: config.jobs.schedules_dir.join("data"),
+            config: Arc::new(config.clone()),
         })
     }
 }
@@ -50,6 +53,7 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         pool: pool.clone(),
         scraper: kinds.scraper.clone(),
         notifier: kinds.notifier.clone(),
+        config: kinds.config.clone(),
     });
     registry.register(SummariseKind {
         pool: pool.clone(),

@@ -103,7 +103,8 @@ impl Notifier {
     }
 }
 
-/// Publish `event` in the caller's transaction with the notifier's attempts.
+/// Publish an event to the channels subscribed to `topic` (of `owner_id`, when given), in the
+/// caller's transaction, with the notifier's attempts.
 pub async fn publish(
     conn: &mut sqlx::PgConnection,
     notifier: &Notifier,
@@ -111,11 +112,25 @@ pub async fn publish(
     owner_id: Option<Uuid>,
     payload: Value,
 ) -> anyhow::Result<Uuid> {
+    publish_to(conn, notifier, topic, owner_id, payload, false).await
+}
+
+/// [`publish`], or with `all_channels` to every enabled channel of `owner_id` whatever its
+/// topics.
+pub async fn publish_to(
+    conn: &mut sqlx::PgConnection,
+    notifier: &Notifier,
+    topic: &str,
+    owner_id: Option<Uuid>,
+    payload: Value,
+    all_channels: bool,
+) -> anyhow::Result<Uuid> {
     let event = NewEvent {
         topic: topic.into(),
         owner_id,
         payload,
         only_channel: None,
+        all_owner_channels: all_channels,
         max_attempts: notifier.max_attempts(),
     };
     Ok(store::notifications::publish(conn, &event).await?.0)

@@ -16,9 +16,12 @@ use crate::config::Config;
 use crate::egress::proxy::EgressProxy;
 use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
-use crate::notify::job::{Notifier, publish};
+use crate::notify::job::{Notifier, publish, publish_to};
 use crate::store;
+use crate::store::jobs::NewJob;
+use crate::store::quotas::Charge;
 use crate::store::scrapes::{Found, Scrape};
+use crate::summarise::job::SummaryOptions;
 
 /// The formats a scrape can keep.
 pub const FORMATS: [&str; 3] = ["text", "html", "markdown"];
@@ -205,6 +208,82 @@ pub struct ScrapeKind {
     pub scraper: Arc<Scraper>,
     /// Where `scrapes.finished` and `jobs.failed` go.
     pub notifier: Arc<Notifier>,
+    /// Plans (to charge a chained summary) and job settings.
+    pub config: Arc<Config>,
+}
+
+impl ScrapeKind {
+    /// Request a summary of the scrape's document, charging the user's `summarise` quota like
+    /// `POST /v1/documents/{id}/summaries` would; a spent quota or a plan without summaries
+    /// skips it, saying why. Runs in a savepoint of the scrape's transaction.
+    async fn chain_summary(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        scrape: &Scrape,
+        document_id: Uuid,
+    ) -> anyhow::Result<Value> {
+        use sqlx::Acquire;
+        let (role, plan): (String, String) =
+            sqlx::query_as("SELECT role, plan FROM users WHERE id = $1")
+                .bind(scrape.owner_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        let limit = match (
+            role.as_str(),
+            self.config.plan(&plan).quotas.get("summarise"),
+        ) {
+            ("admin", _) => None,
+            (_, Some(limit)) => Some(*limit),
+            (_, None) => {
+                let why = format!("the {plan} plan does not include summarise");
+                return Ok(json!({ "skipped": why }));
+            }
+        };
+        let summary_id = Uuid::now_v7();
+        let mut job = NewJob::new(
+            "summarise",
+            json!({ "summary_id": summary_id }),
+            self.config.jobs.kind("summarise").max_attempts,
+        );
+        job.owner_id = Some(scrape.owner_id);
+        job.trace_context = crate::telemetry::current_trace_context();
+        let options = serde_json::to_value(SummaryOptions {
+            style: "paragraph".into(),
+            length: "medium".into(),
+            language: None,
+            provider: None,
+        })?;
+        let owner = scrape.owner_id;
+        let mut savepoint = tx.begin().await?;
+        let job_id = store::jobs::enqueue(&mut savepoint, &job).await?.id();
+        store::summaries::insert(
+            &mut savepoint,
+            summary_id,
+            owner,
+            document_id,
+            job_id,
+            &options,
+        )
+        .await?;
+        let tz = &self.config.quotas.default_timezone;
+        let charge =
+            store::quotas::charge(&mut savepoint, job_id, owner, "summarise", limit, tz).await?;
+        match charge {
+            Charge::Reserved(_) => {
+                store::scrapes::chained(&mut *savepoint, scrape.id, summary_id).await?;
+                savepoint.commit().await?;
+                Ok(json!({ "summary_id": summary_id }))
+            }
+            Charge::Spent(usage) => {
+                savepoint.rollback().await?;
+                let why = format!(
+                    "the daily summarise quota is used up; it resets at {}",
+                    usage.resets_at.to_rfc3339()
+                );
+                Ok(json!({ "skipped": why }))
+            }
+        }
+    }
 }
 
 impl JobKind for ScrapeKind {
@@ -226,13 +305,27 @@ impl JobKind for ScrapeKind {
             Ok(found) => {
                 let mut tx = self.pool.begin().await?;
                 let document_id = store::scrapes::succeeded(&mut tx, &scrape, &found).await?;
+                let summary = match scrape.chain_summary {
+                    true => self.chain_summary(&mut tx, &scrape, document_id).await?,
+                    false => Value::Null,
+                };
                 let payload = json!({
                     "scrape_id": id, "status": "succeeded", "url": scrape.url,
                     "final_url": found.final_url, "document_id": document_id,
+                    "summary": summary,
                     "message": format!("Scraped {}", found.final_url),
                 });
                 let owner = Some(scrape.owner_id);
-                publish(&mut tx, &self.notifier, "scrapes.finished", owner, payload).await?;
+                let all = scrape.notify_all;
+                publish_to(
+                    &mut tx,
+                    &self.notifier,
+                    "scrapes.finished",
+                    owner,
+                    payload,
+                    all,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(json!({
                     "scrape_id": id,
@@ -252,14 +345,9 @@ impl JobKind for ScrapeKind {
                         "message": format!("Scrape of {} failed: {}", scrape.url, failure.kind),
                     });
                     let owner = Some(scrape.owner_id);
-                    publish(
-                        &mut tx,
-                        &self.notifier,
-                        "scrapes.finished",
-                        owner,
-                        payload.clone(),
-                    )
-                    .await?;
+                    let all = scrape.notify_all;
+                    let topic = "scrapes.finished";
+                    publish_to(&mut tx, &self.notifier, topic, owner, payload.clone(), all).await?;
                     publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
                 }
                 tx.commit().await?;

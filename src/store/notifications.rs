@@ -170,6 +170,8 @@ pub struct NewEvent {
     pub payload: Value,
     /// Only this channel (a channel test), whatever its topics.
     pub only_channel: Option<Uuid>,
+    /// Every enabled channel of the owner, whatever its topics (a request asked to be told).
+    pub all_owner_channels: bool,
     /// Attempts each delivery gets.
     pub max_attempts: i32,
 }
@@ -198,12 +200,14 @@ pub async fn publish(
         "SELECT c.id, c.owner_id FROM channels c \
          WHERE c.enabled AND CASE WHEN $3::uuid IS NOT NULL THEN c.id = $3 \
              ELSE ($2::uuid IS NULL OR c.owner_id = $2) \
-                  AND EXISTS (SELECT 1 FROM channel_topics t \
-                              WHERE t.channel_id = c.id AND t.topic = $1) END",
+                  AND (($4 AND $2::uuid IS NOT NULL) \
+                       OR EXISTS (SELECT 1 FROM channel_topics t \
+                                  WHERE t.channel_id = c.id AND t.topic = $1)) END",
     )
     .bind(&event.topic)
     .bind(event.owner_id)
     .bind(event.only_channel)
+    .bind(event.all_owner_channels)
     .fetch_all(&mut *conn)
     .await
     .context("finding the channels of an event")?;

@@ -25,13 +25,18 @@ pub struct NewScrape {
     pub screenshot: bool,
     /// Formats to keep: `text`, `html`, `markdown`.
     pub formats: Vec<String>,
+    /// Summarise the page's document when the scrape succeeds.
+    pub chain_summary: bool,
+    /// Tell every channel of the user when it finishes.
+    pub notify_all: bool,
 }
 
 /// Insert a scrape, in the transaction that enqueues its job.
 pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO scrapes (id, owner_id, job_id, url, wait_for, timeout_ms, screenshot, formats) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO scrapes (id, owner_id, job_id, url, wait_for, timeout_ms, screenshot, formats, \
+                              chain_summary, notify_all) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(s.id)
     .bind(s.owner_id)
@@ -41,6 +46,8 @@ pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()
     .bind(s.timeout_ms)
     .bind(s.screenshot)
     .bind(&s.formats)
+    .bind(s.chain_summary)
+    .bind(s.notify_all)
     .execute(conn)
     .await
     .context("recording a scrape")?;
@@ -66,6 +73,12 @@ pub struct Scrape {
     pub screenshot: bool,
     /// Formats kept.
     pub formats: Vec<String>,
+    /// Summarise the page's document when the scrape succeeds.
+    pub chain_summary: bool,
+    /// Tell every channel of the user when it finishes.
+    pub notify_all: bool,
+    /// The summary chained after the scrape.
+    pub summary_id: Option<Uuid>,
     /// `succeeded` or `failed` once finished.
     pub outcome: Option<String>,
     /// The URL after redirects.
@@ -107,7 +120,7 @@ pub struct Scrape {
 macro_rules! scrape_select {
     () => {
         "SELECT s.id, s.owner_id, s.job_id, s.url, s.wait_for, s.timeout_ms, s.screenshot, \
-                s.formats, s.outcome, s.final_url, s.http_status, s.title, s.content, \
+                s.formats, s.chain_summary, s.notify_all, s.summary_id, s.outcome, s.final_url, s.http_status, s.title, s.content, \
                 s.screenshot_png IS NOT NULL AS has_screenshot, s.error_kind, s.error, \
                 s.document_id, s.attempts, s.navigate_ms, s.wait_ms, s.extract_ms, \
                 s.created_at, s.started_at, s.finished_at, \
@@ -249,6 +262,17 @@ pub async fn succeeded(
     .await
     .context("recording a scrape's result")?;
     Ok(document_id)
+}
+
+/// Note the summary chained after a scrape.
+pub async fn chained(db: impl PgExecutor<'_>, id: Uuid, summary_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE scrapes SET summary_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(summary_id)
+        .execute(db)
+        .await
+        .context("noting a chained summary")?;
+    Ok(())
 }
 
 /// Record an attempt's error; `last` marks the scrape failed for good.

@@ -163,11 +163,23 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     let app = app(pool, &["127.0.0.1"]).await;
     let (user_id, token) = app.user_with_token("ann", Role::User).await;
 
+    // A channel subscribed to nothing: `notify: true` reaches it anyway.
+    let hooks = Site::start(
+        "127.0.0.1",
+        Route::new().at("/hook", poem::post(poem::endpoint::make_sync(|_| "ok"))),
+    )
+    .await;
+    let channel = json!({ "kind": "webhook", "name": "hook", "url": hooks.url("/hook") });
+    let resp = app.post_json("/v1/channels", Some(&token), &channel).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
     let body = json!({
         "url": site.url("/to-article"),
         "wait_for": "#late",
         "screenshot": true,
         "formats": ["text", "html", "markdown"],
+        "summarise": true,
+        "notify": true,
     });
     let (status, s) = scrape(&app, &token, body, "?wait=25s").await;
     assert_eq!(status, StatusCode::OK, "{s}");
@@ -219,6 +231,36 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     assert_eq!(
         scrape_quota_settled(&app, &token).await,
         (json!(1), json!(0))
+    );
+
+    // The chained summary of the page's document, and the notification.
+    let summary_path = format!("/v1/summaries/{}", s["summary_id"].as_str().unwrap());
+    let mut summary = Value::Null;
+    for _ in 0..200 {
+        summary = app
+            .get(&summary_path, Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if summary["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!(summary["document_id"], s["document_id"]);
+    assert_eq!(summary["builtin"], true);
+    for _ in 0..200 {
+        if hooks.hits.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        hooks.hits.load(Ordering::SeqCst),
+        1,
+        "the channel was told once"
     );
 
     // Another user sees none of it.
