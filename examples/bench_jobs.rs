@@ -11,13 +11,10 @@ use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig, JobsConfig};
-use workhorse::domain::tokens;
-use workhorse::domain::users::{NewUser, Role};
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::store::{self, jobs};
@@ -26,6 +23,11 @@ use workhorse::store::{self, jobs};
 const SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// Sizes and connection; every size has a full and a `--quick` default.
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{admin_token, ms, pct, thousands};
+
 #[derive(Parser)]
 #[command(about = "Benchmark the job engine (see bench/jobs.sh)")]
 struct Args {
@@ -79,50 +81,19 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_tracing();
     // Two worker threads: the machine's cores, shared by the load generator and the engine.
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?
-        .block_on(run(args))
+    support::runtime()?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let admin: PgConnectOptions = args.admin_url.parse().context("parsing the admin URL")?;
-    let name = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("wh_bench_jobs_{}", std::process::id()));
-    ensure!(
-        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name {name:?} must be letters, digits and underscores"
-    );
-    let mut conn = admin.connect().await.context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    let mut url = reqwest::Url::parse(&args.admin_url).context("parsing the admin URL")?;
-    url.set_path(&format!("/{name}"));
-    let measured = measure(&args, url.as_str()).await;
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .with_context(|| format!("dropping database {name}"));
-    let rows = measured?;
-    dropped?;
-    if cfg!(debug_assertions) {
-        println!("(debug build: these figures are not representative)\n");
-    }
+    let (args, database) = (&args, args.database.clone());
+    let rows =
+        support::with_scratch_database(&args.admin_url, database, "jobs", |url| async move {
+            measure(args, &url).await
+        })
+        .await?;
+    support::warn_if_debug();
     println!("| measure | value | target | |\n|---|---|---|---|");
     for row in rows {
         println!("{row}");
@@ -396,18 +367,6 @@ async fn post_job(
         .context("sending POST /v1/jobs")
 }
 
-/// An admin user's bearer token, created straight in the database.
-async fn admin_token(pool: &PgPool) -> anyhow::Result<String> {
-    let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let user = NewUser::parse("bench", None, Role::Admin, None).map_err(anyhow::Error::msg)?;
-    let user = store::users::insert_user(&mut conn, &user)
-        .await
-        .context("creating the admin user")?;
-    let minted = tokens::mint();
-    store::tokens::insert_token(&mut conn, user.id, "bench", &minted).await?;
-    Ok(minted.secret)
-}
-
 /// Pre-enqueue `total` no-op jobs, start the engine and time until all have succeeded, on the
 /// database's clock: engine start → last finished_at. Returns jobs/s and seconds.
 async fn drain_jobs(
@@ -580,15 +539,6 @@ async fn count_jobs(pool: &PgPool) -> anyhow::Result<i64> {
         .context("counting jobs")
 }
 
-/// Nearest-rank percentile of sorted `values` (100 is the maximum); NaN when empty.
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
-}
-
 fn row(what: &str, value: String, target: &str, pass: Option<bool>) -> String {
     let verdict = match pass {
         Some(true) => "PASS",
@@ -596,24 +546,4 @@ fn row(what: &str, value: String, target: &str, pass: Option<bool>) -> String {
         None => "",
     };
     format!("| {what} | {value} | {target} | {verdict} |")
-}
-
-fn ms(value: f64) -> String {
-    match value {
-        v if v < 10.0 => format!("{v:.2} ms"),
-        v => format!("{v:.0} ms"),
-    }
-}
-
-/// `12345.6` → `12,346`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -17,8 +17,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
 use poem::{EndpointExt, Route, handler, http::StatusCode};
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig, JobsConfig, KindConfig};
@@ -30,6 +29,11 @@ use workhorse::store::{self, notifications};
 const TOPIC: &str = "scrapes.finished";
 
 /// Sizes and connection; every size has a full and a `--quick` default.
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{ms, pct, thousands};
+
 #[derive(Parser)]
 #[command(about = "Benchmark webhook deliveries (see bench/notify.sh)")]
 struct Args {
@@ -72,50 +76,19 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_tracing();
     // The machine's cores, shared by the publisher, the receiver and the daemon.
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?
-        .block_on(run(args))
+    support::runtime()?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let admin: PgConnectOptions = args.admin_url.parse().context("parsing the admin URL")?;
-    let name = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("wh_bench_notify_{}", std::process::id()));
-    ensure!(
-        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name {name:?} must be letters, digits and underscores"
-    );
-    let mut conn = admin.connect().await.context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    let mut url = reqwest::Url::parse(&args.admin_url).context("parsing the admin URL")?;
-    url.set_path(&format!("/{name}"));
-    let measured = measure(&args, url.as_str()).await;
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .with_context(|| format!("dropping database {name}"));
-    let rows = measured?;
-    dropped?;
-    if cfg!(debug_assertions) {
-        println!("(debug build: these figures are not representative)\n");
-    }
+    let (args, database) = (&args, args.database.clone());
+    let rows =
+        support::with_scratch_database(&args.admin_url, database, "notify", |url| async move {
+            measure(args, &url).await
+        })
+        .await?;
+    support::warn_if_debug();
     println!(
         "| deliveries | notify concurrency | deliveries/s | event → delivered p50 | p95 | \
          publishing took | receiver requests |\n|---|---|---|---|---|---|---|"
@@ -522,33 +495,4 @@ async fn reset(pool: &PgPool) -> anyhow::Result<()> {
         .await
         .context("emptying the outbox")?;
     Ok(())
-}
-
-/// Nearest-rank percentile of sorted `values`; NaN when empty.
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
-}
-
-fn ms(value: f64) -> String {
-    match value {
-        v if v < 10.0 => format!("{v:.2} ms"),
-        v => format!("{v:.0} ms"),
-    }
-}
-
-/// `12345.6` → `12,346`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

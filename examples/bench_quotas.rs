@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use reqwest::StatusCode;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workhorse::app::{App, Storage};
@@ -30,6 +29,11 @@ const ROOMY: u32 = 1_000_000;
 const ENQUEUE_BODY: &str = r#"{"kind":"echo","args":{}}"#;
 
 /// Sizes and connection; each size has a full and a `--quick` default.
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{ms, pct, thousands};
+
 #[derive(Parser)]
 #[command(about = "Benchmark quota-charging requests (see bench/quotas.sh)")]
 struct Args {
@@ -59,49 +63,18 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?
-        .block_on(run(args))
+    support::init_tracing();
+    support::runtime()?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let admin: PgConnectOptions = args.admin_url.parse().context("parsing the admin URL")?;
-    let name = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("wh_bench_quotas_{}", std::process::id()));
-    ensure!(
-        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name {name:?} must be letters, digits and underscores"
-    );
-    let mut conn = admin.connect().await.context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    let mut url = reqwest::Url::parse(&args.admin_url).context("parsing the admin URL")?;
-    url.set_path(&format!("/{name}"));
-    let measured = measure(&args, url.as_str()).await;
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .with_context(|| format!("dropping database {name}"));
-    let lines = measured?;
-    dropped?;
-    if cfg!(debug_assertions) {
-        println!("(debug build: these figures are not representative)\n");
-    }
+    let (args, database) = (&args, args.database.clone());
+    let lines =
+        support::with_scratch_database(&args.admin_url, database, "quotas", |url| async move {
+            measure(args, &url).await
+        })
+        .await?;
+    support::warn_if_debug();
     for line in lines {
         println!("{line}");
     }
@@ -373,33 +346,4 @@ async fn post_job(
         bail!("POST /v1/jobs answered {status} (expected {expect}): {body}");
     }
     Ok(())
-}
-
-/// Nearest-rank percentile of sorted `values`; NaN when empty.
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
-}
-
-fn ms(value: f64) -> String {
-    match value {
-        v if v < 10.0 => format!("{v:.2} ms"),
-        v => format!("{v:.0} ms"),
-    }
-}
-
-/// `12345.6` → `12,346`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

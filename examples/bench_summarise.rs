@@ -17,14 +17,11 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
 use poem::{EndpointExt, Response, Route, handler};
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use uuid::Uuid;
 use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig};
-use workhorse::domain::tokens;
-use workhorse::domain::users::{NewUser, Role};
 use workhorse::store;
 use workhorse::summarise::job::{self, SummaryOptions};
 use workhorse::summarise::providers::{CompletionRequest, ProviderConfig, Providers};
@@ -59,6 +56,11 @@ const INSTRUCTION: &str = "Summarise the document as flowing prose, in at most 1
 Write it in the document's language.";
 
 /// Sizes and connection; every size has a full and a `--quick` default.
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{admin_token, pct};
+
 #[derive(Parser)]
 #[command(about = "Benchmark summaries (see bench/summarise.sh)")]
 struct Args {
@@ -117,16 +119,8 @@ fn main() -> anyhow::Result<()> {
     let mut rows = vec![builtin(&text, runs, args.kilobytes)?];
     // Two worker threads: the machine's cores, shared by the load generator, the fake
     // provider and the daemon.
-    rows.extend(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("building the tokio runtime")?
-            .block_on(run(&args, &text))?,
-    );
-    if cfg!(debug_assertions) {
-        println!("(debug build: these figures are not representative)\n");
-    }
+    rows.extend(support::runtime()?.block_on(run(&args, &text))?);
+    support::warn_if_debug();
     println!("| measure | value |\n|---|---|");
     for row in rows {
         println!("{row}");
@@ -196,31 +190,15 @@ async fn run(args: &Args, text: &str) -> anyhow::Result<Vec<String>> {
     eprintln!("model calls: {calls} raw and {calls} through Providers::complete");
     let (mut rows, provider_ms) = provider_overhead(&fake, text, calls).await?;
 
-    let admin: PgConnectOptions = args.admin_url.parse().context("parsing the admin URL")?;
-    let name = (args.database.clone())
-        .unwrap_or_else(|| format!("wh_bench_summarise_{}", std::process::id()));
-    ensure!(
-        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name {name:?} must be letters, digits and underscores"
-    );
-    let mut conn = admin.connect().await.context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("creating database {name}"))?;
-    let mut url = reqwest::Url::parse(&args.admin_url).context("parsing the admin URL")?;
-    url.set_path(&format!("/{name}"));
     let summaries = args.size(args.summaries, 200, 20);
     eprintln!("end to end: {summaries} summaries, one document each");
-    let measured = end_to_end(url.as_str(), &fake, text, summaries, provider_ms).await;
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .with_context(|| format!("dropping database {name}"));
-    rows.extend(measured?);
-    dropped?;
+    let database = args.database.clone();
+    let measured = support::with_scratch_database(&args.admin_url, database, "summarise", |url| {
+        let fake = &fake;
+        async move { end_to_end(&url, fake, text, summaries, provider_ms).await }
+    })
+    .await?;
+    rows.extend(measured);
     Ok(rows)
 }
 
@@ -562,27 +540,6 @@ async fn timings(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<(Vec<f64>, Vec<f
         column.sort_by(f64::total_cmp);
     }
     Ok(columns)
-}
-
-/// An admin user's bearer token (admins have no quota), created straight in the database.
-async fn admin_token(pool: &PgPool) -> anyhow::Result<String> {
-    let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let user = NewUser::parse("bench", None, Role::Admin, None).map_err(anyhow::Error::msg)?;
-    let user = store::users::insert_user(&mut conn, &user)
-        .await
-        .context("creating the admin user")?;
-    let minted = tokens::mint();
-    store::tokens::insert_token(&mut conn, user.id, "bench", &minted).await?;
-    Ok(minted.secret)
-}
-
-/// Nearest-rank percentile of sorted `values` (100 is the maximum); NaN when empty.
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
 }
 
 fn row(what: &str, value: String) -> String {
