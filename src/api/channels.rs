@@ -457,12 +457,7 @@ impl ChannelsApi {
             limit.0 + 1,
         )
         .await?;
-        let next_cursor = if rows.len() as i64 > limit.0 {
-            rows.truncate(limit.0 as usize);
-            rows.last().map(|d| d.id)
-        } else {
-            None
-        };
+        let next_cursor = super::next_cursor(&mut rows, limit.0, |d| d.id);
         Ok(Json(DeliveryPage {
             items: rows.into_iter().map(DeliveryOut::from).collect(),
             next_cursor,

@@ -297,12 +297,7 @@ impl DocumentsApi {
     ) -> Result<Json<DocumentPage>, ApiError> {
         let mut docs =
             store::documents::list(&state.pool, auth.owner_filter(), cursor.0, limit.0 + 1).await?;
-        let next_cursor = if docs.len() as i64 > limit.0 {
-            docs.truncate(limit.0 as usize);
-            docs.last().map(|d| d.id)
-        } else {
-            None
-        };
+        let next_cursor = super::next_cursor(&mut docs, limit.0, |d| d.id);
         Ok(Json(DocumentPage {
             items: docs
                 .into_iter()

@@ -95,6 +95,17 @@ pub fn service() -> OpenApiService<Apis, ()> {
     )
 }
 
+/// For a page read with `limit + 1` rows: drop the extra row and return the cursor of the page's
+/// last row (`key` of it), or `None` when this is the last page.
+pub fn next_cursor<T, K>(rows: &mut Vec<T>, limit: i64, key: impl FnOnce(&T) -> K) -> Option<K> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(key)
+}
+
 /// The OpenAPI document as JSON.
 pub fn spec_json() -> String {
     service().spec()

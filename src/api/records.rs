@@ -165,12 +165,7 @@ impl RecordsApi {
             after: cursor.0.as_deref().map(parse_cursor).transpose()?,
         };
         let mut rows = store::records::list(&state.pool, &filter, limit.0 + 1).await?;
-        let next_cursor = if rows.len() as i64 > limit.0 {
-            rows.truncate(limit.0 as usize);
-            rows.last().map(cursor_of)
-        } else {
-            None
-        };
+        let next_cursor = super::next_cursor(&mut rows, limit.0, cursor_of);
         Ok(Json(RecordPage {
             items: rows.into_iter().map(RecordOut::from).collect(),
             next_cursor,

@@ -392,12 +392,7 @@ impl ScrapesApi {
     ) -> Result<Json<ScrapePage>, ApiError> {
         let mut rows =
             store::scrapes::list(&state.pool, auth.owner_filter(), cursor.0, limit.0 + 1).await?;
-        let next_cursor = if rows.len() as i64 > limit.0 {
-            rows.truncate(limit.0 as usize);
-            rows.last().map(|s| s.id)
-        } else {
-            None
-        };
+        let next_cursor = super::next_cursor(&mut rows, limit.0, |s| s.id);
         Ok(Json(ScrapePage {
             items: rows.into_iter().map(ScrapeOut::from).collect(),
             next_cursor,

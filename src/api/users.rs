@@ -328,12 +328,7 @@ impl UsersApi {
         auth.require_admin()?;
         let mut conn = state.pool.acquire().await?;
         let mut users = store::users::list_users(&mut conn, cursor.0, limit.0 + 1).await?;
-        let next_cursor = if users.len() as i64 > limit.0 {
-            users.truncate(limit.0 as usize);
-            users.last().map(|u| u.id)
-        } else {
-            None
-        };
+        let next_cursor = super::next_cursor(&mut users, limit.0, |u| u.id);
         Ok(Json(UserPage {
             items: users.into_iter().map(UserOut::from).collect(),
             next_cursor,

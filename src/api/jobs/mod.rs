@@ -225,12 +225,8 @@ impl JobsApi {
             limit: limit.0 + 1,
         };
         let mut jobs = store::jobs::list_jobs(&state.pool, &filter).await?;
-        let next_cursor = if jobs.len() as i64 > limit.0 {
-            jobs.truncate(limit.0 as usize);
-            jobs.last().map(|j| j.id.simple().to_string())
-        } else {
-            None
-        };
+        let next_cursor =
+            crate::api::next_cursor(&mut jobs, limit.0, |j| j.id.simple().to_string());
         let items =
             (jobs.into_iter().map(JobSummaryOut::try_from)).collect::<anyhow::Result<_>>()?;
         Ok(Json(JobPage { items, next_cursor }))
