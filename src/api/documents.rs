@@ -165,15 +165,13 @@ struct SummaryOut {
 
 impl From<Summary> for SummaryOut {
     fn from(s: Summary) -> Self {
-        let status = match &s.outcome {
-            Some(outcome) => outcome.clone(),
-            None => match (s.job_state.as_deref()).and_then(|stored| {
-                JobState::of(stored, s.job_run_at.unwrap_or(s.created_at), Utc::now())
-            }) {
-                Some(JobState::Dead) | None => "failed".into(),
-                Some(state) => state.as_str().to_string(),
-            },
-        };
+        let run_at = s.job_run_at.unwrap_or(s.created_at);
+        let status = JobState::of_work(
+            s.outcome.as_deref(),
+            s.job_state.as_deref(),
+            run_at,
+            Utc::now(),
+        );
         Self {
             id: s.id,
             document_id: s.document_id,

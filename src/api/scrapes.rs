@@ -122,16 +122,13 @@ impl ScrapeOut {
 }
 
 fn status(s: &Scrape) -> String {
-    if let Some(outcome) = &s.outcome {
-        return outcome.clone();
-    }
-    let state = (s.job_state.as_deref())
-        .and_then(|stored| JobState::of(stored, s.job_run_at.unwrap_or(s.created_at), Utc::now()));
-    match state {
-        Some(JobState::Dead) | None => "failed",
-        Some(state) => state.as_str(),
-    }
-    .to_string()
+    let run_at = s.job_run_at.unwrap_or(s.created_at);
+    JobState::of_work(
+        s.outcome.as_deref(),
+        s.job_state.as_deref(),
+        run_at,
+        Utc::now(),
+    )
 }
 
 impl From<Scrape> for ScrapeOut {

@@ -24,6 +24,25 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The status of work a job does for a resource (a scrape, a summary): the outcome the job
+    /// recorded once finished, else its job's state; a job that is dead (or pruned) without
+    /// recording one failed.
+    pub fn of_work(
+        outcome: Option<&str>,
+        job_state: Option<&str>,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> String {
+        if let Some(outcome) = outcome {
+            return outcome.to_string();
+        }
+        match job_state.and_then(|stored| JobState::of(stored, run_at, now)) {
+            Some(JobState::Dead) | None => "failed",
+            Some(state) => state.as_str(),
+        }
+        .to_string()
+    }
+
     /// The state of a stored row: `pending` with a future `run_at` reads as scheduled.
     pub fn of(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<Self> {
         Some(match stored {
