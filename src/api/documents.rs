@@ -367,6 +367,7 @@ impl DocumentsApi {
         );
         job.owner_id = Some(doc.owner_id);
         job.trace_context = crate::telemetry::current_trace_context();
+        job.quota_action = Some("summarise".into());
         let job_id = store::jobs::enqueue(&mut tx, &job).await?.id();
         let options = serde_json::to_value(&options).map_err(anyhow::Error::from)?;
         store::summaries::insert(&mut tx, summary_id, doc.owner_id, doc.id, job_id, &options)

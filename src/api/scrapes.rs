@@ -322,6 +322,7 @@ impl ScrapesApi {
         );
         job.owner_id = Some(auth.user_id());
         job.trace_context = crate::telemetry::current_trace_context();
+        job.quota_action = Some("scrape".into());
 
         let mut tx = state.pool.begin().await?;
         if let Some(replay) = idempotency.claim(&mut tx).await? {

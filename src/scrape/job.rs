@@ -247,6 +247,7 @@ impl ScrapeKind {
         );
         job.owner_id = Some(scrape.owner_id);
         job.trace_context = crate::telemetry::current_trace_context();
+        job.quota_action = Some("summarise".into());
         let options = serde_json::to_value(SummaryOptions {
             style: "paragraph".into(),
             length: "medium".into(),

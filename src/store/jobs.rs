@@ -28,6 +28,9 @@ pub struct NewJob {
     pub owner_id: Option<Uuid>,
     /// W3C trace context of the enqueuing request.
     pub trace_context: Value,
+    /// The plan quota the job charges (`store::quotas::charge` in the same transaction); the
+    /// job's final state then settles the unit.
+    pub quota_action: Option<String>,
 }
 
 impl NewJob {
@@ -42,6 +45,7 @@ impl NewJob {
             dedup_key: None,
             owner_id: None,
             trace_context: Value::Object(Default::default()),
+            quota_action: None,
         }
     }
 }
@@ -70,8 +74,8 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     let id = Uuid::now_v7();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
-                           trace_context) \
-         VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9) \
+                           trace_context, quota_action) \
+         VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (kind, dedup_key) \
              WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
          DO NOTHING RETURNING id",
@@ -85,6 +89,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     .bind(&job.dedup_key)
     .bind(job.owner_id)
     .bind(&job.trace_context)
+    .bind(&job.quota_action)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = inserted {

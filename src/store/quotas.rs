@@ -36,7 +36,8 @@ pub enum Charge {
     Spent(Usage),
 }
 
-/// Reserve one unit of `action` for `job_id` of `user_id`, unless `limit` units are already used
+/// Reserve one unit of `action` for `job_id` of `user_id` (enqueued with `quota_action` set to
+/// `action`, so that its final state settles the unit), unless `limit` units are already used
 /// or reserved in the current period (`None`: no limit, the unit is only counted). Run it in the
 /// transaction that enqueues the job: concurrent charges of one user and action queue on the
 /// counter's row lock, so the count never passes the limit. A period that has ended is started
@@ -113,12 +114,6 @@ pub async fn charge(
     .execute(&mut *conn)
     .await
     .context("recording a quota charge")?;
-    sqlx::query("UPDATE jobs SET quota_action = $2 WHERE id = $1")
-        .bind(job_id)
-        .bind(action)
-        .execute(&mut *conn)
-        .await
-        .context("marking a job as charged")?;
     Ok(Charge::Reserved(usage))
 }
 

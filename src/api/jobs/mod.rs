@@ -100,6 +100,7 @@ fn new_job(body: CreateJob, state: &ApiState, owner: Uuid) -> Result<NewJob, Api
         dedup_key: body.dedup_key,
         owner_id: Some(owner),
         trace_context: crate::telemetry::current_trace_context(),
+        quota_action: limits::action_of(state, kind),
     })
 }
 
