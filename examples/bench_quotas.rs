@@ -183,6 +183,7 @@ impl Server {
             quotas: BTreeMap::from([("scrape".to_string(), ROOMY)]),
             rate_limit: ROOMY,
             rate_window: Duration::from_secs(60),
+            ..PlanConfig::default()
         };
         config.plans.insert(PLAN.to_string(), plan);
         if charging {

@@ -238,6 +238,59 @@ pub struct PlanConfig {
     /// The window of `rate_limit`.
     #[serde(with = "humantime_serde", default = "one_minute")]
     pub rate_window: Duration,
+    /// Unrevoked API tokens a user may hold.
+    #[serde(default = "PlanConfig::default_max_tokens")]
+    pub max_tokens: u32,
+    /// Notification channels a user may have.
+    #[serde(default = "PlanConfig::default_max_channels")]
+    pub max_channels: u32,
+    /// Documents a user may keep.
+    #[serde(default = "PlanConfig::default_max_documents")]
+    pub max_documents: u32,
+    /// Live (pending, scheduled, running, retrying) jobs a user may have at once.
+    #[serde(default = "PlanConfig::default_max_live_jobs")]
+    pub max_live_jobs: u32,
+    /// Highest `priority` a user may give a job (the lowest is its negative).
+    #[serde(default)]
+    pub max_priority: i16,
+    /// Most attempts a user may ask for a job.
+    #[serde(default = "PlanConfig::default_max_attempts")]
+    pub max_attempts: i32,
+}
+
+impl Default for PlanConfig {
+    /// No quotas, 120 requests a minute, the free plan's bounds.
+    fn default() -> Self {
+        Self {
+            quotas: BTreeMap::new(),
+            rate_limit: 120,
+            rate_window: one_minute(),
+            max_tokens: Self::default_max_tokens(),
+            max_channels: Self::default_max_channels(),
+            max_documents: Self::default_max_documents(),
+            max_live_jobs: Self::default_max_live_jobs(),
+            max_priority: 0,
+            max_attempts: Self::default_max_attempts(),
+        }
+    }
+}
+
+impl PlanConfig {
+    fn default_max_tokens() -> u32 {
+        10
+    }
+    fn default_max_channels() -> u32 {
+        10
+    }
+    fn default_max_documents() -> u32 {
+        1_000
+    }
+    fn default_max_live_jobs() -> u32 {
+        100
+    }
+    fn default_max_attempts() -> i32 {
+        5
+    }
 }
 
 fn one_minute() -> Duration {
@@ -252,11 +305,20 @@ fn default_plans() -> BTreeMap<String, PlanConfig> {
             ("summarise".to_string(), summarise),
         ]),
         rate_limit,
-        rate_window: one_minute(),
+        ..PlanConfig::default()
+    };
+    let pro = PlanConfig {
+        max_tokens: 50,
+        max_channels: 100,
+        max_documents: 100_000,
+        max_live_jobs: 2_000,
+        max_priority: 10,
+        max_attempts: 10,
+        ..plan(1000, 500, 1200)
     };
     BTreeMap::from([
         ("free".to_string(), plan(20, 10, 120)),
-        ("pro".to_string(), plan(1000, 500, 1200)),
+        ("pro".to_string(), pro),
     ])
 }
 

@@ -10,9 +10,9 @@ use super::ApiState;
 use super::error::{ApiError, is_unavailable};
 use super::limits;
 use crate::domain::tokens;
+use crate::domain::users::Caller;
 use crate::domain::users::Role;
 use crate::store;
-use crate::store::tokens::Caller;
 
 /// A caller authenticated by an API token (`Authorization: Bearer wh_...`).
 #[derive(SecurityScheme)]

@@ -7,6 +7,8 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
+use crate::work::WorkError;
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -41,6 +43,10 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// The plan bound that refused the request (`code` = `plan_limit`), e.g. `max_channels`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
 }
 
 impl Problem {
@@ -54,6 +60,7 @@ impl Problem {
             code: code.into(),
             request_id: current_request_id(),
             quota: None,
+            bound: None,
         }
     }
 
@@ -171,6 +178,46 @@ impl ApiError {
             return Self::conflict(conflict_detail);
         }
         Self::from(anyhow::Error::from(error))
+    }
+}
+
+impl From<WorkError> for ApiError {
+    fn from(error: WorkError) -> Self {
+        match error {
+            WorkError::Invalid { detail, .. } => Self::unprocessable(detail),
+            WorkError::Forbidden(detail) => Self::forbidden(detail),
+            WorkError::NotFound(what) => Self::not_found(what),
+            WorkError::Conflict(detail) => Self::conflict(detail),
+            WorkError::Bound {
+                bound,
+                value,
+                detail,
+                ..
+            } => {
+                let status = match value {
+                    true => StatusCode::UNPROCESSABLE_ENTITY,
+                    false => StatusCode::FORBIDDEN,
+                };
+                let mut problem = Problem::new(status, "plan_limit", detail);
+                problem.bound = Some(bound.to_string());
+                match value {
+                    true => Self::Unprocessable(Json(problem)),
+                    false => Self::Forbidden(Json(problem)),
+                }
+            }
+            WorkError::QuotaSpent {
+                action,
+                resets_at,
+                detail,
+            } => {
+                let wait = crate::domain::quotas::ceil_secs(resets_at - chrono::Utc::now()).max(1);
+                let mut problem =
+                    Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota_exhausted", detail);
+                problem.quota = Some(action);
+                Self::TooManyRequests(Json(problem), wait)
+            }
+            WorkError::Internal(error) => Self::from(error),
+        }
     }
 }
 

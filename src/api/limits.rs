@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::ApiState;
 use super::error::{ApiError, Problem};
 use crate::domain::quotas::{self, Gcra, LimitState, ceil_secs};
+use crate::domain::users::Caller;
 use crate::domain::users::Role;
 use crate::store;
 use crate::store::quotas::{Charge, Usage};
-use crate::store::tokens::Caller;
 
 /// The limits that applied to a request, collected while it is served; the HTTP layer turns
 /// them into headers. One per request, in its extensions.
@@ -96,9 +96,14 @@ pub async fn check_rate(
         limit: plan.rate_limit,
         window: plan.rate_window,
     };
-    let hit = store::quotas::hit_rate(&mut *conn, caller.token_id, gcra.limit, gcra.window)
-        .await
-        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
+    let hit = store::quotas::hit_rate(
+        &mut *conn,
+        caller.token_id.unwrap_or(caller.user_id),
+        gcra.limit,
+        gcra.window,
+    )
+    .await
+    .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
     let now = Utc::now();
     let resets_at = now + chrono::TimeDelta::from_std(hit.ahead).unwrap_or_default();
     let remaining = if hit.allowed {

@@ -3,6 +3,35 @@
 use std::fmt;
 use std::str::FromStr;
 
+use uuid::Uuid;
+
+/// Who is asking for a piece of work: every use case in `work::` takes one, whether the act
+/// comes from an API token, the dashboard, the CLI, a schedule, or a job that chains work for
+/// its owner (then `token_id` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their role.
+    pub role: Role,
+    /// The token used, when the act came through one.
+    pub token_id: Option<Uuid>,
+    /// The user's plan.
+    pub plan: String,
+}
+
+impl Caller {
+    /// Whether the caller is an admin (unbounded by plans, sees everything).
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The owner filter for reads: `None` (everything) for admins, else the caller's id.
+    pub fn owner_filter(&self) -> Option<Uuid> {
+        (!self.is_admin()).then_some(self.user_id)
+    }
+}
+
 /// What a user may do: admins manage users and see everything; users see their own resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::tokens::MintedToken;
-use crate::domain::users::Role;
+use crate::domain::users::Caller;
 
 /// A stored token, without its secret.
 #[derive(Debug, Clone)]
@@ -54,19 +54,6 @@ macro_rules! token_columns {
     };
 }
 
-/// The caller a valid token belongs to.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The user.
-    pub user_id: Uuid,
-    /// Their role.
-    pub role: Role,
-    /// The token used.
-    pub token_id: Uuid,
-    /// The user's plan.
-    pub plan: String,
-}
-
 /// Store a minted token for `user_id`.
 pub async fn insert_token(
     conn: &mut PgConnection,
@@ -109,7 +96,7 @@ pub async fn authenticate(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Resul
         Ok(Caller {
             user_id,
             role: role.parse().map_err(anyhow::Error::msg)?,
-            token_id,
+            token_id: Some(token_id),
             plan,
         })
     })
