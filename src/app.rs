@@ -23,6 +23,7 @@ use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
 use crate::summarise::job::Summariser;
+use crate::work::Work;
 
 /// How long start-up waits for PostgreSQL before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
@@ -159,15 +160,22 @@ impl App {
     /// Serve until the shutdown token is cancelled, let in-flight work finish within
     /// `shutdown.timeout`, then release storage.
     pub async fn run(self) -> anyhow::Result<()> {
+        let config = Arc::new(self.config.clone());
         let state = ApiState {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),
             catalog: self.registry.catalog(),
-            config: Arc::new(self.config.clone()),
+            config: config.clone(),
             schedules: self.schedules.clone(),
             scraper: self.scraper.clone(),
             summariser: self.summariser.clone(),
             notifier: self.notifier.clone(),
+            work: Work {
+                pool: self.storage.pool.clone(),
+                config: config.clone(),
+                catalog: self.registry.catalog(),
+                policy: self.scraper.policy_handle(),
+            },
         };
         let routes = api::routes(state, &self.config.http);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);

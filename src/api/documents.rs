@@ -7,7 +7,6 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiState;
@@ -18,9 +17,8 @@ use super::limits;
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::documents::Document;
-use crate::store::jobs::NewJob;
 use crate::store::summaries::Summary;
-use crate::summarise::job::{LENGTHS, STYLES, SummaryOptions};
+use crate::work::{self, summaries::SummaryRequest};
 
 #[derive(Tags)]
 enum DocumentTags {
@@ -203,43 +201,6 @@ enum SummaryStarted {
     Accepted(Json<SummaryOut>, #[oai(header = "Location")] String),
 }
 
-fn check_options(body: CreateSummary, state: &ApiState) -> Result<SummaryOptions, ApiError> {
-    let style = body.style.unwrap_or_else(|| "paragraph".into());
-    if !STYLES.contains(&style.as_str()) {
-        return Err(ApiError::unprocessable(format!(
-            "style must be one of {}",
-            STYLES.join(", ")
-        )));
-    }
-    let length = body.length.unwrap_or_else(|| "medium".into());
-    if !LENGTHS.contains(&length.as_str()) {
-        return Err(ApiError::unprocessable(format!(
-            "length must be one of {}",
-            LENGTHS.join(", ")
-        )));
-    }
-    if let Some(l) = &body.language
-        && !(l.len() == 2 && l.chars().all(|c| c.is_ascii_lowercase()))
-    {
-        return Err(ApiError::unprocessable(
-            "language must be an ISO 639-1 code of two lower-case letters, like en or de",
-        ));
-    }
-    if let Some(p) = &body.provider
-        && !state.summariser.knows(p)
-    {
-        return Err(ApiError::unprocessable(format!(
-            "provider {p:?} is not configured"
-        )));
-    }
-    Ok(SummaryOptions {
-        style,
-        length,
-        language: body.language,
-        provider: body.provider,
-    })
-}
-
 #[OpenApi(prefix_path = "/v1", tag = "DocumentTags::Documents")]
 impl DocumentsApi {
     /// Store a document to summarise.
@@ -250,27 +211,11 @@ impl DocumentsApi {
         state: Data<&ApiState>,
         body: Json<CreateDocument>,
     ) -> Result<DocumentCreated, ApiError> {
-        let title = body.0.title.trim();
-        if title.is_empty() || title.chars().count() > 500 {
-            return Err(ApiError::unprocessable("title must be 1 to 500 characters"));
-        }
-        let limit = state.config.summarise.max_document_bytes;
-        if body.0.text.len() > limit {
-            return Err(ApiError::too_large(format!(
-                "text is {} bytes; documents may have at most {limit}",
-                body.0.text.len()
-            )));
-        }
-        if body.0.text.trim().is_empty() {
-            return Err(ApiError::unprocessable("text must not be empty"));
-        }
-        if body.0.text.contains('\0') || title.contains('\0') {
-            return Err(ApiError::unprocessable(
-                "text and title must not contain the character U+0000",
-            ));
-        }
+        let mut tx = state.pool.begin().await?;
         let doc =
-            store::documents::insert(&state.pool, auth.user_id(), title, &body.0.text).await?;
+            work::documents::create(&state.work, &mut tx, &auth.0, &body.0.title, &body.0.text)
+                .await?;
+        tx.commit().await?;
         let location = format!("/v1/documents/{}", doc.id);
         Ok(DocumentCreated::Created(
             Json(DocumentOut::of(doc, false)),
@@ -351,29 +296,22 @@ impl DocumentsApi {
         req: &Request,
     ) -> Result<Idempotent<SummaryStarted>, ApiError> {
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
-        let options = check_options(body.value, &state)?;
+        let body = body.value;
+        let request = SummaryRequest {
+            style: body.style,
+            length: body.length,
+            language: body.language,
+            provider: body.provider,
+        };
+        let options = work::summaries::check(&state.work, request)?;
         let mut tx = state.pool.begin().await?;
         if let Some(replay) = idempotency.claim(&mut tx).await? {
             return Ok(replay);
         }
-        let doc = store::documents::find(&mut *tx, id.0, auth.owner_filter())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format_args!("document {}", id.0)))?;
-        let summary_id = Uuid::now_v7();
-        let mut job = NewJob::new(
-            "summarise",
-            json!({ "summary_id": summary_id }),
-            state.config.jobs.kind("summarise").max_attempts,
-        );
-        job.owner_id = Some(doc.owner_id);
-        job.trace_context = crate::telemetry::current_trace_context();
-        job.quota_action = Some("summarise".into());
-        let job_id = store::jobs::enqueue(&mut tx, &job).await?.id();
-        let options = serde_json::to_value(&options).map_err(anyhow::Error::from)?;
-        store::summaries::insert(&mut tx, summary_id, doc.owner_id, doc.id, job_id, &options)
-            .await?;
-        let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());
-        limits::charge(req, &state, &mut tx, job_id, caller, "summarise").await?;
+        let requested =
+            work::summaries::request(&state.work, &mut tx, &auth.0, id.0, &options).await;
+        let requested = limits::note(req, requested, |r| r.started.charged.as_ref())?;
+        let summary_id = requested.id;
         let summary = store::summaries::find(&mut *tx, summary_id, None)
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("summary {summary_id}")))?;

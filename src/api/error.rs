@@ -185,6 +185,7 @@ impl From<WorkError> for ApiError {
     fn from(error: WorkError) -> Self {
         match error {
             WorkError::Invalid { detail, .. } => Self::unprocessable(detail),
+            WorkError::TooLarge(detail) => Self::too_large(detail),
             WorkError::Forbidden(detail) => Self::forbidden(detail),
             WorkError::NotFound(what) => Self::not_found(what),
             WorkError::Conflict(detail) => Self::conflict(detail),
@@ -207,10 +208,12 @@ impl From<WorkError> for ApiError {
             }
             WorkError::QuotaSpent {
                 action,
-                resets_at,
+                usage,
                 detail,
+                ..
             } => {
-                let wait = crate::domain::quotas::ceil_secs(resets_at - chrono::Utc::now()).max(1);
+                let wait =
+                    crate::domain::quotas::ceil_secs(usage.resets_at - chrono::Utc::now()).max(1);
                 let mut problem =
                     Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota_exhausted", detail);
                 problem.quota = Some(action);

@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use poem::http::{HeaderName, HeaderValue, StatusCode};
 use poem::{IntoResponse, Request};
-use poem_openapi::payload::Json;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use super::ApiState;
 use super::error::{ApiError, Problem};
@@ -17,7 +15,9 @@ use crate::domain::quotas::{self, Gcra, LimitState, ceil_secs};
 use crate::domain::users::Caller;
 use crate::domain::users::Role;
 use crate::store;
-use crate::store::quotas::{Charge, Usage};
+use crate::store::quotas::Usage;
+use crate::work::quotas::Charged;
+use crate::work::{WorkError, WorkResult};
 
 /// The limits that applied to a request, collected while it is served; the HTTP layer turns
 /// them into headers. One per request, in its extensions.
@@ -141,62 +141,27 @@ pub async fn check_rate(
     Err(poem::Error::from_response(resp))
 }
 
-/// Which quota action a job kind charges: the `jobs.kinds.<kind>.quota` setting, else the
-/// kind's own.
-pub fn action_of(state: &ApiState, kind: &str) -> Option<String> {
-    (state.config.jobs.kinds.get(kind))
-        .and_then(|k| k.quota.clone())
-        .or_else(|| state.catalog.quota(kind).map(str::to_string))
-}
-
-/// Charge one unit of `action` to `user` for `job_id`, in the caller's transaction. Admins
-/// are counted but never refused; an action outside the user's plan is 403; a spent quota is
-/// 429 with `Retry-After` until the reset. The quota goes into the response headers.
-pub async fn charge(
+/// Put the quota a use case charged, or refused for, into the response headers; the result
+/// goes on unchanged.
+pub fn note<T>(
     req: &Request,
-    state: &ApiState,
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    user: (Uuid, Role, &str),
-    action: &str,
-) -> Result<(), ApiError> {
-    let (user_id, role, plan_name) = user;
-    let plan = state.config.plan(plan_name);
-    let limit = match role {
-        Role::Admin => None,
-        Role::User => Some(*plan.quotas.get(action).ok_or_else(|| {
-            ApiError::forbidden(format!(
-                "the {plan_name} plan does not include {action}; ask an admin to change your plan"
-            ))
-        })?),
+    result: WorkResult<T>,
+    charged: impl Fn(&T) -> Option<&Charged>,
+) -> WorkResult<T> {
+    let (usage, limit) = match &result {
+        Ok(done) => match charged(done) {
+            Some(Charged {
+                usage,
+                limit: Some(limit),
+            }) => (usage, *limit),
+            _ => return result,
+        },
+        Err(WorkError::QuotaSpent { usage, limit, .. }) => (usage, *limit),
+        Err(_) => return result,
     };
-    let tz = &state.config.quotas.default_timezone;
-    let charge = store::quotas::charge(conn, job_id, user_id, action, limit, tz).await?;
-    let (Charge::Reserved(usage) | Charge::Spent(usage)) = &charge;
-    if let Some(limit) = limit {
-        let remaining = i64::from(limit) - usage.used - usage.reserved;
-        collected(req).update(|c| c.quota = Some(quota_state(usage, limit, remaining)));
-    }
-    match charge {
-        Charge::Reserved(_) => Ok(()),
-        Charge::Spent(usage) => {
-            let wait = ceil_secs(usage.resets_at - Utc::now()).max(1);
-            let mut problem = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exhausted",
-                format!(
-                    "the daily {action} quota of the {plan_name} plan ({} units) is used up \
-                     ({} used, {} held by running jobs); it resets at {} (in {wait} s)",
-                    limit.unwrap_or_default(),
-                    usage.used,
-                    usage.reserved,
-                    usage.resets_at.to_rfc3339()
-                ),
-            );
-            problem.quota = Some(action.to_string());
-            Err(ApiError::TooManyRequests(Json(problem), wait))
-        }
-    }
+    let remaining = i64::from(limit) - usage.used - usage.reserved;
+    collected(req).update(|c| c.quota = Some(quota_state(usage, limit, remaining)));
+    result
 }
 
 /// A quota as the headers describe it.

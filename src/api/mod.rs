@@ -35,6 +35,7 @@ use crate::health::Health;
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::summarise::job::Summariser;
+use crate::work::Work;
 use middleware::{HttpLayer, RouteTemplates};
 
 /// What every handler can reach.
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub summariser: Arc<Summariser>,
     /// The notification senders (the egress policy of webhooks, VAPID keys).
     pub notifier: Arc<Notifier>,
+    /// The use cases every act goes through.
+    pub work: Work,
 }
 
 type Apis = (

@@ -18,11 +18,9 @@ use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
 use crate::domain::jobs::JobState;
-use crate::egress::EgressError;
-use crate::scrape::job::FORMATS;
 use crate::store;
-use crate::store::jobs::NewJob;
-use crate::store::scrapes::{NewScrape, Scrape};
+use crate::store::scrapes::Scrape;
+use crate::work::{self, scrapes::ScrapeRequest};
 
 #[derive(Tags)]
 enum ScrapeTags {
@@ -196,73 +194,6 @@ enum Screenshot {
     Png(Binary<Vec<u8>>),
 }
 
-/// The checked request.
-struct Checked {
-    url: String,
-    wait_for: Option<String>,
-    timeout_ms: i32,
-    screenshot: bool,
-    formats: Vec<String>,
-    chain_summary: bool,
-    notify_all: bool,
-}
-
-async fn check(body: CreateScrape, state: &ApiState) -> Result<Checked, ApiError> {
-    let config = &state.config.scrape;
-    if body.url.chars().count() > 2048 {
-        return Err(ApiError::unprocessable(
-            "url must be at most 2,048 characters",
-        ));
-    }
-    // The job checks again (names may resolve differently later, and redirects are checked by
-    // the egress proxy); refusing what is already known to be refused saves a quota unit.
-    let policy = state.scraper.policy();
-    let url = policy.check_url(&body.url).map_err(refused)?;
-    if let Err(e @ EgressError::Blocked { .. }) = policy.resolve(&url).await {
-        return Err(refused(e));
-    }
-    if let Some(selector) = &body.wait_for
-        && (selector.trim().is_empty() || selector.chars().count() > 500 || selector.contains('\0'))
-    {
-        return Err(ApiError::unprocessable(
-            "wait_for must be a CSS selector of 1 to 500 characters",
-        ));
-    }
-    let max = config.max_timeout.as_millis() as u32;
-    let timeout_ms = body
-        .timeout_ms
-        .unwrap_or(config.default_timeout.as_millis() as u32);
-    if !(1000..=max).contains(&timeout_ms) {
-        return Err(ApiError::unprocessable(format!(
-            "timeout_ms must be between 1000 and {max}"
-        )));
-    }
-    let mut formats = body
-        .formats
-        .unwrap_or_else(|| vec!["text".into(), "markdown".into()]);
-    if let Some(bad) = formats.iter().find(|f| !FORMATS.contains(&f.as_str())) {
-        return Err(ApiError::unprocessable(format!(
-            "unknown format {bad:?}; formats: {}",
-            FORMATS.join(", ")
-        )));
-    }
-    formats.sort();
-    formats.dedup();
-    Ok(Checked {
-        url: url.to_string(),
-        wait_for: body.wait_for,
-        timeout_ms: timeout_ms as i32,
-        screenshot: body.screenshot.unwrap_or(false),
-        formats,
-        chain_summary: body.summarise.unwrap_or(false),
-        notify_all: body.notify.unwrap_or(false),
-    })
-}
-
-fn refused(e: EgressError) -> ApiError {
-    ApiError::unprocessable(e.to_string())
-}
-
 /// Parse `wait`: a duration like `10s` or `500ms`, at most 60 s and below the request timeout.
 fn wait_for(wait: Option<&str>, state: &ApiState) -> Result<Option<Duration>, ApiError> {
     let Some(wait) = wait else { return Ok(None) };
@@ -313,37 +244,24 @@ impl ScrapesApi {
     ) -> Result<Idempotent<ScrapeStarted>, ApiError> {
         let wait = wait_for(wait.0.as_deref(), &state)?;
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
-        let checked = check(body.value, &state).await?;
-        let id = Uuid::now_v7();
-        let mut job = NewJob::new(
-            "scrape",
-            json!({ "scrape_id": id }),
-            state.config.jobs.kind("scrape").max_attempts,
-        );
-        job.owner_id = Some(auth.user_id());
-        job.trace_context = crate::telemetry::current_trace_context();
-        job.quota_action = Some("scrape".into());
-
+        let body = body.value;
+        let request = ScrapeRequest {
+            url: body.url,
+            wait_for: body.wait_for,
+            timeout_ms: body.timeout_ms,
+            screenshot: body.screenshot.unwrap_or(false),
+            formats: body.formats,
+            summarise: body.summarise.unwrap_or(false),
+            notify: body.notify.unwrap_or(false),
+        };
+        let checked = work::scrapes::check(&state.work, request).await?;
         let mut tx = state.pool.begin().await?;
         if let Some(replay) = idempotency.claim(&mut tx).await? {
             return Ok(replay);
         }
-        let job_id = store::jobs::enqueue(&mut tx, &job).await?.id();
-        let scrape = NewScrape {
-            id,
-            owner_id: auth.user_id(),
-            job_id,
-            url: checked.url,
-            wait_for: checked.wait_for,
-            timeout_ms: checked.timeout_ms,
-            screenshot: checked.screenshot,
-            formats: checked.formats,
-            chain_summary: checked.chain_summary,
-            notify_all: checked.notify_all,
-        };
-        store::scrapes::insert(&mut tx, &scrape).await?;
-        let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());
-        limits::charge(req, &state, &mut tx, job_id, caller, "scrape").await?;
+        let requested = work::scrapes::request(&state.work, &mut tx, &auth.0, checked).await;
+        let requested = limits::note(req, requested, |r| r.started.charged.as_ref())?;
+        let id = requested.id;
         let stored = store::scrapes::find(&mut *tx, id, None)
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("scrape {id}")))?;

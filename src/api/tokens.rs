@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
-use crate::domain::tokens;
 use crate::store;
+use crate::work;
 
 #[derive(Tags)]
 enum TokenTags {
@@ -105,19 +105,10 @@ impl TokensApi {
         id: Path<Uuid>,
         body: Json<CreateToken>,
     ) -> Result<TokenCreated, ApiError> {
-        if !auth.can_see(id.0) {
-            return Err(ApiError::not_found(format_args!("user {}", id.0)));
-        }
-        let name = body.0.name.trim();
-        if name.is_empty() {
-            return Err(ApiError::unprocessable("name must not be blank"));
-        }
-        let mut conn = state.pool.acquire().await?;
-        if store::users::find_user(&mut conn, id.0).await?.is_none() {
-            return Err(ApiError::not_found(format_args!("user {}", id.0)));
-        }
-        let minted = tokens::mint();
-        let token = store::tokens::insert_token(&mut conn, id.0, name, &minted).await?;
+        let mut tx = state.pool.begin().await?;
+        let (token, minted) =
+            work::tokens::create(&state.work, &mut tx, &auth.0, id.0, &body.0.name).await?;
+        tx.commit().await?;
         Ok(TokenCreated::Created(Json(NewTokenOut {
             id: token.id,
             user_id: token.user_id,

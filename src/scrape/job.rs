@@ -65,6 +65,11 @@ impl Scraper {
         &self.policy
     }
 
+    /// The egress policy, shared (the use cases check users' URLs with it).
+    pub fn policy_handle(&self) -> Arc<EgressPolicy> {
+        self.policy.clone()
+    }
+
     /// The browser, started on first use behind the egress proxy.
     pub async fn browser(&self) -> Result<&Browser, PageError> {
         self.browser

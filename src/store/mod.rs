@@ -1,6 +1,7 @@
 //! All SQL lives here, one file per table; functions take an executor so the caller decides
 //! whether there is a transaction. This module also opens the pool and runs the migrations.
 
+pub mod bounds;
 pub mod documents;
 pub mod embedded;
 pub mod idempotency;

@@ -3,19 +3,108 @@
 //! and applies the same checks in the same order, wherever the act starts (API, dashboard,
 //! CLI, a schedule, a job chaining work for its owner):
 //!
-//! 1. ownership of every object named,
-//! 2. plan rules (what the plan includes, the `priority` and `max_attempts` it allows),
-//! 3. the quota (one unit reserved in the transaction that enqueues the job),
-//! 4. object caps (tokens, channels, documents, live jobs per user),
-//! 5. the egress policy for addresses the daemon will reach for the user,
-//! 6. input bounds.
+//! 1. input bounds (lengths, ranges, known names), before anything is read,
+//! 2. ownership of every object named,
+//! 3. plan rules (what the plan includes, the `priority` and `max_attempts` it allows),
+//! 4. the egress policy for addresses the daemon will reach for the user,
+//! 5. object caps (tokens, channels, documents, live jobs per user),
+//! 6. the quota (one unit reserved in the transaction that enqueues the job), last because it
+//!    writes.
 //!
 //! Entry points parse their input, call one function here and map the [`WorkError`] to their
 //! own shape (`api::error` turns it into problem+json). All SQL stays in `store/`.
 
-use chrono::{DateTime, Utc};
+pub mod documents;
+pub mod jobs;
+pub mod quotas;
+pub mod scrapes;
+pub mod summaries;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::config::{Config, PlanConfig};
+use crate::egress::EgressPolicy;
+use crate::engine::Catalog;
+use crate::store;
+use crate::store::bounds::Held;
+use crate::store::quotas::Usage;
 
 pub use crate::domain::users::Caller;
+
+/// What the use cases need: the pool, the configuration (plans, kinds), the job kinds and the
+/// egress policy. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct Work {
+    /// The shared pool.
+    pub pool: PgPool,
+    /// The daemon's configuration.
+    pub config: Arc<Config>,
+    /// The job kinds, their argument checks and quotas.
+    pub catalog: Catalog,
+    /// What addresses the daemon may reach for a user.
+    pub policy: Arc<EgressPolicy>,
+}
+
+impl Work {
+    /// The plan of `caller`.
+    pub fn plan(&self, caller: &Caller) -> &PlanConfig {
+        self.config.plan(&caller.plan)
+    }
+
+    /// Refuse with the bound's name when `caller` already holds as many `held` objects as
+    /// the plan allows (admins are unbounded). Takes the user's lock for that class of
+    /// objects until the transaction ends, so the insert that follows cannot race another.
+    pub async fn check_bound(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        held: Held,
+    ) -> WorkResult<()> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let plan = self.plan(caller);
+        let (bound, limit, what) = match held {
+            Held::Tokens => ("max_tokens", plan.max_tokens, "API tokens"),
+            Held::Channels => ("max_channels", plan.max_channels, "channels"),
+            Held::Documents => ("max_documents", plan.max_documents, "documents"),
+            Held::LiveJobs => ("max_live_jobs", plan.max_live_jobs, "live jobs"),
+        };
+        let count = store::bounds::lock_and_count(conn, caller.user_id, held).await?;
+        if count < i64::from(limit) {
+            return Ok(());
+        }
+        Err(WorkError::Bound {
+            bound,
+            limit: limit.into(),
+            value: false,
+            detail: format!(
+                "the {} plan allows {limit} {what} per user and {count} are held; \
+                 remove some or ask an admin for another plan",
+                caller.plan
+            ),
+        })
+    }
+}
+
+/// The caller acting for `user_id` when no token is involved: a job chaining work for its
+/// owner, a schedule, the CLI.
+pub async fn caller_of(conn: &mut PgConnection, user_id: Uuid) -> WorkResult<Caller> {
+    let user = store::users::find_user(conn, user_id)
+        .await?
+        .with_context(|| format!("user {user_id} no longer exists"))?;
+    Ok(Caller {
+        user_id: user.id,
+        role: user.role,
+        token_id: None,
+        plan: user.plan,
+    })
+}
 
 /// Why a piece of work was refused; each variant is a 4xx at the API except `Internal`.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +117,9 @@ pub enum WorkError {
         /// What is wrong, for a person.
         detail: String,
     },
+    /// A value is larger than allowed (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The caller's role or plan does not allow the act (403).
     #[error("{0}")]
     Forbidden(String),
@@ -50,13 +142,15 @@ pub enum WorkError {
         /// What happened, for a person.
         detail: String,
     },
-    /// The daily quota of `action` is spent (429 with `Retry-After` until `resets_at`).
+    /// The daily quota of `action` is spent (429 with `Retry-After` until it resets).
     #[error("{detail}")]
     QuotaSpent {
         /// The quota's action, e.g. `scrape`.
         action: String,
-        /// When units come back.
-        resets_at: DateTime<Utc>,
+        /// The counter as it is: when units come back is its `resets_at`.
+        usage: Usage,
+        /// Units per period for the payer's plan.
+        limit: u32,
         /// What happened, for a person.
         detail: String,
     },

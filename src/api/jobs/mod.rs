@@ -20,9 +20,9 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent, fingerprint};
 use super::limits;
-use crate::domain::jobs::JobState;
 use crate::store;
-use crate::store::jobs::{Enqueued, JobFilter, NewJob};
+use crate::store::jobs::{Enqueued, JobFilter};
+use crate::work::{self, jobs::JobRequest};
 use resources::known_state;
 
 #[derive(Tags)]
@@ -44,74 +44,15 @@ struct CreateJob {
     args: Option<Value>,
     /// Run no earlier than this (RFC 3339); default now. A future time shows as `scheduled`.
     run_at: Option<DateTime<Utc>>,
-    /// Higher runs first among due jobs of a kind (default 0).
+    /// Higher runs first among due jobs of a kind (default 0); at most the plan's
+    /// `max_priority` for users.
     priority: Option<i16>,
-    /// Attempts before the job is dead, 1 to 100 (default from `[jobs]` configuration).
+    /// Attempts before the job is dead, 1 to 100 and at most the plan's `max_attempts`
+    /// (default from `[jobs]` configuration).
     max_attempts: Option<i32>,
-    /// At most one live (pending, scheduled, running, retrying) job of a kind holds a key,
-    /// 1 to 200 characters; enqueueing another returns the live one.
+    /// At most one live (pending, scheduled, running, retrying) job of a kind and owner holds
+    /// a key, 1 to 200 characters; enqueueing another returns the caller's live one.
     dedup_key: Option<String>,
-}
-
-/// Turn the body into a job for `owner`, or 422 saying which value is not acceptable.
-fn new_job(body: CreateJob, state: &ApiState, owner: Uuid) -> Result<NewJob, ApiError> {
-    let kind = known_kind(state, &body.kind)?;
-    let args = body
-        .args
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    if !args.is_object() {
-        return Err(ApiError::unprocessable("args must be a JSON object"));
-    }
-    // PostgreSQL cannot store U+0000 in jsonb or text; refuse it here rather than fail later.
-    if has_nul(&args) {
-        return Err(ApiError::unprocessable(
-            "args must not contain the character U+0000",
-        ));
-    }
-    if let Some(Err(e)) = state.catalog.check(kind, &args) {
-        return Err(ApiError::unprocessable(format!(
-            "args do not fit job kind {kind}: {e}"
-        )));
-    }
-    // Only the caller's value is checked: the configured default is trusted.
-    if let Some(n) = body.max_attempts
-        && !(1..=100).contains(&n)
-    {
-        return Err(ApiError::unprocessable(
-            "max_attempts must be between 1 and 100",
-        ));
-    }
-    let max_attempts = body
-        .max_attempts
-        .unwrap_or_else(|| state.config.jobs.kind(kind).max_attempts);
-    if let Some(key) = &body.dedup_key
-        && (!(1..=200).contains(&key.chars().count()) || key.contains('\0'))
-    {
-        return Err(ApiError::unprocessable(
-            "dedup_key must be 1 to 200 characters, none of them U+0000",
-        ));
-    }
-    Ok(NewJob {
-        kind: kind.to_string(),
-        args,
-        run_at: body.run_at,
-        priority: body.priority.unwrap_or(0),
-        max_attempts,
-        dedup_key: body.dedup_key,
-        owner_id: Some(owner),
-        trace_context: crate::telemetry::current_trace_context(),
-        quota_action: limits::action_of(state, kind),
-    })
-}
-
-/// Whether any key or string in `value` contains U+0000.
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
 }
 
 fn known_kind(state: &ApiState, kind: &str) -> Result<&'static str, ApiError> {
@@ -157,21 +98,25 @@ impl JobsApi {
         body: FingerprintedJson<CreateJob>,
         req: &Request,
     ) -> Result<Idempotent<JobEnqueued>, ApiError> {
-        let action = limits::action_of(&state, known_kind(&state, &body.value.kind)?);
-        if action.is_none() {
-            auth.require_admin()?;
-        }
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
-        let new_job = new_job(body.value, &state, auth.user_id())?;
+        let body = body.value;
+        let request = JobRequest {
+            kind: body.kind,
+            args: body
+                .args
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            run_at: body.run_at,
+            priority: body.priority,
+            max_attempts: body.max_attempts,
+            dedup_key: body.dedup_key,
+        };
         let mut tx = state.pool.begin().await?;
         if let Some(replay) = idempotency.claim(&mut tx).await? {
             return Ok(replay);
         }
-        let enqueued = store::jobs::enqueue(&mut tx, &new_job).await?;
-        if let (Enqueued::Created(id), Some(action)) = (&enqueued, &action) {
-            let caller = (auth.user_id(), auth.0.role, auth.0.plan.as_str());
-            limits::charge(req, &state, &mut tx, *id, caller, action).await?;
-        }
+        let started = work::jobs::enqueue(&state.work, &mut tx, &auth.0, request).await;
+        let started = limits::note(req, started, |s| s.charged.as_ref())?;
+        let enqueued = started.enqueued;
         let job = store::jobs::find_job_detail(&mut *tx, enqueued.id(), None)
             .await?
             .context("reading back an enqueued job")?;
@@ -247,8 +192,7 @@ impl JobsApi {
         Ok(Json(JobOut::try_from(job)?))
     }
 
-    /// Cancel a job that has not finished. A running attempt is not interrupted, but its
-    /// result is discarded.
+    /// Cancel a job that has not finished. A running attempt's result is discarded.
     #[oai(path = "/jobs/:id/cancel", method = "post")]
     async fn cancel_job(
         &self,
@@ -256,21 +200,12 @@ impl JobsApi {
         state: Data<&ApiState>,
         id: Path<Uuid>,
     ) -> Result<Json<JobOut>, ApiError> {
-        let owner = auth.owner_filter();
         let mut conn = state.pool.acquire().await?;
-        let cancelled = store::jobs::cancel(&mut conn, id.0, owner).await?;
-        let job = store::jobs::find_job_detail(&mut *conn, id.0, owner)
+        work::jobs::cancel(&mut conn, &auth.0, id.0).await?;
+        let job = store::jobs::find_job_detail(&mut *conn, id.0, auth.owner_filter())
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
-        let out = JobOut::try_from(job)?;
-        if !cancelled {
-            return Err(ApiError::conflict(format!(
-                "job {} is {}; only pending, scheduled, running or retrying jobs can be cancelled",
-                id.0,
-                JobState::from(out.state).as_str()
-            )));
-        }
-        Ok(Json(out))
+        Ok(Json(JobOut::try_from(job)?))
     }
 
     /// Run a dead or cancelled job again, with a fresh set of attempts (its errors stay).
@@ -295,35 +230,12 @@ impl JobsApi {
         if let Some(replay) = idempotency.claim(&mut tx).await? {
             return Ok(replay);
         }
-        let retried = store::jobs::retry(&mut tx, id.0, owner)
-            .await
-            .map_err(|e| {
-                ApiError::from_db(
-                    e,
-                    "another live job of this kind holds this job's dedup_key",
-                )
-            })?;
+        let retried = work::jobs::retry(&state.work, &mut tx, &auth.0, id.0).await;
+        limits::note(req, retried, Option::as_ref)?;
         let job = store::jobs::find_job_detail(&mut *tx, id.0, owner)
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
-        // A job that charged a quota charges it again: its unit was given back when it ended.
-        if retried
-            && let Some((owner_id, action)) = store::quotas::charge_of(&mut *tx, id.0).await?
-        {
-            let owner = store::users::find_user(&mut tx, owner_id)
-                .await?
-                .context("reading the owner of a charged job")?;
-            let user = (owner.id, owner.role, owner.plan.as_str());
-            limits::charge(req, &state, &mut tx, id.0, user, &action).await?;
-        }
         let out = JobOut::try_from(job)?;
-        if !retried {
-            return Err(ApiError::conflict(format!(
-                "job {} is {}; only dead or cancelled jobs can be retried",
-                id.0,
-                JobState::from(out.state).as_str()
-            )));
-        }
         let response = idempotency.finish(&mut tx, Json(out)).await?;
         tx.commit().await?;
         Ok(response)
