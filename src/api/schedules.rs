@@ -12,8 +12,8 @@ use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
 use crate::domain::jobs::JobState;
-use crate::jobs::schedule;
 use crate::store;
+use crate::work;
 
 #[derive(Tags)]
 enum ScheduleTags {
@@ -147,31 +147,13 @@ impl SchedulesApi {
         name: Path<String>,
         body: Json<TriggerIn>,
     ) -> Result<Triggered, ApiError> {
-        auth.require_admin()?;
-        let Some(found) = state.schedules.iter().find(|s| s.name == name.0) else {
-            return Err(ApiError::not_found(format_args!("schedule {:?}", name.0)));
-        };
-        let mut run = found.clone();
-        if let Some(overrides) = body.0.args {
-            let (Some(args), Some(overrides)) = (run.args.as_object_mut(), overrides.as_object())
-            else {
-                return Err(ApiError::unprocessable("args must be a JSON object"));
-            };
-            for (key, value) in overrides {
-                args.insert(key.clone(), value.clone());
-            }
-            if let Some(Err(e)) = state.catalog.check(&run.kind, &run.args) {
-                return Err(ApiError::unprocessable(format!(
-                    "args do not fit job kind {}: {e}",
-                    run.kind
-                )));
-            }
-        }
-        let found = &run;
-        let id = schedule::trigger(&state.pool, found, &state.config.jobs).await?;
+        let id =
+            work::schedules::trigger(&state.work, &auth.0, &state.schedules, &name.0, body.0.args)
+                .await?;
+        let found = name.0;
         Ok(Triggered::Accepted(
             Json(TriggeredOut {
-                schedule: found.name.clone(),
+                schedule: found,
                 job_id: id,
             }),
             format!("/v1/jobs/{id}"),

@@ -17,6 +17,7 @@
 pub mod documents;
 pub mod jobs;
 pub mod quotas;
+pub mod schedules;
 pub mod scrapes;
 pub mod summaries;
 pub mod tokens;
