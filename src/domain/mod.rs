@@ -4,4 +4,5 @@ pub mod jobs;
 pub mod quotas;
 pub mod schedule;
 pub mod tokens;
+pub mod topics;
 pub mod users;
