@@ -218,3 +218,141 @@ impl TestApp {
             .expect("jobs counted")
     }
 }
+
+/// A web server on 127.0.0.1 for a test (a site to scrape, a push service, a model provider);
+/// counts the requests it got and stops when dropped.
+pub struct Loopback {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Loopback {
+    /// Serve `route` on a free port of 127.0.0.1.
+    pub async fn start(route: poem::Route) -> Self {
+        use poem::listener::{Acceptor, Listener, TcpListener};
+        use poem::{Endpoint, EndpointExt};
+        use std::sync::atomic::Ordering;
+
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = route.around(move |ep, req| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                ep.call(req).await
+            }
+        });
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("binding a loopback server");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("a TCP address");
+        let server = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Self { addr, hits, server }
+    }
+
+    /// Absolute URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests received so far (counted when they arrive, before they are answered).
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Poll `check` every 50 ms until it holds or `within` has passed; returns whether it held.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Let users enqueue `echo` through `POST /v1/jobs`: each echo job charges one unit of the
+/// `scrape` quota, of which the `free` plan gets `units` a day.
+pub fn echo_charges_scrape(config: &mut Config, units: u32) {
+    config.jobs.kinds.insert(
+        "echo".into(),
+        workhorse::config::KindConfig {
+            quota: Some("scrape".into()),
+            ..workhorse::config::KindConfig::default()
+        },
+    );
+    if let Some(free) = config.plans.get_mut("free") {
+        free.quotas.insert("scrape".into(), units);
+    }
+}
+
+impl TestApp {
+    /// Another token for `user_id`, minted straight in the database (no request spent).
+    pub async fn another_token(&self, user_id: Uuid) -> String {
+        let mut conn = self.pool.acquire().await.expect("connection");
+        let minted = tokens::mint();
+        store::tokens::insert_token(&mut conn, user_id, "another", &minted)
+            .await
+            .expect("token inserted");
+        minted.secret
+    }
+
+    /// PATCH a JSON body with a token.
+    pub async fn patch_json(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, path, Some(token))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET a JSON body with a token, asserting 200.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let resp = self.get(path, Some(token)).await;
+        assert_eq!(resp.status().as_u16(), 200, "GET {path}");
+        resp.json().await.expect("a JSON body")
+    }
+
+    /// The caller's quota of `action` as `GET /v1/me` shows it.
+    pub async fn quota(&self, token: &str, action: &str) -> Value {
+        let me = self.get_json("/v1/me", token).await;
+        (me["quotas"].as_array().into_iter().flatten())
+            .find(|q| q["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} quota in {me}"))
+    }
+
+    /// The caller's quota of `action` once no running job holds a unit of it (10 s at most).
+    pub async fn settled_quota(&self, token: &str, action: &str) -> Value {
+        let mut quota = Value::Null;
+        for _ in 0..200 {
+            quota = self.quota(token, action).await;
+            if quota["reserved"] == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        quota
+    }
+}

@@ -13,3 +13,4 @@ mod records;
 mod schedules;
 mod scrapes;
 mod summaries;
+mod tenancy;
