@@ -58,12 +58,7 @@ impl FromStr for Topic {
         Self::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown topic {s:?}; topics: {}",
-                    Self::names().join(", ")
-                )
-            })
+            .ok_or_else(|| format!("unknown topic {s:?}; topics: {}", Self::names().join(", ")))
     }
 }
 

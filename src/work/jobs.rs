@@ -16,6 +16,15 @@ use crate::store::jobs::{Enqueued, NewJob};
 /// Most attempts anyone may ask for; plans bound users further.
 pub const MAX_ATTEMPTS: i32 = 100;
 
+/// Kinds whose jobs work on a row their own use case writes first (the scrape, the summary,
+/// the delivery), with the use case that starts them. Users start them only that way: through
+/// `POST /v1/jobs` they could name another user's row in the arguments.
+const STARTED_BY_USE_CASE: [(&str, &str); 3] = [
+    ("scrape", "POST /v1/scrapes"),
+    ("summarise", "POST /v1/documents/{id}/summaries"),
+    ("notify", "publishing an event to a channel"),
+];
+
 /// A job as a caller asks for it.
 #[derive(Debug, Clone)]
 pub struct JobRequest {
@@ -91,6 +100,13 @@ pub async fn enqueue(
             "dedup_key",
             "dedup_key must be 1 to 200 characters, none of them U+0000",
         ));
+    }
+    if let Some((_, via)) = STARTED_BY_USE_CASE.iter().find(|(k, _)| *k == kind)
+        && !caller.is_admin()
+    {
+        return Err(WorkError::Forbidden(format!(
+            "{kind} jobs work on a resource of their own; start one with {via}"
+        )));
     }
     let action = quotas::action_of(work, kind);
     if action.is_none() && !caller.is_admin() {
