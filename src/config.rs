@@ -205,6 +205,8 @@ pub struct ScrapeConfig {
     pub window_height: u32,
     /// Longest stored text, HTML or Markdown of one page, in bytes; longer is cut.
     pub max_content_bytes: usize,
+    /// Chromium's sandbox: `auto` (where this host allows it), `on` or `off`.
+    pub sandbox: crate::scrape::browser::SandboxMode,
 }
 
 impl Default for ScrapeConfig {
@@ -221,6 +223,7 @@ impl Default for ScrapeConfig {
             window_width: 1280,
             window_height: 800,
             max_content_bytes: 2 * 1024 * 1024,
+            sandbox: crate::scrape::browser::SandboxMode::Auto,
         }
     }
 }

@@ -52,6 +52,7 @@ impl Scraper {
                 idle_timeout: s.idle_timeout,
                 proxy: None,
                 window: (s.window_width, s.window_height),
+                sandbox: s.sandbox,
             },
             max_content_bytes: s.max_content_bytes,
             policy: Arc::new(policy),

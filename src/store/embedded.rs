@@ -2,7 +2,7 @@
 //! under `<data_dir>/postgres` from the machine's installed server binaries, Unix socket only,
 //! and stops it on shutdown.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -127,19 +127,18 @@ impl EmbeddedPostgres {
     }
 
     fn prepare_dirs(&self, data_dir: &Path) -> anyhow::Result<()> {
-        for dir in [data_dir, &self.cluster_dir, &self.run_dir] {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        // The run dir holds the socket of a cluster that trusts every local connection: only
+        // the cluster's user may enter it (and the daemon, which is that user or root).
+        for dir in [&self.cluster_dir, &self.run_dir] {
+            private_dir(dir, self.run_as.as_ref())?;
         }
-        std::fs::set_permissions(&self.cluster_dir, std::fs::Permissions::from_mode(0o700))?;
         if let Some(user) = &self.run_as {
             // The unprivileged owner must be able to reach its directories.
             let mode = std::fs::metadata(data_dir)?.permissions().mode();
             if mode & 0o001 == 0 {
                 std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode | 0o711))?;
-            }
-            for dir in [&self.cluster_dir, &self.run_dir] {
-                chown(dir.as_path(), Some(user.uid), Some(user.gid))
-                    .with_context(|| format!("giving {} to {}", dir.display(), user.name))?;
             }
             if let Some(blocked) = data_dir.ancestors().find(|dir| {
                 std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
@@ -319,6 +318,24 @@ impl Drop for EmbeddedPostgres {
     }
 }
 
+/// Create `dir` if it is missing and make it `0700`, owned by `owner` (the daemon's own user
+/// when `None`), whatever the umask and whatever it was before.
+fn private_dir(dir: &Path, owner: Option<&User>) -> anyhow::Result<()> {
+    // Created without group or other bits, so there is no moment at which it is open; an
+    // existing directory is fixed below.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(user) = owner {
+        chown(dir, Some(user.uid), Some(user.gid))
+            .with_context(|| format!("giving {} to {}", dir.display(), user.name))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private (mode 0700)", dir.display()))
+}
+
 /// Whether a server's parent (the daemon that started it) is gone: it was re-parented to init
 /// or a subreaper that is not a workhorse.
 fn is_orphan(pid: Pid) -> bool {
@@ -354,4 +371,22 @@ fn find_bin_dir() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .find(|dir| dir.join("postgres").is_file() && dir.join("initdb").is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dir_closes_an_existing_world_open_directory() {
+        let parent = tempfile::tempdir().expect("a temp dir");
+        let dir = parent.path().join("postgres-run");
+        std::fs::create_dir(&dir).expect("creating the dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+        private_dir(&dir, None).expect("making it private");
+
+        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+    }
 }

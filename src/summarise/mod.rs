@@ -1,4 +1,5 @@
-//! Summaries: the model providers with fallback, and the `summarise` job kind.
+//! Summaries: the model providers with fallback, the built-in extractive summariser, and the
+//! `summarise` job kind.
 
 pub mod extractive;
 pub mod job;

@@ -1,11 +1,17 @@
 //! Storage: the embedded PostgreSQL cluster under the data dir, and a configured server.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Uid, User, geteuid};
 
-use crate::helpers::{CONFIGURED_START, EMBEDDED_START, Sandbox, eventually, fresh_database, http};
+use crate::helpers::{
+    CONFIGURED_START, Daemon, EMBEDDED_START, Sandbox, eventually, fresh_database, http,
+};
 
 /// Pids of processes that belong to the cluster in `cluster_dir`: the postmaster names it on its
 /// command line, and every server process works inside it.
@@ -41,6 +47,78 @@ fn create_token(sandbox: &Sandbox) -> String {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// `workhorse serve` in the sandbox under umask 000, so every file it creates without explicit
+/// permissions is open to everyone.
+fn serve_with_open_umask(sandbox: &Sandbox) -> Daemon {
+    let mut cmd = sandbox.command(&["serve"]);
+    cmd.env("WORKHORSE_HTTP__LISTEN", "127.0.0.1:0")
+        .env("WORKHORSE_LOG__FORMAT", "json");
+    // SAFETY: umask(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            umask(Mode::empty());
+            Ok(())
+        });
+    }
+    Daemon::spawn(cmd)
+}
+
+/// The user the embedded cluster runs as: `postgres` when the tests run as root, else us.
+fn cluster_uid() -> Uid {
+    if geteuid().is_root() {
+        let user = User::from_name("postgres").expect("reading the user database");
+        user.expect("a postgres user").uid
+    } else {
+        geteuid()
+    }
+}
+
+/// Mode bits and owner of `dir`.
+fn mode_and_owner(dir: &Path) -> (u32, Uid) {
+    let meta = std::fs::metadata(dir).expect("stat of the socket dir");
+    (meta.permissions().mode() & 0o777, Uid::from_raw(meta.uid()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_dir_is_private_to_the_cluster_user_under_an_open_umask() {
+    // Regression: the socket dir followed the umask, so under umask 000 any local user could
+    // reach a cluster that trusts every connection.
+    // Arrange
+    let sandbox = Sandbox::new();
+    let socket_dir = sandbox.data_dir().join("postgres-run");
+
+    // Act
+    let mut daemon = serve_with_open_umask(&sandbox);
+    daemon.wait_ready(EMBEDDED_START).await;
+    let (mode, owner) = mode_and_owner(&socket_dir);
+
+    // Assert
+    assert_eq!(mode, 0o700, "socket dir mode {mode:o}");
+    assert_eq!(owner, cluster_uid());
+    assert!(socket_dir.join(".s.PGSQL.5432").exists(), "no socket in it");
+    assert!(daemon.terminate(Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_world_open_socket_dir_left_from_before_is_closed_at_start() {
+    // Arrange: a socket dir from an older daemon, open to everyone.
+    let sandbox = Sandbox::new();
+    let socket_dir = sandbox.data_dir().join("postgres-run");
+    std::fs::create_dir(&socket_dir).expect("creating the old socket dir");
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o777))
+        .expect("opening it to everyone");
+
+    // Act
+    let mut daemon = serve_with_open_umask(&sandbox);
+    daemon.wait_ready(EMBEDDED_START).await;
+    let (mode, owner) = mode_and_owner(&socket_dir);
+
+    // Assert
+    assert_eq!(mode, 0o700, "socket dir mode {mode:o}");
+    assert_eq!(owner, cluster_uid());
+    assert!(daemon.terminate(Duration::from_secs(30)).await.success());
 }
 
 #[tokio::test(flavor = "multi_thread")]

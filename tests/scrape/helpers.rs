@@ -10,7 +10,7 @@ use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use tokio::task::JoinHandle;
 use url::Url;
-use workhorse::scrape::browser::{Browser, BrowserConfig, PageRequest};
+use workhorse::scrape::browser::{Browser, BrowserConfig, PageRequest, SandboxMode};
 
 /// A page whose content only appears 300 ms after JavaScript runs.
 const LATE: &str = r#"<html><head><title>Late</title></head><body><p>Early text.</p>
@@ -210,6 +210,7 @@ pub fn config() -> BrowserConfig {
         idle_timeout: Duration::from_secs(60),
         proxy: None,
         window: (1280, 800),
+        sandbox: SandboxMode::Auto,
     }
 }
 

@@ -6,12 +6,14 @@
 //! - `pool`: sessions checked out per page, reused, recycled and closed when idle.
 //! - `reset`: clearing cookies, storage and cache between the pages of a reused session.
 //! - `session`: opening (capabilities, profile, viewport) and closing one session.
+//! - `sandbox`: whether Chromium runs with its sandbox on this host.
 //! - `page`: one page load on one session, and how WebDriver errors become [`PageError`]s.
 
 mod driver;
 mod page;
 mod pool;
 mod reset;
+mod sandbox;
 mod session;
 
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tracing::{Instrument, field};
 
 use driver::Driver;
 use pool::Pool;
+pub use sandbox::SandboxMode;
 
 /// Longest HTML, and longest text, kept from one page, in bytes; longer is cut on a character
 /// boundary. Callers apply their own (smaller) limits on top.
@@ -50,6 +53,8 @@ pub struct BrowserConfig {
     pub proxy: Option<SocketAddr>,
     /// The viewport (and so the screenshot) in pixels, width and height.
     pub window: (u32, u32),
+    /// Whether Chromium runs with its sandbox (`scrape.sandbox`).
+    pub sandbox: SandboxMode,
 }
 
 impl Default for BrowserConfig {
@@ -64,6 +69,7 @@ impl Default for BrowserConfig {
             idle_timeout: Duration::from_secs(300),
             proxy: None,
             window: (1280, 800),
+            sandbox: SandboxMode::Auto,
         }
     }
 }

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::driver::{Driver, Endpoint};
 use super::reset::{self, Unclearable};
+use super::sandbox;
 use super::session::{self, Session};
 use super::{BrowserConfig, PageError, PoolStats};
 
@@ -165,7 +166,7 @@ impl Pool {
             pool_size: config.pool_size,
             max_pages: config.max_pages_per_session,
             idle_timeout: config.idle_timeout,
-            capabilities: session::capabilities(config)?,
+            capabilities: session::capabilities(config, sandbox::chosen(config))?,
             window: config.window,
             profile_root,
         })

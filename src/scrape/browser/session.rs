@@ -13,11 +13,10 @@ use tracing::Instrument;
 use super::driver::Endpoint;
 use super::{BrowserConfig, PageError};
 
-/// The flags that work on our machines (see DESIGN.md); window size, profile and proxy are
-/// added per configuration and session.
-const CHROMIUM_FLAGS: [&str; 9] = [
+/// The flags that work on our machines (see DESIGN.md); window size, profile, proxy and
+/// `--no-sandbox` (see `sandbox`) are added per configuration and session.
+const CHROMIUM_FLAGS: [&str; 8] = [
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-background-networking",
@@ -154,10 +153,14 @@ async fn connect(endpoint: &Endpoint, capabilities: Capabilities) -> Result<Clie
         })
 }
 
-/// What every session asks for: Chromium with our flags, the window, the proxy.
-pub(super) fn capabilities(config: &BrowserConfig) -> anyhow::Result<Capabilities> {
+/// What every session asks for: Chromium with our flags, the window, the proxy, and
+/// `--no-sandbox` unless `sandbox`.
+pub(super) fn capabilities(config: &BrowserConfig, sandbox: bool) -> anyhow::Result<Capabilities> {
     let (width, height) = config.window;
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
+    if !sandbox {
+        args.push("--no-sandbox".into());
+    }
     args.push(format!("--window-size={width},{height}"));
     if let Some(proxy) = config.proxy {
         args.push(format!("--proxy-server=http://{proxy}"));
@@ -255,11 +258,14 @@ mod tests {
             ..BrowserConfig::default()
         };
 
-        let ours = capabilities(&config).expect("capabilities");
-        let external = capabilities(&BrowserConfig {
-            webdriver_url: Some("http://grid:4444".into()),
-            ..config
-        })
+        let ours = capabilities(&config, true).expect("capabilities");
+        let external = capabilities(
+            &BrowserConfig {
+                webdriver_url: Some("http://grid:4444".into()),
+                ..config
+            },
+            true,
+        )
         .expect("capabilities");
 
         let options = &ours["goog:chromeOptions"];
@@ -276,5 +282,17 @@ mod tests {
         assert!(args.contains(&"--force-webrtc-ip-handling-policy=disable_non_proxied_udp"));
         assert_eq!(options["binary"], "/usr/bin/chromium");
         assert!(external["goog:chromeOptions"].get("binary").is_none());
+    }
+
+    #[test]
+    fn no_sandbox_is_passed_exactly_when_the_sandbox_is_off() {
+        let args = |sandbox| {
+            let caps = capabilities(&BrowserConfig::default(), sandbox).expect("capabilities");
+            let args = caps["goog:chromeOptions"]["args"].as_array().cloned();
+            args.expect("args")
+        };
+
+        assert!(!args(true).contains(&json!("--no-sandbox")));
+        assert!(args(false).contains(&json!("--no-sandbox")));
     }
 }
