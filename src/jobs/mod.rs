@@ -1,4 +1,4 @@
-//! The job kinds this daemon runs (stable names, see `../shared/DESIGN.md`).
+//! The job kinds this daemon runs (stable names, never renamed: see docs/job-engine.md).
 
 pub mod echo;
 pub mod inject;
