@@ -76,11 +76,6 @@ impl Notifier {
         self.outbound.policy()
     }
 
-    /// The shared egress-checked client deliveries go through.
-    pub fn outbound(&self) -> &OutboundClient {
-        &self.outbound
-    }
-
     /// Attempts a delivery gets: one, then one per step of the schedule.
     pub fn max_attempts(&self) -> i32 {
         self.config.retry_schedule.len() as i32 + 1
