@@ -1,5 +1,6 @@
 //! The egress policy ("safe by default"): which URLs outgoing requests (the scraper's browser,
-//! webhooks) may reach, and the filtering proxy that enforces it for Chromium.
+//! webhooks, Web Push) may reach; the filtering proxy that enforces it for Chromium; and the
+//! checked, pooled [`OutboundClient`] that enforces it for everything sent on a user's behalf.
 //!
 //! Private, loopback, link-local, metadata and other special addresses are refused unless
 //! `egress.allow` names the host or a network holding the address. Names are resolved here and
@@ -7,9 +8,13 @@
 //! connect to the checked addresses and never resolve again.
 
 mod address;
+mod client;
+mod failure;
 mod http;
 pub mod proxy;
 
+pub use client::{Answer, OutboundClient, describe_status};
+pub use failure::OutboundError;
 pub use proxy::EgressProxy;
 
 use std::collections::HashSet;

@@ -1,6 +1,7 @@
 //! `notify`: carry out one delivery of the outbox: a signed webhook, an FCM message or a Web
 //! Push message. Failed attempts follow `notify.retry_schedule` (with jitter); the delivery is
 //! dead after the last one. A channel the provider says is gone is turned off, not retried.
+//! How one attempt goes, per channel kind, is in `attempt.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,21 +14,23 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::fcm::{FcmMessage, FcmOutcome, FcmSender, ServiceAccount};
-use super::webhook;
-use super::webpush::{self, Subscription, VapidKeys};
+use super::attempt::Attempt;
+use super::fcm::{FcmSender, ServiceAccount};
+use super::webpush::VapidKeys;
 use crate::config::NotifyConfig;
-use crate::egress::EgressPolicy;
+use crate::egress::{EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
 use crate::store;
-use crate::store::notifications::{Channel, Delivery, NewEvent};
+use crate::store::notifications::NewEvent;
 
 /// Senders for every channel kind, and the retry schedule.
 pub struct Notifier {
-    config: NotifyConfig,
-    policy: Arc<EgressPolicy>,
-    http: reqwest::Client,
-    fcm: Option<FcmSender>,
+    pub(super) config: NotifyConfig,
+    /// Webhooks and Web Push: built once, so every delivery shares its connection pool and TLS
+    /// configuration, and every one is checked against the egress policy.
+    pub(super) outbound: OutboundClient,
+    /// FCM's configured endpoints (an operator's choice, not a user's) take no egress check.
+    pub(super) fcm: Option<FcmSender>,
     vapid: OnceCell<VapidKeys>,
 }
 
@@ -35,10 +38,11 @@ impl Notifier {
     /// Senders as configured; the FCM service account is read now.
     pub fn new(config: &NotifyConfig, allow: &[String]) -> anyhow::Result<Arc<Self>> {
         let policy = EgressPolicy::new(allow).map_err(anyhow::Error::msg)?;
+        let outbound = OutboundClient::new(Arc::new(policy), config.timeout)?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
-            .context("building the HTTP client for notifications")?;
+            .context("building the HTTP client for FCM")?;
         let fcm = match config.fcm_service_account.as_os_str().is_empty() {
             true => None,
             false => {
@@ -56,8 +60,7 @@ impl Notifier {
         };
         Ok(Arc::new(Self {
             config: config.clone(),
-            policy: Arc::new(policy),
-            http,
+            outbound,
             fcm,
             vapid: OnceCell::new(),
         }))
@@ -68,9 +71,9 @@ impl Notifier {
         self.fcm.is_some()
     }
 
-    /// The egress policy webhooks obey.
+    /// The egress policy webhooks and Web Push endpoints obey.
     pub fn policy(&self) -> &EgressPolicy {
-        &self.policy
+        self.outbound.policy()
     }
 
     /// Attempts a delivery gets: one, then one per step of the schedule.
@@ -134,196 +137,6 @@ pub async fn publish_to(
         max_attempts: notifier.max_attempts(),
     };
     Ok(store::notifications::publish(conn, &event).await?.0)
-}
-
-/// How an attempt went.
-enum Attempt {
-    Delivered(u16),
-    /// Worth another attempt (no sooner than `after`, if the receiver said so).
-    Transient {
-        status: Option<u16>,
-        error: String,
-        after: Option<Duration>,
-    },
-    /// Never worth another attempt; `gone` turns the channel off.
-    Permanent {
-        status: Option<u16>,
-        error: String,
-        gone: bool,
-    },
-}
-
-impl Notifier {
-    async fn attempt(&self, pool: &PgPool, delivery: &Delivery, channel: &Channel) -> Attempt {
-        let body = json!({
-            "type": delivery.topic,
-            "timestamp": delivery.event_at.to_rfc3339(),
-            "data": delivery.payload,
-        });
-        let target = &channel.target;
-        match channel.kind.as_str() {
-            "webhook" => {
-                let url = target["url"].as_str().unwrap_or_default();
-                let secret = channel.secret.as_deref().unwrap_or_default();
-                let bytes = body.to_string().into_bytes();
-                let id = delivery.id.to_string();
-                match webhook::send(&self.policy, url, secret, &id, &bytes, self.config.timeout)
-                    .await
-                {
-                    Ok(a) if (200..300).contains(&a.status) => Attempt::Delivered(a.status),
-                    // Standard Webhooks: 410 means the endpoint is gone for good.
-                    Ok(a) if a.status == 410 => Attempt::Permanent {
-                        status: Some(410),
-                        error: "the receiver answered 410 Gone".into(),
-                        gone: true,
-                    },
-                    Ok(a) => Attempt::Transient {
-                        status: Some(a.status),
-                        error: format!("the receiver answered {}", a.status),
-                        after: a.retry_after,
-                    },
-                    Err(webhook::SendError::Egress(e)) if e.is_refusal() => Attempt::Permanent {
-                        status: None,
-                        error: e.to_string(),
-                        gone: false,
-                    },
-                    Err(e) => Attempt::Transient {
-                        status: None,
-                        error: e.to_string(),
-                        after: None,
-                    },
-                }
-            }
-            "fcm" => {
-                let Some(fcm) = &self.fcm else {
-                    return Attempt::Transient {
-                        status: None,
-                        error: "FCM is not configured (notify.fcm_service_account)".into(),
-                        after: None,
-                    };
-                };
-                let message = FcmMessage {
-                    title: delivery.topic.clone(),
-                    body: summary_line(&delivery.payload),
-                    data: [("event".to_string(), body.to_string())]
-                        .into_iter()
-                        .collect(),
-                };
-                let token = target["token"].as_str().unwrap_or_default();
-                match fcm.send(token, &message).await {
-                    Ok(FcmOutcome::Delivered { .. }) => Attempt::Delivered(200),
-                    Ok(FcmOutcome::Unregistered) => Attempt::Permanent {
-                        status: Some(404),
-                        error: "FCM: the registration token is UNREGISTERED".into(),
-                        gone: true,
-                    },
-                    Ok(FcmOutcome::Retry {
-                        after,
-                        status,
-                        reason,
-                    }) => Attempt::Transient {
-                        status: Some(status),
-                        error: format!("FCM: {reason}"),
-                        after,
-                    },
-                    Ok(FcmOutcome::Rejected { status, reason }) => Attempt::Permanent {
-                        status: Some(status),
-                        error: format!("FCM refused the message: {reason}"),
-                        gone: false,
-                    },
-                    Err(super::fcm::FcmError::PayloadTooLarge { size, max }) => {
-                        Attempt::Permanent {
-                            status: None,
-                            error: format!("the message is {size} bytes; FCM takes at most {max}"),
-                            gone: false,
-                        }
-                    }
-                    Err(e) => Attempt::Transient {
-                        status: None,
-                        error: e.to_string(),
-                        after: None,
-                    },
-                }
-            }
-            "webpush" => {
-                let sub = Subscription {
-                    endpoint: target["endpoint"].as_str().unwrap_or_default().into(),
-                    p256dh: target["p256dh"].as_str().unwrap_or_default().into(),
-                    auth: target["auth"].as_str().unwrap_or_default().into(),
-                };
-                let keys = match self.vapid(pool).await {
-                    Ok(keys) => keys,
-                    Err(e) => {
-                        return Attempt::Transient {
-                            status: None,
-                            error: format!("{e:#}"),
-                            after: None,
-                        };
-                    }
-                };
-                let payload = body.to_string().into_bytes();
-                let subject = &self.config.vapid_subject;
-                match webpush::send(
-                    &self.http,
-                    keys,
-                    subject,
-                    &sub,
-                    &payload,
-                    self.config.webpush_ttl,
-                    None,
-                )
-                .await
-                {
-                    Ok(o) if (200..300).contains(&o.status) => Attempt::Delivered(o.status),
-                    Ok(o) if o.gone => Attempt::Permanent {
-                        status: Some(o.status),
-                        error: format!(
-                            "the push service answered {}: the subscription is gone",
-                            o.status
-                        ),
-                        gone: true,
-                    },
-                    Ok(o) if o.status == 429 || o.status >= 500 => Attempt::Transient {
-                        status: Some(o.status),
-                        error: format!("the push service answered {}: {}", o.status, o.body),
-                        after: o.retry_after,
-                    },
-                    Ok(o) => Attempt::Permanent {
-                        status: Some(o.status),
-                        error: format!(
-                            "the push service refused the message ({}): {}",
-                            o.status, o.body
-                        ),
-                        gone: false,
-                    },
-                    Err(webpush::WebPushError::Transport(e)) => Attempt::Transient {
-                        status: None,
-                        error: e,
-                        after: None,
-                    },
-                    Err(e) => Attempt::Permanent {
-                        status: None,
-                        error: e.to_string(),
-                        gone: false,
-                    },
-                }
-            }
-            other => Attempt::Permanent {
-                status: None,
-                error: format!("unknown channel kind {other}"),
-                gone: false,
-            },
-        }
-    }
-}
-
-/// A one-line text for a push notification's body.
-fn summary_line(payload: &Value) -> String {
-    let text = match payload.get("message").and_then(Value::as_str) {
-        Some(m) => m.to_string(),
-        None => payload.to_string(),
-    };
-    text.chars().take(200).collect()
 }
 
 /// The `notify` job's arguments.

@@ -1,5 +1,7 @@
-//! Push notifications: one sender per provider.
+//! Push notifications: one sender per provider, and the `notify` job that carries out each
+//! delivery (webhooks and Web Push through the shared egress-checked client).
 
+mod attempt;
 pub mod fcm;
 pub mod job;
 pub mod webhook;

@@ -14,6 +14,7 @@
 //! Entry points parse their input, call one function here and map the [`WorkError`] to their
 //! own shape (`api::error` turns it into problem+json). All SQL stays in `store/`.
 
+pub mod channels;
 pub mod documents;
 pub mod jobs;
 pub mod quotas;

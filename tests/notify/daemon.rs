@@ -2,106 +2,13 @@
 //! against the local fake Google and push service. An `UNREGISTERED` device turns its channel
 //! off; a Web Push message arrives decrypted as sent.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use workhorse::app::{App, Storage};
-use workhorse::config::Config;
-use workhorse::domain::tokens;
-use workhorse::domain::users::{NewUser, Role};
-use workhorse::store;
 
 use crate::fcm::fake_google::FakeGoogle;
+use crate::helpers::start;
 use crate::push_service::{Behaviour, PushService};
-
-struct Running {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-    shutdown: tokio_util::sync::CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl Running {
-    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        (self.client.post(format!("{}{path}", self.base)))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        (self.client.get(format!("{}{path}", self.base)))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Send a channel's test event and wait until its delivery is no longer pending.
-    async fn test_channel(&self, id: &str) -> Value {
-        let resp = self
-            .post(&format!("/v1/channels/{id}/test"), &json!({}))
-            .await;
-        assert_eq!(resp.status(), StatusCode::ACCEPTED);
-        let delivery: Value = resp.json().await.unwrap();
-        let path = format!("/v1/deliveries/{}", delivery["id"].as_str().unwrap());
-        for _ in 0..200 {
-            let d = self.get(&path).await;
-            if d["state"] != "pending" {
-                return d;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("delivery {path} stayed pending");
-    }
-}
-
-async fn start(pool: PgPool, configure: impl FnOnce(&mut Config)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.egress.allow = vec!["127.0.0.1".into()];
-    config.notify.retry_schedule = vec![Duration::from_millis(100)];
-    configure(&mut config);
-    let storage = Storage::from_pool(pool.clone()).await.unwrap();
-    let app = App::with_storage(config, storage).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let shutdown = app.shutdown_token();
-    tokio::spawn(app.run());
-    let mut conn = pool.acquire().await.unwrap();
-    let user = store::users::insert_user(
-        &mut conn,
-        &NewUser::parse("ann", None, Role::User, None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let minted = tokens::mint();
-    store::tokens::insert_token(&mut conn, user.id, "test", &minted)
-        .await
-        .unwrap();
-    Running {
-        base,
-        token: minted.secret,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        shutdown,
-        _dir: dir,
-    }
-}
 
 #[sqlx::test]
 async fn fcm_channels_deliver_and_an_unregistered_device_turns_its_channel_off(pool: PgPool) {

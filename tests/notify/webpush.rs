@@ -1,9 +1,12 @@
-//! Web Push: encrypted, VAPID-signed messages to a local push service that decrypts them as the
-//! browser would; gone subscriptions, rate limits, size limits and unreachable services.
+//! Web Push: encrypted, VAPID-signed messages through the egress-checked client to a local push
+//! service that decrypts them as the browser would; gone subscriptions, rate limits, size
+//! limits, unreachable services and endpoints the egress policy refuses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use workhorse::egress::{EgressPolicy, OutboundClient, OutboundError};
 use workhorse::notify::webpush::{
     MAX_PAYLOAD, PushOutcome, Subscription, VapidKeys, WebPushError, encrypt, send,
     vapid_authorization,
@@ -13,8 +16,17 @@ use crate::push_service::{Behaviour, PushService};
 
 const SUBJECT: &str = "mailto:ops@workhorse.example";
 
-fn client() -> reqwest::Client {
+/// The daemon's outbound client with `egress.allow` set to `allow`.
+fn outbound(allow: &[&str]) -> OutboundClient {
     // reqwest's rustls needs a process-wide provider when two are compiled in (DESIGN.md).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let allow: Vec<String> = allow.iter().map(|entry| (*entry).to_owned()).collect();
+    let policy = EgressPolicy::new(&allow).expect("a valid allowlist");
+    OutboundClient::new(Arc::new(policy), Duration::from_secs(10)).expect("a client")
+}
+
+/// A plain client, to play a sender that gets the protocol wrong.
+fn raw_client() -> reqwest::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -22,13 +34,23 @@ fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// Sends through a client whose policy allows the local push service on 127.0.0.1.
 async fn push(
     sub: &Subscription,
     payload: &[u8],
     urgency: Option<&str>,
 ) -> Result<PushOutcome, WebPushError> {
     let keys = VapidKeys::generate();
-    send(&client(), &keys, SUBJECT, sub, payload, 3600, urgency).await
+    send(
+        &outbound(&["127.0.0.1"]),
+        &keys,
+        SUBJECT,
+        sub,
+        payload,
+        3600,
+        urgency,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -108,10 +130,7 @@ async fn a_410_or_404_from_the_push_service_means_the_subscription_is_gone() {
             service.rejected()
         );
         assert!(outcome.gone);
-        assert!(
-            outcome.body.contains("unsubscribed or expired"),
-            "{outcome:?}"
-        );
+        assert!(outcome.described.starts_with(&format!("HTTP {status} ")));
     }
 }
 
@@ -138,7 +157,7 @@ async fn a_429_reports_its_retry_after() {
     assert_eq!(outcome.status, 429, "{outcome:?} {:?}", service.rejected());
     assert!(!outcome.gone);
     assert_eq!(outcome.retry_after, Some(Duration::from_secs(120)));
-    assert_eq!(outcome.body, "Too many requests");
+    assert_eq!(outcome.described, "HTTP 429 Too Many Requests");
 }
 
 #[tokio::test]
@@ -155,10 +174,11 @@ async fn an_unreachable_push_service_is_a_transport_error() {
     let failed = push(&sub, b"{}", None).await;
 
     match failed {
-        Err(WebPushError::Transport(why)) => {
-            assert!(!why.contains("/push/"), "the endpoint leaked: {why}")
+        Err(WebPushError::Outbound(why)) => {
+            assert_eq!(why, OutboundError::Connection("connection refused"));
+            assert!(!why.is_refusal());
         }
-        other => panic!("expected a transport error, got {other:?}"),
+        other => panic!("expected a connection error, got {other:?}"),
     }
 }
 
@@ -198,7 +218,7 @@ async fn the_push_service_refuses_a_foreign_signature_and_a_missing_ttl() {
         other.public_key()
     );
     let post = |authorization: String, ttl: Option<&str>| {
-        let mut request = client()
+        let mut request = raw_client()
             .post(&sub.endpoint)
             .header("content-encoding", "aes128gcm")
             .header("content-type", "application/octet-stream")
@@ -220,4 +240,59 @@ async fn the_push_service_refuses_a_foreign_signature_and_a_missing_ttl() {
     let rejected = service.rejected();
     assert!(rejected[0].contains("VAPID token"), "{rejected:?}");
     assert!(rejected[1].contains("TTL"), "{rejected:?}");
+}
+
+#[tokio::test]
+async fn a_loopback_endpoint_is_refused_unless_egress_allow_names_it() {
+    // The bug: a subscription endpoint on loopback was POSTed to, and its answer read back.
+    let service = PushService::start(Behaviour::Accept).await;
+    let keys = VapidKeys::generate();
+    let sub = service.subscription();
+
+    let refused = send(&outbound(&[]), &keys, SUBJECT, &sub, b"{}", 60, None).await;
+    let allowed = send(
+        &outbound(&["127.0.0.1"]),
+        &keys,
+        SUBJECT,
+        &sub,
+        b"{}",
+        60,
+        None,
+    )
+    .await;
+
+    match refused {
+        Err(WebPushError::Outbound(why)) => {
+            assert_eq!(
+                why.to_string(),
+                "blocked_by_policy: loopback address 127.0.0.1"
+            );
+            assert!(why.is_refusal());
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(allowed.expect("an answer").status, 201);
+    assert_eq!(service.count(), 1, "only the allowed message arrived");
+}
+
+#[tokio::test]
+async fn an_endpoint_whose_name_resolves_to_loopback_is_refused() {
+    let service = PushService::start(Behaviour::Accept).await;
+    let sub = service.subscription();
+    let by_name = Subscription {
+        endpoint: sub.endpoint.replace("127.0.0.1", "localhost"),
+        ..sub
+    };
+
+    let keys = VapidKeys::generate();
+
+    let refused = send(&outbound(&[]), &keys, SUBJECT, &by_name, b"{}", 60, None).await;
+
+    match refused {
+        Err(WebPushError::Outbound(OutboundError::Blocked { class, .. })) => {
+            assert_eq!(class, "loopback address")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(service.count(), 0);
 }

@@ -63,14 +63,15 @@ pub enum FcmOutcome {
         after: Option<Duration>,
         /// The HTTP status.
         status: u16,
-        /// FCM's error code and message.
+        /// The status in words and FCM's error code, e.g. `HTTP 429 Too Many Requests:
+        /// QUOTA_EXCEEDED`; never FCM's message text.
         reason: String,
     },
     /// FCM refused this message for good (bad argument, wrong sender, ...).
     Rejected {
         /// The HTTP status.
         status: u16,
-        /// FCM's error code and message.
+        /// The status in words and FCM's error code; never FCM's message text.
         reason: String,
     },
 }
@@ -241,13 +242,13 @@ impl FcmSender {
                     .unwrap_or_default();
                 return Ok(FcmOutcome::Delivered { name });
             }
-            let error = GoogleError::parse(status, &bytes);
+            let error = GoogleError::parse(&bytes);
             if status == StatusCode::UNAUTHORIZED && error.code() != Some("THIRD_PARTY_AUTH_ERROR")
             {
                 if retried {
                     return Err(FcmError::Token(format!(
                         "FCM refused a fresh access token: {}",
-                        error.reason()
+                        error.reason(status)
                     )));
                 }
                 // Revoked or expired early: drop it (unless another send already has) and mint.
@@ -279,11 +280,12 @@ struct Sent {
     name: String,
 }
 
-/// A Google API error body (`{"error": {"status", "message", "details": [{"errorCode"}]}}`), or
-/// the start of whatever else came back.
+/// A Google API error body (`{"error": {"status", "details": [{"errorCode"}]}}`), or
+/// something else. Only the error codes are kept: the `message` and any other text are the
+/// remote server's words, which are not stored or shown.
 enum GoogleError {
     Parsed(ErrorBody),
-    Raw(String),
+    Unparsed,
 }
 
 #[derive(Deserialize)]
@@ -296,8 +298,6 @@ struct ErrorBody {
     #[serde(default)]
     status: String,
     #[serde(default)]
-    message: String,
-    #[serde(default)]
     details: Vec<ErrorDetail>,
 }
 
@@ -308,10 +308,10 @@ struct ErrorDetail {
 }
 
 impl GoogleError {
-    fn parse(status: StatusCode, body: &[u8]) -> Self {
+    fn parse(body: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorEnvelope>(body) {
             Ok(envelope) => Self::Parsed(envelope.error),
-            Err(_) => Self::Raw(format!("{status}: {}", snippet(body))),
+            Err(_) => Self::Unparsed,
         }
     }
 
@@ -319,18 +319,32 @@ impl GoogleError {
     fn code(&self) -> Option<&str> {
         match self {
             Self::Parsed(e) => e.details.iter().find_map(|d| d.error_code.as_deref()),
-            Self::Raw(_) => None,
+            Self::Unparsed => None,
         }
     }
 
-    fn reason(&self) -> String {
-        match self {
-            Self::Parsed(e) => {
-                let code = self.code().unwrap_or(&e.status);
-                format!("{code}: {}", e.message)
-            }
-            Self::Raw(raw) => raw.clone(),
-        }
+    /// The status in words and FCM's error code (else Google's status code), e.g.
+    /// `HTTP 400 Bad Request: INVALID_ARGUMENT`.
+    fn reason(&self, status: StatusCode) -> String {
+        let code = match self {
+            Self::Parsed(e) => self.code().or(Some(e.status.as_str())),
+            Self::Unparsed => None,
+        };
+        with_code(status, code)
+    }
+}
+
+/// `HTTP 400 Bad Request: CODE`, with the code only if it looks like one (letters, digits and
+/// underscores, as Google's `INVALID_ARGUMENT` and OAuth's `invalid_grant` are).
+fn with_code(status: StatusCode, code: Option<&str>) -> String {
+    let described = crate::egress::describe_status(status.as_u16());
+    let code = code.filter(|code| {
+        (1..=64).contains(&code.len())
+            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    match code {
+        Some(code) => format!("{described}: {code}"),
+        None => described,
     }
 }
 
@@ -339,7 +353,7 @@ fn classify(status: StatusCode, after: Option<Duration>, error: &GoogleError) ->
     if error.code() == Some("UNREGISTERED") {
         return FcmOutcome::Unregistered;
     }
-    let (status, reason) = (status.as_u16(), error.reason());
+    let (status, reason) = (status.as_u16(), error.reason(status));
     match status {
         429 | 500..=599 => FcmOutcome::Retry {
             after,
@@ -375,14 +389,6 @@ fn transport(whom: &str, e: &reqwest::Error) -> FcmError {
     FcmError::Transport(why)
 }
 
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .trim()
-        .chars()
-        .take(300)
-        .collect()
-}
-
 fn http_url(what: &str, value: &str) -> Result<url::Url, FcmError> {
     let parsed = url::Url::parse(value.trim())
         .map_err(|e| FcmError::Config(format!("{what} `{value}`: {e}")))?;
@@ -404,7 +410,7 @@ mod tests {
                         {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                          "errorCode": "UNREGISTERED"}]}}"#;
 
-        let error = GoogleError::parse(StatusCode::BAD_REQUEST, body);
+        let error = GoogleError::parse(body);
 
         assert_eq!(
             classify(StatusCode::BAD_REQUEST, None, &error),
@@ -414,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_bare_404_is_rejected_not_unregistered() {
-        let error = GoogleError::parse(StatusCode::NOT_FOUND, b"<html>Not Found</html>");
+        let error = GoogleError::parse(b"<html>Not Found</html>");
 
         let outcome = classify(StatusCode::NOT_FOUND, None, &error);
 

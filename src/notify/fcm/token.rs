@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 
-use super::{FcmError, snippet, transport};
+use super::{FcmError, transport, with_code};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -108,10 +108,9 @@ impl TokenSource {
             .await
             .map_err(|e| transport("the token endpoint", &e))?;
         if !status.is_success() {
-            let why = match serde_json::from_slice::<GrantError>(&bytes) {
-                Ok(e) => format!("{status}: {} {}", e.error, e.error_description),
-                Err(_) => format!("{status}: {}", snippet(&bytes)),
-            };
+            // The OAuth error code only: its description is the server's words, not stored.
+            let code = serde_json::from_slice::<GrantError>(&bytes).ok();
+            let why = with_code(status, code.as_ref().map(|e| e.error.as_str()));
             // Google being down or throttling is not a verdict on the grant: try again later.
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 return Err(FcmError::Transport(format!(
@@ -160,6 +159,4 @@ fn bearer() -> String {
 #[derive(Deserialize)]
 struct GrantError {
     error: String,
-    #[serde(default)]
-    error_description: String,
 }

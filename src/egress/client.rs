@@ -1,0 +1,192 @@
+//! The one outbound HTTP client for everything sent on a user's behalf (webhooks, Web Push):
+//! names are resolved by a resolver that applies the egress policy, so a connection only ever
+//! goes to an address that was checked; IP literals are checked before the request; redirects
+//! are not followed; one connection pool (and one TLS configuration) serves every delivery.
+//!
+//! Why no redirects at all, rather than re-checked ones: a receiver or push service that
+//! redirects is misconfigured (Standard Webhooks and RFC 8030 expect the answer from the URL
+//! given), a followed POST would carry the signed or encrypted body somewhere the user did not
+//! name, and an IP-literal `Location` would bypass the resolver that does the checking. A 3xx is
+//! handed back as the answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use url::Host;
+
+use super::EgressPolicy;
+use super::failure::OutboundError;
+
+/// How much of an answer's body is read (and thrown away) so its connection can be reused;
+/// a longer body closes the connection instead. Bodies are never kept: what a remote server
+/// says is not ours to store or show.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// The longest a connection attempt may take, within the request's own timeout.
+// A dead address should fail over to the next one (happy eyeballs) long before the delivery's
+// timeout; 10 s is what the policy's name lookup gets too.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a remote server answered: its status and when it asked us to come back. The body is
+/// read and discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// `Retry-After`, in seconds or as an HTTP date, if sent.
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    /// The status in words safe to store, e.g. `HTTP 500 Internal Server Error`: the code and
+    /// its standard reason phrase, never the phrase or body the server sent.
+    pub fn describe(&self) -> String {
+        describe_status(self.status.as_u16())
+    }
+}
+
+/// An HTTP status in words safe to store, e.g. `HTTP 500 Internal Server Error`: the code and
+/// its standard reason phrase, whatever phrase the server sent.
+pub fn describe_status(status: u16) -> String {
+    match StatusCode::from_u16(status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+    {
+        Some(reason) => format!("HTTP {status} {reason}"),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// An HTTP client that only reaches what the egress policy allows, pinned to the addresses it
+/// checked. Build one per daemon and share it: it holds the connection pool.
+#[derive(Clone)]
+pub struct OutboundClient {
+    http: reqwest::Client,
+    policy: Arc<EgressPolicy>,
+}
+
+impl std::fmt::Debug for OutboundClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundClient")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboundClient {
+    /// A client obeying `policy`, each request (connect, send, answer) bounded by `timeout`.
+    pub fn new(policy: Arc<EgressPolicy>, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver(Arc::clone(&policy))))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself, past the policy.
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .user_agent(concat!("workhorse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the outbound HTTP client: {e}"))?;
+        Ok(Self { http, policy })
+    }
+
+    /// The egress policy this client applies.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// POSTs `body` with `headers` to `url` and returns the answer, whatever its status. A
+    /// refusal by the policy, a failed connection or a timeout is an [`OutboundError`] whose
+    /// text never repeats the URL (a push endpoint is a capability).
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, OutboundError> {
+        // Scheme and IP literals here; names are checked by the resolver as they connect.
+        let url = self.policy.check_url(url)?;
+        let response = (self.http.post(url).headers(headers).body(body).send().await)
+            .map_err(OutboundError::from_reqwest)?;
+        let answer = Answer {
+            status: response.status(),
+            retry_after: retry_after(response.headers()),
+        };
+        drain(response).await;
+        Ok(answer)
+    }
+}
+
+/// Resolves names for the client and refuses any whose addresses the policy blocks, so the
+/// connection goes to exactly the addresses checked.
+struct PolicyResolver(Arc<EgressPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = Arc::clone(&self.0);
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port in.
+            let addrs: Vec<SocketAddr> = policy.resolve_host(&name, Host::Domain(&name), 0).await?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Reads up to [`DRAIN_LIMIT`] of the body so the connection can go back to the pool.
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while read < DRAIN_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn an_answer_is_described_by_its_code_and_standard_reason() {
+        let answer = |code| Answer {
+            status: StatusCode::from_u16(code).expect("a status"),
+            retry_after: None,
+        };
+
+        assert_eq!(answer(500).describe(), "HTTP 500 Internal Server Error");
+        assert_eq!(answer(410).describe(), "HTTP 410 Gone");
+        assert_eq!(answer(599).describe(), "HTTP 599");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&later).expect("a header"),
+        );
+        let after = retry_after(&headers).expect("a date");
+        assert!(after > Duration::from_secs(100) && after <= Duration::from_secs(120));
+    }
+}
