@@ -65,18 +65,41 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
     })
 }
 
-/// Hide the password of a `postgres://user:password@host/db` URL.
+/// Query parameters of a PostgreSQL URL whose values are secrets (libpq's `password` and
+/// `sslpassword`).
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// Hide the passwords of a PostgreSQL URL: the one in `postgres://user:password@host/db` and
+/// those given as query parameters (`?password=…`, `&sslpassword=…`).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<redacted>".into();
     };
-    match rest.split_once('@') {
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user info: an unencoded `@` in a password comes before it.
+    let location = match location.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-            None => url.to_string(),
+            Some((user, _)) => format!("{user}:<redacted>@{host}"),
+            None => location.to_string(),
         },
-        None => url.to_string(),
-    }
+        None => location.to_string(),
+    };
+    let Some(query) = query else {
+        return format!("{scheme}://{location}");
+    };
+    let query = (query.split('&'))
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s)) => {
+                format!("{key}=<redacted>")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{location}?{query}")
 }
 
 #[cfg(test)]
@@ -90,5 +113,30 @@ mod tests {
             "postgres://app:<redacted>@db:5432/x"
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_given_as_query_parameters() {
+        // Regression: `?password=` and libpq's `sslpassword` were printed as given.
+        assert_eq!(
+            redact_url("postgres://app@db/x?sslmode=require&password=hunter2"),
+            "postgres://app@db/x?sslmode=require&password=<redacted>"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/x?sslpassword=k3y&Password=p@ss&application_name=w"),
+            "postgresql://db/x?sslpassword=<redacted>&Password=<redacted>&application_name=w"
+        );
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db/x?password=hunter2"),
+            "postgres://app:<redacted>@db/x?password=<redacted>"
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_a_password_holding_an_at_sign() {
+        assert_eq!(
+            redact_url("postgres://app:p@ss@db/x"),
+            "postgres://app:<redacted>@db/x"
+        );
     }
 }
