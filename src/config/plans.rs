@@ -154,6 +154,10 @@ pub(super) fn validate(
         for (field, wrong) in [
             ("rate_limit", plan.rate_limit == 0),
             ("rate_window", plan.rate_window.is_zero()),
+            // A user without a token cannot call the API at all.
+            ("max_tokens", plan.max_tokens == 0),
+            ("max_priority", plan.max_priority < 0),
+            ("max_attempts", plan.max_attempts < 1),
         ] {
             if wrong {
                 return Err(bad(&key(field)));
@@ -176,9 +180,62 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         k if k.starts_with("plans.") && k.contains(".quotas") => {
             "a table of actions to units per day, like { scrape = 20 }"
         }
+        k if k.starts_with("plans.")
+            && (k.ends_with(".max_tokens") || k.ends_with(".max_attempts")) =>
+        {
+            "a whole number above 0"
+        }
+        k if k.starts_with("plans.") && k.ends_with(".max_priority") => {
+            "a whole number from 0 to 32767"
+        }
+        k if k.starts_with("plans.")
+            && (k.ends_with(".max_channels")
+                || k.ends_with(".max_documents")
+                || k.ends_with(".max_live_jobs")) =>
+        {
+            "a whole number, 0 or more"
+        }
         k if k.starts_with("plans.") => {
             "a plan name of a-z, 0-9, _ and - with quotas, rate_limit and rate_window"
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::Serialized;
+
+    use crate::config::{Config, PlanConfig, validate};
+
+    fn error_with(change: impl Fn(&mut PlanConfig)) -> String {
+        let mut config = Config::default();
+        change(config.plans.get_mut("pro").unwrap());
+        let figment = Figment::from(Serialized::defaults(&config));
+        match validate(&config, &figment) {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn plan_bounds_out_of_range_are_refused_by_name() {
+        let cases: [(&str, fn(&mut PlanConfig)); 3] = [
+            ("plans.pro.max_attempts", |p| p.max_attempts = 0),
+            ("plans.pro.max_priority", |p| p.max_priority = -1),
+            ("plans.pro.max_tokens", |p| p.max_tokens = 0),
+        ];
+        for (key, change) in cases {
+            let error = error_with(change);
+            assert!(error.contains(&format!("`{key}`")), "{key}: {error}");
+            assert!(error.contains("expected a whole number"), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_plans_and_a_plan_without_channels_are_valid() {
+        assert_eq!(error_with(|_| {}), "");
+        assert_eq!(error_with(|p| p.max_channels = 0), "");
+    }
 }
