@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn plan_bounds_out_of_range_are_refused_by_name() {
-        let cases: [(&str, fn(&mut PlanConfig)); 3] = [
+        type Change = fn(&mut PlanConfig);
+        let cases: [(&str, Change); 3] = [
             ("plans.pro.max_attempts", |p| p.max_attempts = 0),
             ("plans.pro.max_priority", |p| p.max_priority = -1),
             ("plans.pro.max_tokens", |p| p.max_tokens = 0),
