@@ -1,6 +1,6 @@
-//! Plans at the HTTP edge: the per-token request-rate limit (checked with the bearer token),
-//! quota charges for requests that start chargeable work, and the rate-limit headers both add
-//! to the response. Admins are not limited.
+//! Plans at the HTTP edge: the per-user request-rate limit (checked with the bearer token,
+//! shared by all of the user's tokens), quota charges for requests that start chargeable work,
+//! and the rate-limit headers both add to the response. Admins are not limited.
 
 use std::sync::{Arc, Mutex};
 
@@ -96,14 +96,10 @@ pub async fn check_rate(
         limit: plan.rate_limit,
         window: plan.rate_window,
     };
-    let hit = store::quotas::hit_rate(
-        &mut *conn,
-        caller.token_id.unwrap_or(caller.user_id),
-        gcra.limit,
-        gcra.window,
-    )
-    .await
-    .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
+    // Per user, not per token: every token of a user draws on the one burst.
+    let hit = store::quotas::hit_rate(&mut *conn, caller.user_id, gcra.limit, gcra.window)
+        .await
+        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))?;
     let now = Utc::now();
     let resets_at = now + chrono::TimeDelta::from_std(hit.ahead).unwrap_or_default();
     let remaining = if hit.allowed {
@@ -130,7 +126,7 @@ pub async fn check_rate(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!(
-            "this token made more than {} requests in {}; try again in {retry_after} s",
+            "your tokens together made more than {} requests in {}; try again in {retry_after} s",
             gcra.limit,
             humantime_serde::re::humantime::format_duration(gcra.window)
         ),

@@ -119,7 +119,7 @@ struct UpdateUser {
     /// One of the configured plans (admins only).
     plan: Option<String>,
     /// IANA time zone whose midnight resets the quotas; `null` returns to the default. A
-    /// change applies from the next reset.
+    /// change applies from each quota's next period: a running period keeps its end.
     timezone: MaybeUndefined<String>,
 }
 
@@ -179,7 +179,8 @@ struct MeOut {
     quotas: Vec<QuotaOut>,
     /// The plan's request-rate limit per token.
     rate_limit: RateLimitOut,
-    /// When the current quota period ends: the next local midnight in the user's time zone.
+    /// When the first of the current quota periods ends: a local midnight of the user's time
+    /// zone (of the zone they had when the period started).
     next_reset: DateTime<Utc>,
 }
 
@@ -250,7 +251,10 @@ async fn me_out(
                 action,
             }
         })
-        .collect();
+        .collect::<Vec<QuotaOut>>();
+    // After a zone change the running periods keep their ends, which the zone's next
+    // midnight no longer tells: the next reset is the earliest of them.
+    let next_reset = (quotas.iter().map(|q| q.resets_at).min()).unwrap_or(next_reset);
     Ok(MeOut {
         quotas,
         rate_limit: RateLimitOut {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// A generic cell rate algorithm limit: `limit` requests per `window`, in bursts of up to
-/// `limit`. The state is one timestamp per token, the theoretical arrival time (TAT) of the
-/// next request; a request is allowed when it leaves the TAT at most `window` ahead of now.
+/// `limit`. The state is one timestamp per user, shared by all of the user's tokens: the
+/// theoretical arrival time (TAT) of the next request; a request is allowed when it leaves the
+/// TAT at most `window` ahead of now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gcra {
     /// Requests per window.
@@ -104,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fresh_token_has_the_whole_burst() {
+    fn a_fresh_user_has_the_whole_burst() {
         let g = per_minute(60);
         assert_eq!(g.interval(), Duration::from_secs(1));
         // After the first request the TAT is one interval ahead.

@@ -1,7 +1,9 @@
-//! `quota_reset`: start a new quota period for every counter whose period ended, at each
-//! user's local midnight. `jobs/quota-reset.toml` runs it every 15 minutes (every time zone's
-//! midnight falls on a quarter hour) and catches up a run missed while no daemon was up.
-//! Running it again changes nothing: only counters whose period is over are touched.
+//! `quota_reset`: start the next quota period of every counter whose period ended, at each
+//! user's local midnight (`store::quotas::reset_due`: never before the ended one's end, and
+//! never shorter than a local day after a zone change). `jobs/quota-reset.toml` runs it every
+//! 15 minutes (every time zone's midnight falls on a quarter hour) and catches up a run missed
+//! while no daemon was up. Running it again changes nothing: only counters whose period is
+//! over are touched.
 
 use chrono::Utc;
 use serde::Deserialize;

@@ -1,7 +1,8 @@
 //! Plans and quotas over HTTP: a unit reserved with the enqueue, committed on success, given
 //! back on a final failure or a cancel; exact under concurrency; 429 with `Retry-After` and
-//! rate-limit headers; `/v1/me`; plan and time zone changes; an admin's reset; the per-token
-//! request-rate limit; the reset job catching up after a start.
+//! rate-limit headers; `/v1/me`; plan and time zone changes; an admin's reset; the per-user
+//! request-rate limit that all of a user's tokens share; the reset job catching up after a
+//! start.
 
 use std::time::Duration;
 
@@ -423,6 +424,37 @@ async fn admins_change_plans_and_users_their_time_zone(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_time_zone_change_keeps_the_running_period(pool: PgPool) {
+    let app = app(pool, 5, false).await;
+    let (id, token) = app.user_with_token("ann", Role::User).await;
+    let resp = enqueue(&app, &token, json!({})).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let before = scrape_quota(&app, &token).await;
+
+    // In Kiritimati (UTC+14) the next midnight is at most 10 hours away from UTC's.
+    let resp = (app.request(
+        reqwest::Method::PATCH,
+        &format!("/v1/users/{id}"),
+        Some(&token),
+    ))
+    .json(&json!({ "timezone": "Pacific/Kiritimati" }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let me: Value = app.get("/v1/me", Some(&token)).await.json().await.unwrap();
+    let resets_at: DateTime<Utc> = before["resets_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(resets_at, next_midnight(Tz::UTC));
+    assert_eq!(
+        scrape_quota(&app, &token).await["resets_at"],
+        before["resets_at"]
+    );
+    let next_reset: DateTime<Utc> = me["next_reset"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next_reset, resets_at);
+}
+
+#[sqlx::test]
 async fn an_admin_gives_one_user_their_quota_back_now(pool: PgPool) {
     let app = app(pool, 1, true).await;
     let admin = app.admin_token().await;
@@ -454,14 +486,14 @@ async fn an_admin_gives_one_user_their_quota_back_now(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn a_token_past_its_rate_gets_429_with_retry_after(pool: PgPool) {
+async fn a_user_past_their_rate_gets_429_with_retry_after(pool: PgPool) {
     let app = spawn_app_with(pool, |c| {
         let free = c.plans.get_mut("free").unwrap();
         free.rate_limit = 5;
         free.rate_window = Duration::from_secs(60);
     })
     .await;
-    let (id, token) = app.user_with_token("ann", Role::User).await;
+    let (_, token) = app.user_with_token("ann", Role::User).await;
 
     for left in (0..5).rev() {
         let resp = app.get("/v1/me", Some(&token)).await;
@@ -482,14 +514,6 @@ async fn a_token_past_its_rate_gets_429_with_retry_after(pool: PgPool) {
         "{problem}"
     );
 
-    // The limit is per token: another token of the same user has its own.
-    let minted = workhorse::domain::tokens::mint();
-    let mut conn = app.pool.acquire().await.unwrap();
-    workhorse::store::tokens::insert_token(&mut conn, id, "second", &minted)
-        .await
-        .unwrap();
-    let resp = app.get("/v1/me", Some(&minted.secret)).await;
-    assert_eq!(resp.status(), StatusCode::OK);
     // Admins are not limited.
     let admin = app.admin_token().await;
     for _ in 0..10 {
@@ -498,6 +522,42 @@ async fn a_token_past_its_rate_gets_429_with_retry_after(pool: PgPool) {
             StatusCode::OK
         );
     }
+}
+
+#[sqlx::test]
+async fn three_tokens_of_one_user_share_one_burst(pool: PgPool) {
+    // Regression: the rate state was per token, so 3 tokens gave 360 requests against a
+    // burst of 120.
+    let app = spawn_app_with(pool, |c| {
+        let free = c.plans.get_mut("free").unwrap();
+        free.rate_limit = 6;
+        free.rate_window = Duration::from_secs(3600);
+    })
+    .await;
+    let (id, first) = app.user_with_token("ann", Role::User).await;
+    let mut tokens = vec![first];
+    let mut conn = app.pool.acquire().await.unwrap();
+    for name in ["second", "third"] {
+        let minted = workhorse::domain::tokens::mint();
+        workhorse::store::tokens::insert_token(&mut conn, id, name, &minted)
+            .await
+            .unwrap();
+        tokens.push(minted.secret);
+    }
+
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        for token in &tokens {
+            statuses.push(app.get("/v1/me", Some(token)).await.status());
+        }
+    }
+
+    let accepted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = (statuses.iter()).filter(|s| **s == StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!((accepted, refused.count()), (6, 6), "{statuses:?}");
+    // Another user has their own burst.
+    let (_, bob) = app.user_with_token("bob", Role::User).await;
+    assert_eq!(app.get("/v1/me", Some(&bob)).await.status(), StatusCode::OK);
 }
 
 #[sqlx::test]

@@ -1,11 +1,18 @@
-//! The daily quota reset against a real PostgreSQL: each user's period runs from their local
-//! midnight to the next, also on the days daylight saving starts or ends; running the reset
-//! again changes nothing; a reset missed for days starts the current period, not a past one.
+//! Quota periods against a real PostgreSQL: each user's period runs from their local midnight
+//! to the next, also on the days daylight saving starts or ends; running the reset again
+//! changes nothing; a reset missed for days starts the current period, not a past one; a
+//! period, once started, keeps its end whatever zone the user moves to, and a user who moves
+//! every hour for two simulated days never gets more than the limit in any period.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
-use workhorse::store::quotas;
+use workhorse::store::jobs::NewJob;
+use workhorse::store::quotas::{self, Charge, Usage};
+use workhorse::store::users::{UserPatch, update_user};
 
 async fn user(pool: &PgPool, timezone: Option<&str>) -> Uuid {
     sqlx::query_scalar(
@@ -123,4 +130,243 @@ async fn a_reset_missed_for_days_starts_the_current_period(pool: PgPool) {
         read(&pool, u).await,
         (0, 1, at("2026-07-05T04:00:00Z"), at("2026-07-06T04:00:00Z"))
     );
+}
+
+/// Move `user` to `zone`, as `PATCH /v1/users/{id} {"timezone": …}` does.
+async fn move_to(pool: &PgPool, user: Uuid, zone: &str) {
+    let patch = UserPatch {
+        timezone: Some(Some(zone.to_string())),
+        ..UserPatch::default()
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    update_user(&mut conn, user, &patch).await.unwrap().unwrap();
+}
+
+/// Enqueue a job of `user` charging `scrape` at `at`, as a request does: job and unit commit
+/// together, or neither does.
+async fn charge(pool: &PgPool, user: Uuid, limit: u32, at: DateTime<Utc>) -> (Uuid, Charge) {
+    let mut tx = pool.begin().await.unwrap();
+    let mut job = NewJob::new("echo", json!({}), 1);
+    job.owner_id = Some(user);
+    job.quota_action = Some("scrape".into());
+    let id = workhorse::store::jobs::enqueue(&mut tx, &job)
+        .await
+        .unwrap()
+        .id();
+    let charge = quotas::charge_at(&mut tx, id, user, "scrape", Some(limit), "UTC", at)
+        .await
+        .unwrap();
+    match charge {
+        Charge::Reserved(_) => tx.commit().await.unwrap(),
+        Charge::Spent(_) => tx.rollback().await.unwrap(),
+    }
+    (id, charge)
+}
+
+/// Finish a job in `state`; the `settle_quota_charge` trigger commits or refunds its unit.
+async fn finish(pool: &PgPool, job: Uuid, state: &str) {
+    sqlx::query("UPDATE jobs SET state = $2, finished_at = now() WHERE id = $1")
+        .bind(job)
+        .bind(state)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn shown(pool: &PgPool, user: Uuid, at: DateTime<Utc>) -> Option<Usage> {
+    let counters = quotas::usage_at(pool, user, "UTC", at).await.unwrap();
+    counters.into_iter().find(|u| u.action == "scrape")
+}
+
+fn period(charge: &Charge) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (Charge::Reserved(u) | Charge::Spent(u)) = charge;
+    (u.period_start, u.resets_at)
+}
+
+#[sqlx::test]
+async fn a_zone_change_neither_shortens_the_running_period_nor_starts_a_short_one(pool: PgPool) {
+    // Regression: the first charge after a zone change started a period ending at the new
+    // zone's next midnight, so moving every hour gave ~24 daily quotas a day.
+    let u = user(&pool, Some("UTC")).await;
+    let (job, first) = charge(&pool, u, 1, at("2026-06-01T10:00:00Z")).await;
+    finish(&pool, job, "succeeded").await;
+    assert_eq!(
+        period(&first),
+        (at("2026-06-01T00:00:00Z"), at("2026-06-02T00:00:00Z"))
+    );
+
+    // In Tokyo it is already June 2nd, but the running period keeps its end.
+    move_to(&pool, u, "Asia/Tokyo").await;
+    let (_, refused) = charge(&pool, u, 1, at("2026-06-01T20:00:00Z")).await;
+    assert!(matches!(refused, Charge::Spent(_)), "{refused:?}");
+    assert_eq!(period(&refused), period(&first));
+    assert_eq!(
+        quotas::reset_due(&pool, at("2026-06-01T20:00:00Z"), "UTC")
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The next period starts where the last one ended (09:00 in Tokyo) and runs to the
+    // Tokyo midnight after the next, not to the one 15 hours away.
+    let (_, second) = charge(&pool, u, 1, at("2026-06-02T00:30:00Z")).await;
+    assert!(matches!(second, Charge::Reserved(_)), "{second:?}");
+    assert_eq!(
+        period(&second),
+        (at("2026-06-02T00:00:00Z"), at("2026-06-03T15:00:00Z"))
+    );
+
+    // From then on the periods are Tokyo's days.
+    let n = quotas::reset_due(&pool, at("2026-06-03T15:00:00Z"), "UTC")
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let (_, _, start, end) = read(&pool, u).await;
+    assert_eq!(
+        (start, end),
+        (at("2026-06-03T15:00:00Z"), at("2026-06-04T15:00:00Z"))
+    );
+}
+
+#[sqlx::test]
+async fn an_admin_reset_gives_units_back_without_moving_the_period(pool: PgPool) {
+    let u = user(&pool, Some("Europe/Berlin")).await;
+    counter(&pool, u, at("2026-06-01T22:00:00Z"), 7).await;
+    move_to(&pool, u, "America/Los_Angeles").await;
+
+    assert_eq!(quotas::reset_user(&pool, u).await.unwrap(), 1);
+
+    assert_eq!(
+        read(&pool, u).await,
+        (0, 1, at("2026-05-31T22:00:00Z"), at("2026-06-01T22:00:00Z"))
+    );
+}
+
+/// Zones with odd offsets (+5:45, -3:30, +12:45, +14, -11), daylight saving (Berlin and Tehran
+/// do not; Berlin springs forward in the simulated days) and a half-hour DST (Lord Howe).
+const ZONES: [&str; 12] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Asia/Kathmandu",
+    "America/St_Johns",
+    "Pacific/Kiritimati",
+    "Pacific/Pago_Pago",
+    "Pacific/Chatham",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Asia/Tehran",
+];
+
+#[sqlx::test]
+async fn a_user_who_moves_every_hour_never_gets_more_than_the_limit_in_a_period(pool: PgPool) {
+    // Two simulated days from just before Europe springs forward, hour by hour, for users who
+    // each move to a random zone every hour, ask for more units than they have, and whose jobs
+    // succeed, die or are cancelled at random; the reset job runs at random times.
+    const LIMIT: u32 = 4;
+    let start = at("2026-03-28T00:00:00Z");
+    for seed in 0..8u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let u = user(&pool, Some(ZONES[rng.random_range(0..ZONES.len())])).await;
+        let mut clock = start;
+        let mut held: Vec<Uuid> = Vec::new();
+        let mut periods: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+        for hour in 0..48 {
+            let minute = TimeDelta::minutes(rng.random_range(0..60));
+            clock = clock.max(start + TimeDelta::hours(hour) + minute);
+            move_to(&pool, u, ZONES[rng.random_range(0..ZONES.len())]).await;
+            if rng.random_bool(0.5) {
+                quotas::reset_due(&pool, clock, "UTC").await.unwrap();
+            }
+            for job in std::mem::take(&mut held) {
+                match rng.random_range(0..10) {
+                    0..=4 => finish(&pool, job, "succeeded").await,
+                    5 => finish(&pool, job, "dead").await,
+                    6 => finish(&pool, job, "cancelled").await,
+                    _ => held.push(job),
+                }
+            }
+            for _ in 0..rng.random_range(0..=LIMIT + 2) {
+                clock += TimeDelta::seconds(rng.random_range(1..120));
+                let before = shown(&pool, u, clock).await;
+                let (job, charge) = charge(&pool, u, LIMIT, clock).await;
+                let (Charge::Reserved(usage) | Charge::Spent(usage)) = &charge;
+                let now = period(&charge);
+                if let Some(before) = before {
+                    assert_eq!(
+                        (before.period_start, before.resets_at),
+                        now,
+                        "seed {seed}: the usage shown is the period the next charge gets"
+                    );
+                }
+                assert!(
+                    usage.used + usage.reserved <= i64::from(LIMIT),
+                    "seed {seed}: {usage:?}"
+                );
+                // A refused charge after a period ended only shows the next period; the first
+                // unit granted starts it.
+                if matches!(charge, Charge::Spent(_)) {
+                    if let Some(&last) = periods.last().filter(|p| clock < p.1) {
+                        assert_eq!(now, last, "seed {seed}: the running period moved");
+                    }
+                } else if periods.last() != Some(&now) {
+                    if let Some(&(_, end)) = periods.last() {
+                        assert!(
+                            clock >= end,
+                            "seed {seed}: a period was cut short at {clock}"
+                        );
+                        assert!(
+                            now.0 >= end,
+                            "seed {seed}: {now:?} overlaps the last period"
+                        );
+                    }
+                    let length = now.1 - now.0;
+                    assert!(
+                        (TimeDelta::hours(23)..=TimeDelta::hours(49)).contains(&length),
+                        "seed {seed}: a period of {length} at {clock}: {now:?}"
+                    );
+                    periods.push(now);
+                }
+                if matches!(charge, Charge::Reserved(_)) {
+                    held.push(job);
+                }
+            }
+            // The counter agrees with the charges: units committed in its period, units held.
+            if let Some(counter) = shown(&pool, u, clock).await {
+                let (used, reserved): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE state = 'committed' AND period_start = $2), \
+                            count(*) FILTER (WHERE state = 'reserved') \
+                     FROM quota_charges WHERE user_id = $1",
+                )
+                .bind(u)
+                .bind(counter.period_start)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(
+                    (counter.used, counter.reserved),
+                    (used, reserved),
+                    "seed {seed}"
+                );
+            }
+        }
+
+        let committed: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
+            "SELECT period_start, count(*) FROM quota_charges \
+             WHERE user_id = $1 AND state = 'committed' GROUP BY period_start",
+        )
+        .bind(u)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for (period_start, units) in committed {
+            assert!(
+                units <= i64::from(LIMIT),
+                "seed {seed}: {units} units from {period_start}"
+            );
+        }
+        // Periods of at least 23 hours: two days meet at most four of them (24 before the fix).
+        assert!(periods.len() <= 4, "seed {seed}: {periods:?}");
+    }
 }

@@ -4,23 +4,11 @@
 //! Chromium's Linux sandbox needs unprivileged user namespaces (or a setuid helper Debian does
 //! not ship), and Chromium refuses to start as root unless told `--no-sandbox`.
 
-use serde::{Deserialize, Serialize};
-
 use super::BrowserConfig;
 
-/// What `scrape.sandbox` asks for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SandboxMode {
-    /// The sandbox runs when this host allows it, for a chromedriver the daemon starts; an
-    /// external WebDriver's host cannot be checked from here, so it gets `--no-sandbox`.
-    #[default]
-    Auto,
-    /// The sandbox always runs; sessions fail where the host cannot give it.
-    On,
-    /// Chromium always gets `--no-sandbox`.
-    Off,
-}
+/// What `scrape.sandbox` asks for (defined with the configuration, which depends on nothing
+/// above it).
+pub use crate::config::SandboxMode;
 
 /// The facts about this host that decide whether the sandbox can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

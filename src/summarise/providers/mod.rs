@@ -32,7 +32,6 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
     CreateChatCompletionRequest,
 };
-use serde::{Deserialize, Serialize};
 
 use endpoint::{CallError, Provider};
 use prompt::{system_message, user_message};
@@ -41,27 +40,9 @@ use prompt::{system_message, user_message};
 /// provider off for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// One OpenAI-compatible endpoint, as configured under `[[summarise.providers]]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    /// Name recorded with each summary and used as `preferred`.
-    pub name: String,
-    /// API base including the version, e.g. `http://127.0.0.1:8081/v1`.
-    pub base_url: String,
-    /// Model name sent with each request.
-    pub model: String,
-    /// Name of the environment variable holding the API key; empty for none.
-    #[serde(default)]
-    pub api_key_env: String,
-    /// Context window of the model, in tokens.
-    pub context_window: u32,
-    /// Longest one call may take, connecting and reading the answer included.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Upper bound on the tokens of one answer (`max_completion_tokens`).
-    pub max_output_tokens: u32,
-}
+/// One OpenAI-compatible endpoint, as configured under `[[summarise.providers]]` (defined in
+/// `config`, which must not depend on this module).
+pub use crate::config::ProviderConfig;
 
 /// One summary to ask for.
 #[derive(Debug, Clone)]
