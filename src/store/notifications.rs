@@ -73,21 +73,6 @@ pub async fn insert_channel(
         .context("reading back a channel")
 }
 
-/// How many channels `owner_id` has, counted under a lock on the user's row: two creations at
-/// once count one after the other, so neither passes the plan's bound. Call it in the
-/// transaction that inserts the channel.
-pub async fn count_channels_locked(conn: &mut PgConnection, owner_id: Uuid) -> anyhow::Result<i64> {
-    let count: Option<i64> = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM channels c WHERE c.owner_id = u.id) \
-         FROM users u WHERE u.id = $1 FOR NO KEY UPDATE",
-    )
-    .bind(owner_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .context("counting a user's channels")?;
-    Ok(count.unwrap_or(0))
-}
-
 /// Replace a channel's topics.
 pub async fn set_topics(
     conn: &mut PgConnection,

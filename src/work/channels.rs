@@ -7,21 +7,14 @@ use uuid::Uuid;
 
 use super::{Caller, WorkError, WorkResult};
 use crate::config::Config;
+use crate::domain::topics::Topic;
 use crate::egress::{EgressError, OutboundError};
 use crate::notify::job::Notifier;
 use crate::notify::webhook;
 use crate::notify::webpush::Subscription;
 use crate::store;
+use crate::store::bounds::Held;
 use crate::store::notifications::{Channel, Delivery, NewEvent};
-
-/// Topics a channel can subscribe to.
-pub const TOPICS: [&str; 5] = [
-    "scrapes.finished",
-    "summaries.finished",
-    "jobs.failed",
-    "injector.runs",
-    "channel.test",
-];
 
 /// What the channel use cases work with besides the caller.
 #[derive(Clone, Copy)]
@@ -47,7 +40,7 @@ pub struct NewChannel {
     pub token: Option<String>,
     /// webpush: the browser's subscription.
     pub subscription: Option<Subscription>,
-    /// Topics to receive, from [`TOPICS`].
+    /// Topics to receive: names of [`Topic`]s.
     pub topics: Vec<String>,
 }
 
@@ -69,20 +62,7 @@ pub async fn create(env: &Env<'_>, caller: &Caller, input: NewChannel) -> WorkRe
     // The bound is counted under a lock held until the insert commits; the checks above run
     // first because an egress check may wait on a name lookup.
     let mut tx = env.pool.begin().await?;
-    if !caller.is_admin() {
-        let limit = i64::from(env.config.plan(&caller.plan).max_channels);
-        let count = store::notifications::count_channels_locked(&mut tx, caller.user_id).await?;
-        if count >= limit {
-            return Err(WorkError::Bound {
-                bound: "max_channels",
-                limit,
-                value: false,
-                detail: format!(
-                    "your plan allows {limit} channels and you have {count}; delete one first"
-                ),
-            });
-        }
-    }
+    super::check_bound(&mut tx, env.config, caller, Held::Channels).await?;
     let channel = store::notifications::insert_channel(
         &mut tx,
         caller.user_id,
@@ -130,12 +110,15 @@ pub async fn test(env: &Env<'_>, caller: &Caller, id: Uuid) -> WorkResult<Delive
     Ok(delivery)
 }
 
-/// Refuses a topic not in [`TOPICS`] (422 naming `topics`).
+/// Refuses a name that is not a [`Topic`] (422 naming `topics`).
 pub fn check_topics(topics: Vec<String>) -> WorkResult<Vec<String>> {
-    if let Some(bad) = topics.iter().find(|t| !TOPICS.contains(&t.as_str())) {
+    if let Some(bad) = topics.iter().find(|t| t.parse::<Topic>().is_err()) {
         return Err(WorkError::invalid(
             "topics",
-            format!("unknown topic {bad:?}; topics: {}", TOPICS.join(", ")),
+            format!(
+                "unknown topic {bad:?}; topics: {}",
+                Topic::names().join(", ")
+            ),
         ));
     }
     Ok(topics)

@@ -59,39 +59,50 @@ impl Work {
     }
 
     /// Refuse with the bound's name when `caller` already holds as many `held` objects as
-    /// the plan allows (admins are unbounded). Takes the user's lock for that class of
-    /// objects until the transaction ends, so the insert that follows cannot race another.
+    /// the plan allows; see [`check_bound`].
     pub async fn check_bound(
         &self,
         conn: &mut PgConnection,
         caller: &Caller,
         held: Held,
     ) -> WorkResult<()> {
-        if caller.is_admin() {
-            return Ok(());
-        }
-        let plan = self.plan(caller);
-        let (bound, limit, what) = match held {
-            Held::Tokens => ("max_tokens", plan.max_tokens, "API tokens"),
-            Held::Channels => ("max_channels", plan.max_channels, "channels"),
-            Held::Documents => ("max_documents", plan.max_documents, "documents"),
-            Held::LiveJobs => ("max_live_jobs", plan.max_live_jobs, "live jobs"),
-        };
-        let count = store::bounds::lock_and_count(conn, caller.user_id, held).await?;
-        if count < i64::from(limit) {
-            return Ok(());
-        }
-        Err(WorkError::Bound {
-            bound,
-            limit: limit.into(),
-            value: false,
-            detail: format!(
-                "the {} plan allows {limit} {what} per user and {count} are held; \
-                 remove some or ask an admin for another plan",
-                caller.plan
-            ),
-        })
+        check_bound(conn, &self.config, caller, held).await
     }
+}
+
+/// Refuse with the bound's name when `caller` already holds as many `held` objects as the
+/// plan allows (admins are unbounded). Takes the user's lock for that class of objects until
+/// the transaction ends, so the insert that follows cannot race another.
+pub async fn check_bound(
+    conn: &mut PgConnection,
+    config: &Config,
+    caller: &Caller,
+    held: Held,
+) -> WorkResult<()> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let plan = config.plan(&caller.plan);
+    let (bound, limit, what) = match held {
+        Held::Tokens => ("max_tokens", plan.max_tokens, "API tokens"),
+        Held::Channels => ("max_channels", plan.max_channels, "channels"),
+        Held::Documents => ("max_documents", plan.max_documents, "documents"),
+        Held::LiveJobs => ("max_live_jobs", plan.max_live_jobs, "live jobs"),
+    };
+    let count = store::bounds::lock_and_count(conn, caller.user_id, held).await?;
+    if count < i64::from(limit) {
+        return Ok(());
+    }
+    Err(WorkError::Bound {
+        bound,
+        limit: limit.into(),
+        value: false,
+        detail: format!(
+            "the {} plan allows {limit} {what} per user and {count} are held; remove some or \
+             ask an admin for another plan",
+            caller.plan
+        ),
+    })
 }
 
 /// The caller acting for `user_id` when no token is involved: a job chaining work for its
