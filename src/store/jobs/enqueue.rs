@@ -19,7 +19,7 @@ pub struct NewJob {
     pub priority: i16,
     /// Attempts before the job is dead.
     pub max_attempts: i32,
-    /// At most one live job per (kind, key).
+    /// At most one live job per (kind, owner, key); jobs without an owner share one scope.
     pub dedup_key: Option<String>,
     /// The user whose resource the job works on.
     pub owner_id: Option<Uuid>,
@@ -73,7 +73,8 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
         "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
                            trace_context, quota_action) \
          VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (kind, dedup_key) \
+         ON CONFLICT (kind, (coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), \
+                      dedup_key) \
              WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
          DO NOTHING RETURNING id",
     )
@@ -92,12 +93,16 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     if let Some(id) = inserted {
         return Ok(Enqueued::Created(id));
     }
+    // Only a job of the same owner (or, for a job without one, another job without one) can
+    // hold the key: the answer never names another user's job.
     let existing: Uuid = sqlx::query_scalar(
         "SELECT id FROM jobs WHERE kind = $1 AND dedup_key = $2 \
+           AND owner_id IS NOT DISTINCT FROM $3 \
            AND state IN ('pending', 'running', 'retrying')",
     )
     .bind(&job.kind)
     .bind(&job.dedup_key)
+    .bind(job.owner_id)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Enqueued::Duplicate(existing))
@@ -126,7 +131,8 @@ pub async fn enqueue_many(
         "INSERT INTO jobs (id, kind, args, max_attempts, dedup_key) \
          SELECT id, $1, args, $2, key FROM unnest($3::uuid[], $4::jsonb[], $5::text[]) \
              AS t(id, args, key) \
-         ON CONFLICT (kind, dedup_key) \
+         ON CONFLICT (kind, (coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), \
+                      dedup_key) \
              WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
          DO NOTHING",
     )
