@@ -13,6 +13,8 @@
 //! Entry points parse their input, call one function here and map the [`WorkError`] to their
 //! own shape (`api::error` turns it into problem+json). All SQL stays in `store/`.
 
+pub mod finish;
+
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::users::Caller;

@@ -24,9 +24,11 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
     /// Trace context of the enqueuing request.
     pub trace_context: Value,
+    /// The user the job works for.
+    pub owner_id: Option<Uuid>,
 }
 
-type ClaimRow = (Uuid, String, Value, i32, i32, Value);
+type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>);
 
 /// Claim up to `limit` runnable jobs of `kind` for `worker`, holding them for `lease`. The
 /// attempt is counted here, so an attempt whose worker dies still counts.
@@ -47,7 +49,8 @@ pub async fn claim(
          UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = $3, \
                 lease_until = now() + $4 * interval '1 millisecond', started_at = now() \
          FROM next WHERE j.id = next.id \
-         RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context",
+         RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, \
+                   j.owner_id",
     )
     .bind(kind)
     .bind(limit)
@@ -58,13 +61,14 @@ pub async fn claim(
     Ok(rows
         .into_iter()
         .map(
-            |(id, kind, args, attempt, max_attempts, trace_context)| ClaimedJob {
+            |(id, kind, args, attempt, max_attempts, trace_context, owner_id)| ClaimedJob {
                 id,
                 kind,
                 args,
                 attempt,
                 max_attempts,
                 trace_context,
+                owner_id,
             },
         )
         .collect())
@@ -144,21 +148,44 @@ pub async fn fail(
     })
 }
 
-/// Extend the leases of every job `worker` is running; returns how many.
+/// Extend the leases of every job `worker` is running; returns their ids. A job the worker
+/// believes it runs but which is not among them was cancelled or taken over.
 pub async fn extend_leases(
     db: impl PgExecutor<'_>,
     worker: Uuid,
     lease: Duration,
-) -> anyhow::Result<u64> {
-    let done = sqlx::query(
+) -> anyhow::Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
         "UPDATE jobs SET lease_until = now() + $2 * interval '1 millisecond' \
-         WHERE locked_by = $1 AND state = 'running'",
+         WHERE locked_by = $1 AND state = 'running' RETURNING id",
     )
     .bind(worker)
     .bind(lease.as_millis() as f64)
-    .execute(db)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Lock the job's row for the attempt `attempt` of `worker`, in the caller's transaction:
+/// `true` when the attempt still owns the running job. Until the transaction ends no cancel,
+/// rescue or other attempt can change the row, so what the transaction writes next is kept
+/// only together with the attempt's end ([`complete`] or [`fail`] on the same transaction).
+pub async fn fence(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    worker: Uuid,
+    attempt: i32,
+) -> anyhow::Result<bool> {
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM jobs \
+         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running' \
+         FOR UPDATE",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .fetch_optional(conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(held.is_some())
 }
 
 /// Put running jobs whose lease ran out (their worker died) back in work at once, counting the

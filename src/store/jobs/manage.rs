@@ -6,8 +6,14 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+/// The channel a cancelled job's id is announced on, so the process running it stops.
+pub const CANCEL_CHANNEL: &str = "workhorse_cancel";
+
 /// Cancel a job that has not finished. With `owner`, only that user's job. Returns whether it
-/// was cancelled; a running job's result is discarded when its worker reports back.
+/// was cancelled. A running attempt is told on [`CANCEL_CHANNEL`] when the caller commits; it
+/// stops, and as it no longer owns the job nothing it would write is kept. An attempt that is
+/// recording its end holds the row's lock: the cancel waits for it and then finds the job
+/// finished.
 pub async fn cancel(
     conn: &mut PgConnection,
     id: Uuid,
@@ -17,7 +23,8 @@ pub async fn cancel(
         "UPDATE jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, \
                 lease_until = NULL \
          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2) \
-           AND state IN ('pending', 'running', 'retrying')",
+           AND state IN ('pending', 'running', 'retrying') \
+         RETURNING pg_notify('workhorse_cancel', id::text)",
     )
     .bind(id)
     .bind(owner)
