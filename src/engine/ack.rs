@@ -151,7 +151,13 @@ where
             if recorded.load(Ordering::Acquire) {
                 // The handler's transaction recorded the end; a retry may be due before the
                 // dispatcher's next planned look.
-                if matches!(outcome, Outcome::Failed { permanent: false, .. }) {
+                if matches!(
+                    outcome,
+                    Outcome::Failed {
+                        permanent: false,
+                        ..
+                    }
+                ) {
                     runtime.wake(kind.name);
                 }
                 return Ok(());

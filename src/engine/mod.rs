@@ -420,8 +420,10 @@ async fn listen(runtime: Arc<Runtime>, stop: CancellationToken) -> JoinHandle<()
                     Ok(Some(n)) if n.channel() == jobs::CANCEL_CHANNEL => {
                         match n.payload().parse::<Uuid>() {
                             Ok(id) => runtime.attempts.cancel(id),
-                            Err(_) => tracing::warn!(payload = n.payload(),
-                                "a cancel notification without a job id"),
+                            Err(_) => tracing::warn!(
+                                payload = n.payload(),
+                                "a cancel notification without a job id"
+                            ),
                         }
                     }
                     Ok(Some(notification)) => runtime.wake(notification.payload()),
