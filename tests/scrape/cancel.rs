@@ -255,3 +255,37 @@ async fn a_scrape_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_it
     engine.shutdown(Duration::from_secs(5)).await;
     kinds.scraper.shutdown().await;
 }
+
+#[sqlx::test]
+async fn a_job_naming_another_users_scrape_fails_and_touches_nothing(pool: PgPool) {
+    // Arrange: A's scrape, not yet run (its job cancelled); B enqueues a scrape job naming it.
+    let site = SlowServer::start(Duration::ZERO).await;
+    let config = config();
+    let kinds = Kinds::new(&config).unwrap();
+    let registry = registry_for(&pool, &kinds);
+    let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
+    let engine = engine.await.unwrap();
+    let (a, b) = (user(&pool).await, user(&pool).await);
+    let (scrape_of_a, job_of_a) = request_scrape(&pool, a, &site.page(1, Duration::ZERO)).await;
+    let mut conn = pool.acquire().await.unwrap();
+    jobs::cancel(&mut conn, job_of_a, Some(a)).await.unwrap();
+    let mut job = NewJob::new("scrape", json!({ "scrape_id": scrape_of_a }), 3);
+    job.owner_id = Some(b);
+    let job_of_b = jobs::enqueue(&mut conn, &job).await.unwrap().id();
+
+    // Act
+    let finished = wait_until_finished(&pool, job_of_b).await;
+
+    // Assert: dead at once, nothing of A's scrape changed, the page never requested.
+    assert_eq!((finished.state.as_str(), finished.attempts), ("dead", 1));
+    assert!(finished.errors.to_string().contains("not the job owner's"));
+    let (attempts, outcome): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, outcome FROM scrapes WHERE id = $1")
+            .bind(scrape_of_a)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((attempts, outcome), (0, None));
+    assert!(site.fates("/page/1").is_empty());
+    engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -4,6 +4,9 @@
 //! chat completions (`POST /v1/chat/completions`, waiting `default_wait`) in the wire format
 //! of OpenAI-compatible APIs for the summariser.
 
+// Shared by the scrape and summarise test binaries; each uses part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

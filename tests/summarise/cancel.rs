@@ -79,11 +79,17 @@ async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, U
 async fn wait_until_finished(pool: &PgPool, id: Uuid) -> jobs::Job {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let job = jobs::find_job(pool, id, None).await.unwrap().expect("the job");
+        let job = jobs::find_job(pool, id, None)
+            .await
+            .unwrap()
+            .expect("the job");
         if matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled") {
             return job;
         }
-        assert!(Instant::now() < deadline, "job {id} never finished: {job:?}");
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never finished: {job:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -172,13 +178,19 @@ async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_i
             job.state
         );
         assert_eq!(charge == "committed", kept && job.state == "succeeded");
-        assert!(matches!(job.state.as_str(), "succeeded" | "cancelled"), "{job:?}");
+        assert!(
+            matches!(job.state.as_str(), "succeeded" | "cancelled"),
+            "{job:?}"
+        );
     }
     let cancelled: Vec<&str> = (planned.iter().zip(&finished))
         .filter(|(_, job)| job.state == "cancelled")
         .map(|((_, _, key, _), _)| key.as_str())
         .collect();
-    assert!(cancelled.len() >= 3, "the run should cancel several summaries");
+    assert!(
+        cancelled.len() >= 3,
+        "the run should cancel several summaries"
+    );
 
     // Assert: no model call of a cancelled summary is still awaited: each was dropped (or had
     // been answered), and at least one cancel caught a call in flight.
@@ -203,7 +215,10 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
     let (a, b) = (user(&pool).await, user(&pool).await);
     let doc = document(&pool, a, 1).await;
     let (summary_of_a, job_of_a) = request_summary(&pool, a, doc).await;
-    assert_eq!(wait_until_finished(&pool, job_of_a).await.state, "succeeded");
+    assert_eq!(
+        wait_until_finished(&pool, job_of_a).await.state,
+        "succeeded"
+    );
     let calls_before = llm.fates("doc-1").len();
     let before: (Option<String>, i32) =
         sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
