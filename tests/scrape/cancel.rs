@@ -259,12 +259,8 @@ async fn a_scrape_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_it
 #[sqlx::test]
 async fn a_job_naming_another_users_scrape_fails_and_touches_nothing(pool: PgPool) {
     // Arrange: A's scrape, not yet run (its job cancelled); B enqueues a scrape job naming it.
+    // (Before the engine starts, so A's job never runs.)
     let site = SlowServer::start(Duration::ZERO).await;
-    let config = config();
-    let kinds = Kinds::new(&config).unwrap();
-    let registry = registry_for(&pool, &kinds);
-    let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
-    let engine = engine.await.unwrap();
     let (a, b) = (user(&pool).await, user(&pool).await);
     let (scrape_of_a, job_of_a) = request_scrape(&pool, a, &site.page(1, Duration::ZERO)).await;
     let mut conn = pool.acquire().await.unwrap();
@@ -272,6 +268,11 @@ async fn a_job_naming_another_users_scrape_fails_and_touches_nothing(pool: PgPoo
     let mut job = NewJob::new("scrape", json!({ "scrape_id": scrape_of_a }), 3);
     job.owner_id = Some(b);
     let job_of_b = jobs::enqueue(&mut conn, &job).await.unwrap().id();
+    let config = config();
+    let kinds = Kinds::new(&config).unwrap();
+    let registry = registry_for(&pool, &kinds);
+    let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
+    let engine = engine.await.unwrap();
 
     // Act
     let finished = wait_until_finished(&pool, job_of_b).await;
