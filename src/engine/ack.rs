@@ -1,11 +1,14 @@
 //! Acknowledgement: the backend's tower layer sits outside every user layer, so it sees the
 //! outcome of each attempt as the handler, the timeout and the panic catcher left it; it
 //! records the attempt's span and sends the outcome to one writer task per process, which
-//! records successes in batches and failures with their backoff.
+//! records successes in batches and failures with their backoff. An attempt that recorded its
+//! end itself (in the fenced transaction that kept its result, `work::finish`) is not written
+//! again.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,8 @@ use crate::store::jobs::{self, Failed};
 pub enum Outcome {
     /// It succeeded with this result.
     Succeeded(Option<Value>),
+    /// It stopped because the job was cancelled or taken over; there is nothing to record.
+    Stopped,
     /// It failed.
     Failed {
         /// What went wrong.
@@ -110,6 +115,7 @@ where
         let _ = span.set_parent(crate::telemetry::trace_context_from(&job.trace_context));
         job.span = span.clone();
         let (id, attempt) = (job.id, job.attempt);
+        let recorded = job.recorded.clone();
         let attempt_of = format!("{}/{}", job.attempt, job.max_attempts);
         let timeout = self.kind.settings.timeout;
         let runtime = self.runtime.clone();
@@ -121,6 +127,11 @@ where
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             let _enter = span.enter();
             match &outcome {
+                Outcome::Stopped => {
+                    span.record("job.outcome", "stopped");
+                    tracing::info!(job.id = %id, attempt = attempt_of, elapsed_ms,
+                        "job attempt stopped: the job was cancelled or taken over");
+                }
                 Outcome::Succeeded(_) => {
                     span.record("job.outcome", "succeeded");
                     tracing::debug!(job.id = %id, attempt = attempt_of, elapsed_ms, "job done");
@@ -136,6 +147,21 @@ where
                 }
             }
             kind.finished();
+            runtime.attempts.ended(id, attempt);
+            if recorded.load(Ordering::Acquire) {
+                // The handler's transaction recorded the end; a retry may be due before the
+                // dispatcher's next planned look.
+                if matches!(
+                    outcome,
+                    Outcome::Failed {
+                        permanent: false,
+                        ..
+                    }
+                ) {
+                    runtime.wake(kind.name);
+                }
+                return Ok(());
+            }
             runtime.ack(Ack {
                 id,
                 attempt,
@@ -158,6 +184,9 @@ fn outcome_of(result: Result<Value, BoxDynError>, timeout: Duration) -> Outcome 
     };
     let mut delay = None;
     let (error, permanent) = if let Some(e) = error.downcast_ref::<JobError>() {
+        if let JobError::Cancelled = e {
+            return Outcome::Stopped;
+        }
         if let JobError::RetryIn(wait, _) = e {
             delay = Some(*wait);
         }
@@ -210,6 +239,16 @@ async fn write_batch(runtime: &Runtime, batch: Vec<Ack>) {
     let mut failed = Vec::new();
     for ack in batch {
         match ack.outcome {
+            // Normally a no-op (the fenced write finds the job no longer ours); should the job
+            // still be ours after all, it is retried rather than left running forever.
+            Outcome::Stopped => failed.push((
+                ack.id,
+                ack.attempt,
+                ack.kind,
+                JobError::Cancelled.to_string(),
+                false,
+                None,
+            )),
             Outcome::Succeeded(result) => done.push((ack.id, ack.attempt, result)),
             Outcome::Failed {
                 error,

@@ -218,9 +218,13 @@ fn task_of<A: DeserializeOwned>(runtime: &Runtime, job: ClaimedJob) -> Result<Ta
         attempt: job.attempt,
         max_attempts: job.max_attempts,
         worker: runtime.instance,
+        owner_id: job.owner_id,
         trace_context: job.trace_context,
         args,
         span: tracing::Span::none(),
+        cancel: runtime.attempts.register(job.id, job.attempt),
+        backoff: runtime.backoff,
+        recorded: Default::default(),
     };
     let (id, previous, max) = (job.id, job.attempt.max(1) - 1, job.max_attempts.max(1));
     // apalis adds one to the attempt when the task starts, so it then equals ours.

@@ -4,10 +4,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::domain::jobs::Backoff;
 
 /// One attempt of a job, as its handler receives it.
 #[derive(Debug)]
@@ -20,12 +24,25 @@ pub struct Job<A> {
     pub max_attempts: i32,
     /// The process running the attempt.
     pub worker: Uuid,
+    /// The user the job works for; `None` for system work (schedules, operators). Handlers
+    /// load the objects named in `args` by id and this owner.
+    pub owner_id: Option<Uuid>,
     /// W3C trace context of the request that enqueued the job.
     pub trace_context: Value,
     /// The decoded arguments.
     pub args: A,
     /// The attempt's span; the handler runs inside it.
     pub span: tracing::Span,
+    /// Cancelled when this attempt no longer owns the job: someone cancelled it (in this
+    /// process or another), or its lease could not be renewed. Handlers stop at their next
+    /// await point and return [`JobError::Cancelled`]; whatever they would write is fenced
+    /// anyway (`work::finish`).
+    pub cancel: CancellationToken,
+    /// The retry schedule, for a failure the handler records itself.
+    pub(crate) backoff: Backoff,
+    /// Set once the handler recorded the attempt's end in its own fenced transaction, so the
+    /// ack layer leaves the row alone.
+    pub(crate) recorded: Arc<AtomicBool>,
 }
 
 /// Why an attempt failed.
@@ -41,6 +58,10 @@ pub enum JobError {
     /// `Retry-After`) rather than after the configured backoff.
     #[error("{1:#}")]
     RetryIn(std::time::Duration, anyhow::Error),
+    /// The attempt stopped because it no longer owns the job (cancelled, or taken over after
+    /// its lease ran out); it kept nothing.
+    #[error("the attempt stopped: the job was cancelled or is no longer this worker's")]
+    Cancelled,
 }
 
 impl JobError {

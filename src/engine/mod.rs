@@ -6,6 +6,7 @@
 
 pub mod ack;
 pub mod backend;
+mod cancel;
 pub mod kind;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,8 @@ pub(crate) struct Runtime {
     pub(crate) backoff: Backoff,
     kinds: BTreeMap<&'static str, Arc<KindState>>,
     acks: mpsc::UnboundedSender<ack::Ack>,
+    /// The attempts this process holds, with their cancellation tokens.
+    pub(crate) attempts: cancel::Attempts,
     /// Cancelled when the workers must stop taking jobs.
     pub(crate) stop: CancellationToken,
 }
@@ -212,6 +215,7 @@ impl Engine {
             },
             kinds,
             acks,
+            attempts: cancel::Attempts::default(),
             stop: CancellationToken::new(),
         });
         let ack_drain = CancellationToken::new();
@@ -319,11 +323,13 @@ where
     })
 }
 
-/// Renew the leases of every job this process holds.
+/// Renew the leases of every job this process holds, and stop the attempts whose job is no
+/// longer ours (cancelled while a notification was lost, or rescued after we hung).
 async fn keep_leases(runtime: Arc<Runtime>) {
-    if let Err(e) = jobs::extend_leases(&runtime.pool, runtime.instance, runtime.config.lease).await
-    {
-        tracing::warn!(error = format!("{e:#}"), "renewing job leases failed");
+    let before = runtime.attempts.snapshot();
+    match jobs::extend_leases(&runtime.pool, runtime.instance, runtime.config.lease).await {
+        Ok(renewed) => runtime.attempts.lost(before, &renewed),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "renewing job leases failed"),
     }
 }
 
@@ -376,14 +382,15 @@ async fn prune(runtime: Arc<Runtime>) {
     }
 }
 
-/// Forward NOTIFYs to the kinds' dispatchers. A lost connection may have lost notifications,
-/// so every kind is woken after a reconnect; the poll covers the time without a connection.
+/// Forward NOTIFYs: new jobs to the kinds' dispatchers, cancelled jobs to their attempts. A
+/// lost connection may have lost notifications, so every kind is woken after a reconnect; the
+/// poll covers the time without a connection, and the lease keeper the lost cancels.
 async fn listen(runtime: Arc<Runtime>, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
             let mut listener = match PgListener::connect_with(&runtime.pool).await {
-                Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(mut l) => match l.listen_all([CHANNEL, jobs::CANCEL_CHANNEL]).await {
                     Ok(()) => l,
                     Err(e) => {
                         failures += 1;
@@ -410,6 +417,15 @@ async fn listen(runtime: Arc<Runtime>, stop: CancellationToken) -> JoinHandle<()
                     _ = stop.cancelled() => return,
                 };
                 match next {
+                    Ok(Some(n)) if n.channel() == jobs::CANCEL_CHANNEL => {
+                        match n.payload().parse::<Uuid>() {
+                            Ok(id) => runtime.attempts.cancel(id),
+                            Err(_) => tracing::warn!(
+                                payload = n.payload(),
+                                "a cancel notification without a job id"
+                            ),
+                        }
+                    }
                     Ok(Some(notification)) => runtime.wake(notification.payload()),
                     Ok(None) => runtime.wake_all(),
                     Err(e) => {

@@ -63,7 +63,10 @@ impl JobKind for Echo {
                 .await?;
         }
         if args.sleep_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(args.sleep_ms)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(args.sleep_ms)) => {}
+                _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
+            }
         }
         if args.panic {
             panic!("echo job {} was asked to panic", job.id);

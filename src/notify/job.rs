@@ -161,7 +161,8 @@ impl JobKind for NotifyKind {
 
     async fn run(&self, job: Job<NotifyArgs>) -> Result<Value, JobError> {
         let id = job.args.delivery_id;
-        let Some(delivery) = store::notifications::find_delivery(&self.pool, id, None).await?
+        let Some(delivery) =
+            store::notifications::find_delivery(&self.pool, id, job.owner_id).await?
         else {
             return Err(JobError::permanent(anyhow!(
                 "delivery {id} no longer exists"
@@ -171,7 +172,8 @@ impl JobKind for NotifyKind {
             return Ok(json!({ "delivery_id": id, "state": "delivered" }));
         }
         let Some(channel) =
-            store::notifications::find_channel(&self.pool, delivery.channel_id, None).await?
+            store::notifications::find_channel(&self.pool, delivery.channel_id, job.owner_id)
+                .await?
         else {
             return Err(JobError::permanent(anyhow!("the channel was deleted")));
         };

@@ -22,6 +22,7 @@ use crate::store::jobs::NewJob;
 use crate::store::quotas::Charge;
 use crate::store::scrapes::{Found, Scrape};
 use crate::summarise::job::SummaryOptions;
+use crate::work::finish::{self, Outcome};
 
 /// The formats a scrape can keep.
 pub const FORMATS: [&str; 3] = ["text", "html", "markdown"];
@@ -293,6 +294,73 @@ impl ScrapeKind {
     }
 }
 
+impl ScrapeKind {
+    /// Keep the page, its document, the chained summary and the event, together with the
+    /// job's end, in one transaction fenced by the attempt.
+    async fn succeeded(
+        &self,
+        job: &Job<ScrapeArgs>,
+        scrape: &Scrape,
+        found: &Found,
+    ) -> Result<Value, JobError> {
+        let id = scrape.id;
+        let mut tx = finish::begin(&self.pool, job).await?;
+        let document_id = store::scrapes::succeeded(&mut tx, scrape, found).await?;
+        let summary = match scrape.chain_summary {
+            true => self.chain_summary(&mut tx, scrape, document_id).await?,
+            false => Value::Null,
+        };
+        let payload = json!({
+            "scrape_id": id, "status": "succeeded", "url": scrape.url,
+            "final_url": found.final_url, "document_id": document_id,
+            "summary": summary,
+            "message": format!("Scraped {}", found.final_url),
+        });
+        let owner = Some(scrape.owner_id);
+        let all = scrape.notify_all;
+        let topic = "scrapes.finished";
+        publish_to(&mut tx, &self.notifier, topic, owner, payload, all).await?;
+        let result = json!({
+            "scrape_id": id,
+            "document_id": document_id,
+            "final_url": found.final_url,
+            "http_status": found.http_status,
+        });
+        finish::finish(tx, job, Outcome::Succeeded(result)).await
+    }
+
+    /// Record the failure (and, on the last attempt, its events) with the job's end.
+    async fn failed(
+        &self,
+        job: &Job<ScrapeArgs>,
+        scrape: &Scrape,
+        failure: Failure,
+    ) -> Result<Value, JobError> {
+        let id = scrape.id;
+        let last = !failure.transient || job.attempt >= job.max_attempts;
+        let mut tx = finish::begin(&self.pool, job).await?;
+        store::scrapes::failed(&mut *tx, id, failure.kind, &failure.message, last).await?;
+        if last {
+            let payload = json!({
+                "scrape_id": id, "status": "failed", "url": scrape.url,
+                "error_kind": failure.kind, "error": failure.message,
+                "message": format!("Scrape of {} failed: {}", scrape.url, failure.kind),
+            });
+            let owner = Some(scrape.owner_id);
+            let all = scrape.notify_all;
+            let topic = "scrapes.finished";
+            publish_to(&mut tx, &self.notifier, topic, owner, payload.clone(), all).await?;
+            publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
+        }
+        let error = anyhow!("{}: {}", failure.kind, failure.message);
+        let error = match failure.transient {
+            true => JobError::Retry(error),
+            false => JobError::Permanent(error),
+        };
+        finish::finish(tx, job, Outcome::Failed(error)).await
+    }
+}
+
 impl JobKind for ScrapeKind {
     const NAME: &'static str = "scrape";
     const QUOTA: Option<&'static str> = Some("scrape");
@@ -300,70 +368,26 @@ impl JobKind for ScrapeKind {
 
     async fn run(&self, job: Job<ScrapeArgs>) -> Result<Value, JobError> {
         let id = job.args.scrape_id;
-        let Some(scrape) = store::scrapes::find(&self.pool, id, None).await? else {
-            return Err(JobError::permanent(anyhow!("scrape {id} no longer exists")));
+        // By id and the job's owner: a job naming another user's scrape touches nothing.
+        let Some(scrape) = store::scrapes::find(&self.pool, id, job.owner_id).await? else {
+            return Err(JobError::permanent(anyhow!(
+                "scrape {id} does not exist or is not the job owner's"
+            )));
         };
-        // An earlier attempt finished it and the process died before the job was acked.
+        // An earlier attempt finished it (a job retried by hand after a success).
         if let Some(outcome) = &scrape.outcome {
             return Ok(json!({ "scrape_id": id, "outcome": outcome }));
         }
         store::scrapes::started(&self.pool, id, job.attempt).await?;
-        match self.scraper.attempt(&scrape).await {
-            Ok(found) => {
-                let mut tx = self.pool.begin().await?;
-                let document_id = store::scrapes::succeeded(&mut tx, &scrape, &found).await?;
-                let summary = match scrape.chain_summary {
-                    true => self.chain_summary(&mut tx, &scrape, document_id).await?,
-                    false => Value::Null,
-                };
-                let payload = json!({
-                    "scrape_id": id, "status": "succeeded", "url": scrape.url,
-                    "final_url": found.final_url, "document_id": document_id,
-                    "summary": summary,
-                    "message": format!("Scraped {}", found.final_url),
-                });
-                let owner = Some(scrape.owner_id);
-                let all = scrape.notify_all;
-                publish_to(
-                    &mut tx,
-                    &self.notifier,
-                    "scrapes.finished",
-                    owner,
-                    payload,
-                    all,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok(json!({
-                    "scrape_id": id,
-                    "document_id": document_id,
-                    "final_url": found.final_url,
-                    "http_status": found.http_status,
-                }))
-            }
-            Err(failure) => {
-                let last = !failure.transient || job.attempt >= job.max_attempts;
-                let mut tx = self.pool.begin().await?;
-                store::scrapes::failed(&mut *tx, id, failure.kind, &failure.message, last).await?;
-                if last {
-                    let payload = json!({
-                        "scrape_id": id, "status": "failed", "url": scrape.url,
-                        "error_kind": failure.kind, "error": failure.message,
-                        "message": format!("Scrape of {} failed: {}", scrape.url, failure.kind),
-                    });
-                    let owner = Some(scrape.owner_id);
-                    let all = scrape.notify_all;
-                    let topic = "scrapes.finished";
-                    publish_to(&mut tx, &self.notifier, topic, owner, payload.clone(), all).await?;
-                    publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
-                }
-                tx.commit().await?;
-                let error = anyhow!("{}: {}", failure.kind, failure.message);
-                Err(match failure.transient {
-                    true => JobError::Retry(error),
-                    false => JobError::Permanent(error),
-                })
-            }
+        // Dropping the page load closes its browser session mid-page (the pool never reuses
+        // it), which also drops the browser's connection to the site.
+        let attempt = tokio::select! {
+            attempt = self.scraper.attempt(&scrape) => attempt,
+            _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        match attempt {
+            Ok(found) => self.succeeded(&job, &scrape, &found).await,
+            Err(failure) => self.failed(&job, &scrape, failure).await,
         }
     }
 }

@@ -20,7 +20,9 @@ use crate::config::SummariseConfig;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::{Notifier, publish};
 use crate::store;
-use crate::store::summaries::{Chunk, Done};
+use crate::store::documents::Document;
+use crate::store::summaries::{Chunk, Done, Summary};
+use crate::work::finish::{self, Outcome};
 
 /// Part of every cache key: a change to the prompts below must change it.
 pub const PROMPT_VERSION: &str = "1";
@@ -369,15 +371,17 @@ impl JobKind for SummariseKind {
 
     async fn run(&self, job: Job<SummariseArgs>) -> Result<Value, JobError> {
         let id = job.args.summary_id;
-        let Some(summary) = store::summaries::find(&self.pool, id, None).await? else {
+        // By id and the job's owner: a job naming another user's summary touches nothing.
+        let Some(summary) = store::summaries::find(&self.pool, id, job.owner_id).await? else {
             return Err(JobError::permanent(anyhow!(
-                "summary {id} no longer exists"
+                "summary {id} does not exist or is not the job owner's"
             )));
         };
         if let Some(outcome) = &summary.outcome {
             return Ok(json!({ "summary_id": id, "outcome": outcome }));
         }
-        let Some(document) = store::documents::find(&self.pool, summary.document_id, None).await?
+        let owner = Some(summary.owner_id);
+        let Some(document) = store::documents::find(&self.pool, summary.document_id, owner).await?
         else {
             return Err(JobError::permanent(anyhow!("the document was deleted")));
         };
@@ -387,29 +391,20 @@ impl JobKind for SummariseKind {
 
         let key = self.summariser.cache_key(&document.text, &options);
         if let Some(done) = store::summaries::cached(&self.pool, &key).await? {
-            let mut tx = self.pool.begin().await?;
-            store::summaries::succeeded(&mut tx, id, &done, true, None).await?;
-            let payload = json!({
-                "summary_id": id, "document_id": document.id, "status": "succeeded",
-                "provider": done.provider, "builtin": done.builtin, "cached": true,
-                "message": format!("Summary of {} is ready", document.title),
-            });
-            let owner = Some(summary.owner_id);
-            publish(
-                &mut tx,
-                &self.notifier,
-                "summaries.finished",
-                owner,
-                payload,
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(json!({ "summary_id": id, "cached": true, "provider": done.provider }));
+            return self
+                .succeeded(&job, &summary, &document, &done, true, None)
+                .await;
         }
         let done = if self.summariser.providers.is_empty() {
             builtin(&document.text, &options)
         } else {
-            match self.with_models(id, &document.text, &options).await {
+            // Dropping the model calls closes their connections: the provider sees the
+            // request cancelled and no further call starts.
+            let answer = tokio::select! {
+                answer = self.with_models(id, &document.text, &options) => answer,
+                _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
+            };
+            match answer {
                 Ok(done) => done,
                 Err(Failure::Unavailable(why)) if self.summariser.fallback_to_builtin => {
                     tracing::warn!(summary = %id, reasons = why, "every provider is down; using the built-in summariser");
@@ -418,42 +413,58 @@ impl JobKind for SummariseKind {
                 Err(Failure::Unavailable(why)) => {
                     let last = job.attempt >= job.max_attempts;
                     let error = format!("every provider is unavailable: {why}");
-                    store::summaries::failed(&self.pool, id, &error, last).await?;
-                    return Err(JobError::Retry(anyhow!(error)));
+                    let mut tx = finish::begin(&self.pool, &job).await?;
+                    store::summaries::failed(&mut *tx, id, &error, last).await?;
+                    let failed = Outcome::Failed(JobError::Retry(anyhow!(error)));
+                    return finish::finish(tx, &job, failed).await;
                 }
                 Err(Failure::Permanent(why)) => {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = finish::begin(&self.pool, &job).await?;
                     store::summaries::failed(&mut *tx, id, &why, true).await?;
                     let payload = json!({
                         "summary_id": id, "document_id": document.id, "status": "failed",
                         "error": why, "message": format!("Summary of {} failed", document.title),
                     });
-                    let owner = Some(summary.owner_id);
-                    publish(
-                        &mut tx,
-                        &self.notifier,
-                        "summaries.finished",
-                        owner,
-                        payload.clone(),
-                    )
-                    .await?;
+                    let topic = "summaries.finished";
+                    publish(&mut tx, &self.notifier, topic, owner, payload.clone()).await?;
                     publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
-                    tx.commit().await?;
-                    return Err(JobError::permanent(anyhow!(why)));
+                    let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
+                    return finish::finish(tx, &job, failed).await;
                 }
                 Err(Failure::Store(e)) => return Err(JobError::Retry(e)),
             }
         };
-        let mut tx = self.pool.begin().await?;
         // A built-in answer that stands in for down providers is not cached: the next identical
         // request should get a model's summary.
         let cache = (!done.builtin || self.summariser.providers.is_empty()).then_some(key.as_str());
-        store::summaries::succeeded(&mut tx, id, &done, false, cache).await?;
-        let payload = json!({
+        self.succeeded(&job, &summary, &document, &done, false, cache)
+            .await
+    }
+}
+
+impl SummariseKind {
+    /// Keep the summary and its event together with the job's end, in one transaction fenced
+    /// by the attempt.
+    async fn succeeded(
+        &self,
+        job: &Job<SummariseArgs>,
+        summary: &Summary,
+        document: &Document,
+        done: &Done,
+        cached: bool,
+        cache: Option<&str>,
+    ) -> Result<Value, JobError> {
+        let id = summary.id;
+        let mut tx = finish::begin(&self.pool, job).await?;
+        store::summaries::succeeded(&mut tx, id, done, cached, cache).await?;
+        let mut payload = json!({
             "summary_id": id, "document_id": document.id, "status": "succeeded",
             "provider": done.provider, "builtin": done.builtin,
             "message": format!("Summary of {} is ready", document.title),
         });
+        if cached {
+            payload["cached"] = Value::Bool(true);
+        }
         let owner = Some(summary.owner_id);
         publish(
             &mut tx,
@@ -463,13 +474,16 @@ impl JobKind for SummariseKind {
             payload,
         )
         .await?;
-        tx.commit().await?;
-        Ok(json!({
-            "summary_id": id,
-            "provider": done.provider,
-            "builtin": done.builtin,
-            "chunks": done.chunks,
-        }))
+        let result = match cached {
+            true => json!({ "summary_id": id, "cached": true, "provider": done.provider }),
+            false => json!({
+                "summary_id": id,
+                "provider": done.provider,
+                "builtin": done.builtin,
+                "chunks": done.chunks,
+            }),
+        };
+        finish::finish(tx, job, Outcome::Succeeded(result)).await
     }
 }
 

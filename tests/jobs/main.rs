@@ -1,5 +1,6 @@
 //! Job engine tests against a fresh PostgreSQL database per test.
 
+mod cancel;
 mod connection;
 mod engine;
 mod quotas;

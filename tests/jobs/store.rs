@@ -290,7 +290,7 @@ async fn extending_leases_keeps_a_live_workers_jobs_from_being_rescued(pool: PgP
             jobs::extend_leases(&pool, worker, Duration::from_millis(100))
                 .await
                 .unwrap(),
-            1
+            vec![id]
         );
         assert_eq!(
             jobs::rescue_expired(&pool, 3).await.unwrap(),

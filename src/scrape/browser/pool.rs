@@ -120,6 +120,8 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let (Some(session), Some(permit)) = (self.session.take(), self.permit.take()) {
+            // Dropped mid-page: stop the browser now rather than after its navigation.
+            session.abort();
             self.pool.close_later(session, permit);
         }
     }

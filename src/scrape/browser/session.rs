@@ -115,6 +115,38 @@ impl Session {
         .await
     }
 
+    /// Stop a page load that was abandoned mid-way (its scrape was cancelled or timed out):
+    /// kill this session's Chromium, found by its own `--user-data-dir`. chromedriver runs a
+    /// session's commands one after another, so closing the session would otherwise wait for
+    /// the navigation to finish while the browser keeps fetching; killed, the pending command
+    /// fails at once, the browser's connections drop, and [`Session::close`] follows. Without
+    /// a profile of ours (an external WebDriver) there is nothing to kill.
+    pub fn abort(&self) {
+        let Some(dir) = &self.profile_dir else {
+            return;
+        };
+        let flag = format!("--user-data-dir={}", dir.display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()) {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
     /// End the session (DELETE, which quits its Chromium) and remove its profile.
     pub async fn close(self) {
         let span = tracing::info_span!("webdriver close session", session_id = %self.id);

@@ -1,0 +1,295 @@
+//! The worker's side: claim with a lease, record success or a failed attempt (fenced by the
+//! attempt that owns the job), keep leases, rescue the jobs of workers that died, give jobs
+//! back at shutdown.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+/// A job a worker has claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// Id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// Arguments.
+    pub args: Value,
+    /// This attempt's number (1-based).
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Trace context of the enqueuing request.
+    pub trace_context: Value,
+    /// The user the job works for.
+    pub owner_id: Option<Uuid>,
+}
+
+type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>);
+
+/// Claim up to `limit` runnable jobs of `kind` for `worker`, holding them for `lease`. The
+/// attempt is counted here, so an attempt whose worker dies still counts.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+    worker: Uuid,
+    limit: i64,
+    lease: Duration,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "WITH next AS ( \
+             SELECT id FROM jobs \
+             WHERE kind = $1 AND state IN ('pending', 'retrying') AND run_at <= now() \
+             ORDER BY priority DESC, run_at, id \
+             LIMIT $2 FOR UPDATE SKIP LOCKED \
+         ) \
+         UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = $3, \
+                lease_until = now() + $4 * interval '1 millisecond', started_at = now() \
+         FROM next WHERE j.id = next.id \
+         RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, \
+                   j.owner_id",
+    )
+    .bind(kind)
+    .bind(limit)
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, kind, args, attempt, max_attempts, trace_context, owner_id)| ClaimedJob {
+                id,
+                kind,
+                args,
+                attempt,
+                max_attempts,
+                trace_context,
+                owner_id,
+            },
+        )
+        .collect())
+}
+
+/// Record success. Fenced by worker and attempt: a worker whose lease was taken over (or whose
+/// job was cancelled meanwhile) changes nothing and gets `false`.
+pub async fn complete(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: Uuid,
+    attempt: i32,
+    result: Option<&Value>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'succeeded', result = $4, finished_at = now(), \
+                locked_by = NULL, lease_until = NULL \
+         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .bind(result)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How a failed attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// It will run again at the given time.
+    Retrying(DateTime<Utc>),
+    /// It is dead: permanent error or attempts used up.
+    Dead,
+    /// The worker no longer held the job; nothing changed.
+    Stale,
+}
+
+/// Record a failed attempt: the error is appended to the row; the job retries after `delay`
+/// unless the error is permanent or this was the last attempt.
+pub async fn fail(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: Uuid,
+    attempt: i32,
+    error: &str,
+    permanent: bool,
+    delay: Duration,
+) -> anyhow::Result<Failed> {
+    let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+        "UPDATE jobs SET \
+             errors = errors || jsonb_build_array(jsonb_build_object( \
+                 'attempt', attempts, 'at', now(), 'error', $4::text, 'permanent', $5::bool)), \
+             state = CASE WHEN $5 OR attempts >= max_attempts THEN 'dead' ELSE 'retrying' END, \
+             dead_reason = CASE WHEN $5 THEN 'permanent error' \
+                                WHEN attempts >= max_attempts THEN 'attempts used up' END, \
+             finished_at = CASE WHEN $5 OR attempts >= max_attempts THEN now() END, \
+             run_at = CASE WHEN $5 OR attempts >= max_attempts THEN run_at \
+                           ELSE now() + $6 * interval '1 millisecond' END, \
+             locked_by = NULL, lease_until = NULL \
+         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running' \
+         RETURNING state, run_at",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .bind(error)
+    .bind(permanent)
+    .bind(delay.as_millis() as f64)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        None => Failed::Stale,
+        Some((state, _)) if state == "dead" => Failed::Dead,
+        Some((_, run_at)) => Failed::Retrying(run_at),
+    })
+}
+
+/// Extend the leases of every job `worker` is running; returns their ids. A job the worker
+/// believes it runs but which is not among them was cancelled or taken over.
+pub async fn extend_leases(
+    db: impl PgExecutor<'_>,
+    worker: Uuid,
+    lease: Duration,
+) -> anyhow::Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE jobs SET lease_until = now() + $2 * interval '1 millisecond' \
+         WHERE locked_by = $1 AND state = 'running' RETURNING id",
+    )
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Lock the job's row for the attempt `attempt` of `worker`, in the caller's transaction:
+/// `true` when the attempt still owns the running job. Until the transaction ends no cancel,
+/// rescue or other attempt can change the row, so what the transaction writes next is kept
+/// only together with the attempt's end ([`complete`] or [`fail`] on the same transaction).
+pub async fn fence(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    worker: Uuid,
+    attempt: i32,
+) -> anyhow::Result<bool> {
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM jobs \
+         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running' \
+         FOR UPDATE",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .fetch_optional(conn)
+    .await?;
+    Ok(held.is_some())
+}
+
+/// Put running jobs whose lease ran out (their worker died) back in work at once, counting the
+/// crash, and wake the workers of their kinds. A job that has now killed `max_crashes` workers,
+/// or used up its attempts, is dead. Returns the ids rescued and the ids quarantined.
+pub async fn rescue_expired(
+    db: &PgPool,
+    max_crashes: i32,
+) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "WITH lost AS ( \
+             SELECT id FROM jobs WHERE state = 'running' AND lease_until < now() \
+             FOR UPDATE SKIP LOCKED \
+         ) \
+         UPDATE jobs j SET \
+             crashes = j.crashes + 1, \
+             errors = j.errors || jsonb_build_array(jsonb_build_object( \
+                 'attempt', j.attempts, 'at', now(), \
+                 'error', 'the worker stopped responding (process killed or hung)', \
+                 'permanent', false)), \
+             state = CASE WHEN j.crashes + 1 >= $1 OR j.attempts >= j.max_attempts \
+                          THEN 'dead' ELSE 'retrying' END, \
+             dead_reason = CASE \
+                 WHEN j.crashes + 1 >= $1 \
+                     THEN format('quarantined: killed its worker %s times', j.crashes + 1) \
+                 WHEN j.attempts >= j.max_attempts THEN 'attempts used up' END, \
+             finished_at = CASE WHEN j.crashes + 1 >= $1 OR j.attempts >= j.max_attempts \
+                                THEN now() END, \
+             run_at = least(j.run_at, now()), locked_by = NULL, lease_until = NULL \
+         FROM lost WHERE j.id = lost.id \
+         RETURNING j.id, j.state, j.kind",
+    )
+    .bind(max_crashes)
+    .fetch_all(db)
+    .await?;
+    let mut kinds: Vec<&str> = (rows.iter())
+        .filter(|(_, state, _)| state != "dead")
+        .map(|(_, _, kind)| kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if !kinds.is_empty() {
+        sqlx::query("SELECT pg_notify('workhorse_jobs', k) FROM unnest($1::text[]) AS k")
+            .bind(&kinds)
+            .execute(db)
+            .await?;
+    }
+    let (dead, rescued): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, s, _)| s == "dead");
+    Ok((
+        rescued.into_iter().map(|(id, _, _)| id).collect(),
+        dead.into_iter().map(|(id, _, _)| id).collect(),
+    ))
+}
+
+/// Record the success of many attempts of `worker` in one statement (each fenced like
+/// [`complete`]); returns how many were recorded.
+pub async fn complete_many(
+    db: impl PgExecutor<'_>,
+    worker: Uuid,
+    done: &[(Uuid, i32, Option<Value>)],
+) -> anyhow::Result<u64> {
+    let ids: Vec<Uuid> = done.iter().map(|d| d.0).collect();
+    let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
+    let results: Vec<Option<Value>> = done.iter().map(|d| d.2.clone()).collect();
+    let updated = sqlx::query(
+        "UPDATE jobs j SET state = 'succeeded', result = d.result, finished_at = now(), \
+                locked_by = NULL, lease_until = NULL \
+         FROM unnest($2::uuid[], $3::int[], $4::jsonb[]) AS d(id, attempt, result) \
+         WHERE j.id = d.id AND j.locked_by = $1 AND j.attempts = d.attempt \
+           AND j.state = 'running'",
+    )
+    .bind(worker)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&results)
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected())
+}
+
+/// When the next waiting job of `kind` becomes due, if any is waiting.
+pub async fn next_due(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT run_at FROM jobs WHERE kind = $1 AND state IN ('pending', 'retrying') \
+         ORDER BY run_at LIMIT 1",
+    )
+    .bind(kind)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Give back every job `worker` still holds (claimed but not started, or interrupted by a
+/// shutdown): they are due again at once and the interrupted attempt does not count.
+pub async fn release_held(db: impl PgExecutor<'_>, worker: Uuid) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = attempts - 1, run_at = now(), \
+                locked_by = NULL, lease_until = NULL \
+         WHERE locked_by = $1 AND state = 'running'",
+    )
+    .bind(worker)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

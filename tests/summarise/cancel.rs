@@ -1,0 +1,255 @@
+//! Summaries under cancellation and across users, against the real engine and PostgreSQL with
+//! a slow OpenAI-compatible server on loopback: a quota unit is refunded exactly when no
+//! summary was kept, a cancelled model call is dropped, and a job naming another user's
+//! summary touches nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+use workhorse::config::Config;
+use workhorse::engine::Engine;
+use workhorse::health::Health;
+use workhorse::jobs::{Kinds, registry_for};
+use workhorse::store::jobs::{self, NewJob};
+use workhorse::store::quotas::{self, Charge};
+use workhorse::store::{documents, summaries};
+use workhorse::summarise::providers::ProviderConfig;
+
+use super::slow_server::{Fate, SlowServer};
+
+async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
+    let mut config = Config::default();
+    config.summarise.providers = vec![ProviderConfig {
+        name: "slow".into(),
+        base_url: llm.api_base(),
+        model: "slow-model".into(),
+        api_key_env: String::new(),
+        context_window: 8192,
+        timeout: Duration::from_secs(20),
+        max_output_tokens: 256,
+    }];
+    config.summarise.fallback_to_builtin = false;
+    let kinds = Kinds::new(&config).unwrap();
+    let registry = registry_for(pool, &kinds);
+    let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
+    (engine.await.unwrap(), kinds)
+}
+
+async fn user(pool: &PgPool) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO users (id, name, role) VALUES (gen_random_uuid(), 'u', 'user') RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A document of `owner` whose text starts with `doc-{n}` (the slow server's key for it).
+async fn document(pool: &PgPool, owner: Uuid, n: usize) -> Uuid {
+    let text = format!("doc-{n}\n\nThe harbour reopened on Monday after {n} days of repairs.");
+    (documents::insert(pool, owner, &format!("Document {n}"), &text).await)
+        .unwrap()
+        .id
+}
+
+/// A summary of `document` for `owner`, its job and its reserved quota unit, as one
+/// transaction. Returns the summary and job ids.
+async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, Uuid) {
+    let mut tx = pool.begin().await.unwrap();
+    let summary_id = Uuid::now_v7();
+    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_id }), 1);
+    job.owner_id = Some(owner);
+    job.quota_action = Some("summarise".into());
+    let job_id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let options = json!({ "style": "paragraph", "length": "short" });
+    summaries::insert(&mut tx, summary_id, owner, document, job_id, &options)
+        .await
+        .unwrap();
+    let charge = quotas::charge(&mut tx, job_id, owner, "summarise", Some(1000), "UTC");
+    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
+    tx.commit().await.unwrap();
+    (summary_id, job_id)
+}
+
+async fn wait_until_finished(pool: &PgPool, id: Uuid) -> jobs::Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = jobs::find_job(pool, id, None)
+            .await
+            .unwrap()
+            .expect("the job");
+        if matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled") {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never finished: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn charge_state(pool: &PgPool, job_id: Uuid) -> String {
+    sqlx::query_scalar("SELECT state FROM quota_charges WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Whether anything of the summary was kept: its text, a success, or an event.
+async fn kept_result(pool: &PgPool, summary_id: Uuid) -> bool {
+    let (outcome, text): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT outcome, text FROM summaries WHERE id = $1")
+            .bind(summary_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload->>'summary_id' = $1")
+            .bind(summary_id.to_string())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    text.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
+}
+
+// Regression: cancelling a running summary kept it and also gave back the unit.
+#[sqlx::test]
+async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_its_unit(
+    pool: PgPool,
+) {
+    // Arrange: a model that answers after 600 ms, and 16 summaries of one user, most
+    // cancelled at a random moment after their model call started (seeded: reproducible).
+    let llm = Arc::new(SlowServer::start(Duration::from_millis(600)).await);
+    let (engine, _kinds) = start(&pool, &llm).await;
+    let owner = user(&pool).await;
+    let mut rng = StdRng::seed_from_u64(4122026);
+    let mut planned = Vec::new();
+    for n in 0..16 {
+        let doc = document(&pool, owner, n).await;
+        let (summary_id, job_id) = request_summary(&pool, owner, doc).await;
+        let cancel_after = rng
+            .random_bool(0.75)
+            .then(|| Duration::from_millis(rng.random_range(0..900)));
+        planned.push((summary_id, job_id, format!("doc-{n}"), cancel_after));
+    }
+
+    // Act: cancel each at its moment after its model call arrived (at once under 100 ms).
+    let cancels: Vec<_> = (planned.iter())
+        .filter_map(|(_, id, key, after)| after.map(|after| (*id, key.clone(), after)))
+        .map(|(id, key, after)| {
+            let (pool, llm) = (pool.clone(), llm.clone());
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while after >= Duration::from_millis(100)
+                    && llm.fates(&key).is_empty()
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                tokio::time::sleep(after).await;
+                let mut conn = pool.acquire().await.unwrap();
+                jobs::cancel(&mut conn, id, Some(owner)).await.unwrap()
+            })
+        })
+        .collect();
+    for cancel in cancels {
+        cancel.await.unwrap();
+    }
+    let mut finished = Vec::new();
+    for (_, job_id, _, _) in &planned {
+        finished.push(wait_until_finished(&pool, *job_id).await);
+    }
+
+    // Assert: refunded ⇔ nothing kept, committed ⇔ kept, for every job.
+    for ((summary_id, job_id, _, _), job) in planned.iter().zip(&finished) {
+        let kept = kept_result(&pool, *summary_id).await;
+        let charge = charge_state(&pool, *job_id).await;
+        assert_eq!(
+            charge == "refunded",
+            !kept,
+            "job {job_id} is {} with its unit {charge} but kept={kept}",
+            job.state
+        );
+        assert_eq!(charge == "committed", kept && job.state == "succeeded");
+        assert!(
+            matches!(job.state.as_str(), "succeeded" | "cancelled"),
+            "{job:?}"
+        );
+    }
+    let cancelled: Vec<&str> = (planned.iter().zip(&finished))
+        .filter(|(_, job)| job.state == "cancelled")
+        .map(|((_, _, key, _), _)| key.as_str())
+        .collect();
+    assert!(
+        cancelled.len() >= 3,
+        "the run should cancel several summaries"
+    );
+
+    // Assert: no model call of a cancelled summary is still awaited: each was dropped (or had
+    // been answered), and at least one cancel caught a call in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (cancelled.iter()).any(|key| llm.fates(key).contains(&Fate::Waiting)) {
+        assert!(Instant::now() < deadline, "a cancelled model call went on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dropped = (cancelled.iter())
+        .filter(|key| llm.fates(key).contains(&Fate::Dropped))
+        .count();
+    assert!(dropped >= 1, "no cancel caught a model call in flight");
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[sqlx::test]
+async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPool) {
+    // Arrange: A's summary, made; B enqueues a summarise job naming it (as POST /v1/jobs
+    // with {"kind": "summarise", "args": {"summary_id": …}} would).
+    let llm = SlowServer::start(Duration::ZERO).await;
+    let (engine, _kinds) = start(&pool, &llm).await;
+    let (a, b) = (user(&pool).await, user(&pool).await);
+    let doc = document(&pool, a, 1).await;
+    let (summary_of_a, job_of_a) = request_summary(&pool, a, doc).await;
+    assert_eq!(
+        wait_until_finished(&pool, job_of_a).await.state,
+        "succeeded"
+    );
+    let calls_before = llm.fates("doc-1").len();
+    let before: (Option<String>, i32) =
+        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
+            .bind(summary_of_a)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_of_a }), 3);
+    job.owner_id = Some(b);
+    job.quota_action = Some("summarise".into());
+    let job_of_b = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let charge = quotas::charge(&mut tx, job_of_b, b, "summarise", Some(1000), "UTC");
+    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
+    tx.commit().await.unwrap();
+
+    // Act
+    let finished = wait_until_finished(&pool, job_of_b).await;
+
+    // Assert: dead at once (permanent), B's unit back, A's summary as it was, no model call.
+    assert_eq!((finished.state.as_str(), finished.attempts), ("dead", 1));
+    assert!(finished.errors.to_string().contains("not the job owner's"));
+    assert_eq!(finished.result, None);
+    assert_eq!(charge_state(&pool, job_of_b).await, "refunded");
+    let after: (Option<String>, i32) =
+        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
+            .bind(summary_of_a)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after, before);
+    assert_eq!(llm.fates("doc-1").len(), calls_before);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
