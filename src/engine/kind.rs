@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -108,6 +108,7 @@ pub(crate) type Starter = Box<dyn FnOnce(&Arc<super::Runtime>) -> super::Started
 #[derive(Default)]
 pub struct Registry {
     pub(crate) kinds: Vec<(&'static str, Entry, Starter)>,
+    catalog: Catalog,
 }
 
 impl Registry {
@@ -121,11 +122,17 @@ impl Registry {
         self.kinds.push((K::NAME, entry, starter));
     }
 
-    /// The names, argument checks and quotas, for the API.
+    /// The names, argument checks and quotas, for the API: filled from the kinds registered
+    /// by the first call, so call it after the last `register`.
     pub fn catalog(&self) -> Catalog {
-        Catalog(Arc::new(
-            self.kinds.iter().map(|(n, e, _)| (*n, *e)).collect(),
-        ))
+        (self.catalog.0).get_or_init(|| self.kinds.iter().map(|(n, e, _)| (*n, *e)).collect());
+        self.catalog.clone()
+    }
+
+    /// The catalog this registry will have, before it is filled: for a kind that needs it
+    /// (a use case it calls) while the registry is still being built.
+    pub fn catalog_handle(&self) -> Catalog {
+        self.catalog.clone()
     }
 }
 
@@ -138,26 +145,33 @@ pub(crate) struct Entry {
 
 /// The known kinds with their argument checks and quotas; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Catalog(Arc<BTreeMap<&'static str, Entry>>);
+pub struct Catalog(Arc<OnceLock<BTreeMap<&'static str, Entry>>>);
+
+/// What an unfilled catalog knows.
+static NO_KINDS: BTreeMap<&'static str, Entry> = BTreeMap::new();
 
 impl Catalog {
+    fn kinds(&self) -> &BTreeMap<&'static str, Entry> {
+        self.0.get().unwrap_or(&NO_KINDS)
+    }
+
     /// Check `args` for `kind`: `None` when the kind is unknown.
     pub fn check(&self, kind: &str, args: &Value) -> Option<Result<(), String>> {
-        self.0.get(kind).map(|e| (e.validate)(args))
+        self.kinds().get(kind).map(|e| (e.validate)(args))
     }
 
     /// The quota a job of `kind` charges, as the kind declares it.
     pub fn quota(&self, kind: &str) -> Option<&'static str> {
-        self.0.get(kind).and_then(|e| e.quota)
+        self.kinds().get(kind).and_then(|e| e.quota)
     }
 
     /// The kind names, sorted.
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.keys().copied().collect()
+        self.kinds().keys().copied().collect()
     }
 
     /// The static name of a known kind.
     pub fn name(&self, kind: &str) -> Option<&'static str> {
-        self.0.get_key_value(kind).map(|(k, _)| *k)
+        self.kinds().get_key_value(kind).map(|(k, _)| *k)
     }
 }

@@ -14,6 +14,7 @@ use crate::engine::Registry;
 use crate::notify::job::{Notifier, NotifyKind};
 use crate::scrape::job::{ScrapeKind, Scraper};
 use crate::summarise::job::{SummariseKind, Summariser};
+use crate::work::Work;
 
 /// What the job kinds use besides the database.
 pub struct Kinds {
@@ -48,12 +49,18 @@ impl Kinds {
 /// Every job kind with its handler.
 pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
     let mut registry = Registry::default();
+    let work = Work {
+        pool: pool.clone(),
+        config: kinds.config.clone(),
+        catalog: registry.catalog_handle(),
+        policy: kinds.scraper.policy_handle(),
+    };
     registry.register(echo::Echo { pool: pool.clone() });
     registry.register(ScrapeKind {
         pool: pool.clone(),
         scraper: kinds.scraper.clone(),
         notifier: kinds.notifier.clone(),
-        config: kinds.config.clone(),
+        work,
     });
     registry.register(SummariseKind {
         pool: pool.clone(),
@@ -73,6 +80,8 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         pool: pool.clone(),
         default_timezone: kinds.default_timezone.clone(),
     });
+    // Fill the catalog the kinds' use cases hold, now that every kind is in.
+    registry.catalog();
     registry
 }
 

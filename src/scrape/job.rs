@@ -18,11 +18,10 @@ use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::{Notifier, publish, publish_to};
 use crate::store;
-use crate::store::jobs::NewJob;
-use crate::store::quotas::Charge;
 use crate::store::scrapes::{Found, Scrape};
-use crate::summarise::job::SummaryOptions;
 use crate::work::finish::{self, Outcome};
+use crate::work::summaries::SummaryRequest;
+use crate::work::{self, Work, WorkError};
 
 /// The formats a scrape can keep.
 pub const FORMATS: [&str; 3] = ["text", "html", "markdown"];
@@ -215,14 +214,15 @@ pub struct ScrapeKind {
     pub scraper: Arc<Scraper>,
     /// Where `scrapes.finished` and `jobs.failed` go.
     pub notifier: Arc<Notifier>,
-    /// Plans (to charge a chained summary) and job settings.
-    pub config: Arc<Config>,
+    /// The use cases: a chained summary is requested like `POST /v1/documents/{id}/summaries`.
+    pub work: Work,
 }
 
 impl ScrapeKind {
-    /// Request a summary of the scrape's document, charging the user's `summarise` quota like
-    /// `POST /v1/documents/{id}/summaries` would; a spent quota or a plan without summaries
-    /// skips it, saying why. Runs in a savepoint of the scrape's transaction.
+    /// Request a summary of the scrape's document through the same use case as
+    /// `POST /v1/documents/{id}/summaries`, acting as the scrape's owner (their plan, quota and
+    /// bounds); a refusal skips it, saying why. Runs in a savepoint of the scrape's
+    /// transaction, so a refusal leaves nothing behind.
     async fn chain_summary(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
@@ -230,65 +230,24 @@ impl ScrapeKind {
         document_id: Uuid,
     ) -> anyhow::Result<Value> {
         use sqlx::Acquire;
-        let (role, plan): (String, String) =
-            sqlx::query_as("SELECT role, plan FROM users WHERE id = $1")
-                .bind(scrape.owner_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        let limit = match (
-            role.as_str(),
-            self.config.plan(&plan).quotas.get("summarise"),
-        ) {
-            ("admin", _) => None,
-            (_, Some(limit)) => Some(*limit),
-            (_, None) => {
-                let why = format!("the {plan} plan does not include summarise");
-                return Ok(json!({ "skipped": why }));
-            }
-        };
-        let summary_id = Uuid::now_v7();
-        let mut job = NewJob::new(
-            "summarise",
-            json!({ "summary_id": summary_id }),
-            self.config.jobs.kind("summarise").max_attempts,
-        );
-        job.owner_id = Some(scrape.owner_id);
-        job.trace_context = crate::telemetry::current_trace_context();
-        job.quota_action = Some("summarise".into());
-        let options = serde_json::to_value(SummaryOptions {
-            style: "paragraph".into(),
-            length: "medium".into(),
-            language: None,
-            provider: None,
-        })?;
-        let owner = scrape.owner_id;
         let mut savepoint = tx.begin().await?;
-        let job_id = store::jobs::enqueue(&mut savepoint, &job).await?.id();
-        store::summaries::insert(
-            &mut savepoint,
-            summary_id,
-            owner,
-            document_id,
-            job_id,
-            &options,
-        )
-        .await?;
-        let tz = &self.config.quotas.default_timezone;
-        let charge =
-            store::quotas::charge(&mut savepoint, job_id, owner, "summarise", limit, tz).await?;
-        match charge {
-            Charge::Reserved(_) => {
-                store::scrapes::chained(&mut *savepoint, scrape.id, summary_id).await?;
+        let requested = async {
+            let owner = work::caller_of(&mut savepoint, scrape.owner_id).await?;
+            let options = work::summaries::check(&self.work, SummaryRequest::default())?;
+            work::summaries::request(&self.work, &mut savepoint, &owner, document_id, &options)
+                .await
+        }
+        .await;
+        match requested {
+            Ok(requested) => {
+                store::scrapes::chained(&mut *savepoint, scrape.id, requested.id).await?;
                 savepoint.commit().await?;
-                Ok(json!({ "summary_id": summary_id }))
+                Ok(json!({ "summary_id": requested.id }))
             }
-            Charge::Spent(usage) => {
+            Err(WorkError::Internal(e)) => Err(e),
+            Err(refused) => {
                 savepoint.rollback().await?;
-                let why = format!(
-                    "the daily summarise quota is used up; it resets at {}",
-                    usage.resets_at.to_rfc3339()
-                );
-                Ok(json!({ "skipped": why }))
+                Ok(json!({ "skipped": refused.to_string() }))
             }
         }
     }
