@@ -33,7 +33,7 @@ pub struct PlanConfig {
     /// Live (pending, scheduled, running, retrying) jobs a user may have at once.
     #[serde(default = "PlanConfig::default_max_live_jobs")]
     pub max_live_jobs: u32,
-    /// Highest `priority` a user may give a job (the lowest is its negative).
+    /// Highest `priority` a user may give a job (any lower one is allowed).
     #[serde(default)]
     pub max_priority: i16,
     /// Most attempts a user may ask for a job.
