@@ -4,6 +4,23 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// The stable names of the job kinds: stored in every row, never renamed. Each kind's
+/// `JobKind::NAME` is one of these, and the use cases that start a kind name it by these.
+pub mod kinds {
+    /// Diagnostics: echoes its arguments, optionally sleeping or failing.
+    pub const ECHO: &str = "echo";
+    /// Render a page in headless Chromium.
+    pub const SCRAPE: &str = "scrape";
+    /// Summarise a document.
+    pub const SUMMARISE: &str = "summarise";
+    /// Deliver one event to one channel.
+    pub const NOTIFY: &str = "notify";
+    /// Insert sample transactions.
+    pub const INJECT: &str = "inject";
+    /// Start new quota periods.
+    pub const QUOTA_RESET: &str = "quota_reset";
+}
+
 /// A job's state as a person sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {

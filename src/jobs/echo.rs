@@ -49,7 +49,7 @@ pub struct Echo {
 }
 
 impl JobKind for Echo {
-    const NAME: &'static str = "echo";
+    const NAME: &'static str = crate::domain::jobs::kinds::ECHO;
     type Args = EchoArgs;
 
     async fn run(&self, job: Job<EchoArgs>) -> Result<Value, JobError> {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::{Notifier, publish};
 
@@ -196,7 +197,7 @@ async fn insert_rows(
 }
 
 impl JobKind for InjectKind {
-    const NAME: &'static str = "inject";
+    const NAME: &'static str = crate::domain::jobs::kinds::INJECT;
     type Args = InjectArgs;
 
     async fn run(&self, job: Job<InjectArgs>) -> Result<Value, JobError> {
@@ -265,7 +266,7 @@ impl JobKind for InjectKind {
         publish(
             &mut tx,
             &self.notifier,
-            "injector.runs",
+            Topic::InjectorRuns,
             None,
             outcome.clone(),
         )

@@ -27,7 +27,7 @@ pub struct QuotaReset {
 }
 
 impl JobKind for QuotaReset {
-    const NAME: &'static str = "quota_reset";
+    const NAME: &'static str = crate::domain::jobs::kinds::QUOTA_RESET;
     type Args = QuotaResetArgs;
 
     async fn run(&self, _job: Job<QuotaResetArgs>) -> Result<Value, JobError> {

@@ -18,6 +18,7 @@ use super::attempt::Attempt;
 use super::fcm::{FcmSender, ServiceAccount};
 use super::webpush::VapidKeys;
 use crate::config::NotifyConfig;
+use crate::domain::topics::Topic;
 use crate::egress::{EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
 use crate::store;
@@ -111,7 +112,7 @@ impl Notifier {
 pub async fn publish(
     conn: &mut sqlx::PgConnection,
     notifier: &Notifier,
-    topic: &str,
+    topic: Topic,
     owner_id: Option<Uuid>,
     payload: Value,
 ) -> anyhow::Result<Uuid> {
@@ -123,13 +124,13 @@ pub async fn publish(
 pub async fn publish_to(
     conn: &mut sqlx::PgConnection,
     notifier: &Notifier,
-    topic: &str,
+    topic: Topic,
     owner_id: Option<Uuid>,
     payload: Value,
     all_channels: bool,
 ) -> anyhow::Result<Uuid> {
     let event = NewEvent {
-        topic: topic.into(),
+        topic: topic.as_str().into(),
         owner_id,
         payload,
         only_channel: None,
@@ -156,7 +157,7 @@ pub struct NotifyKind {
 }
 
 impl JobKind for NotifyKind {
-    const NAME: &'static str = "notify";
+    const NAME: &'static str = crate::domain::jobs::kinds::NOTIFY;
     type Args = NotifyArgs;
 
     async fn run(&self, job: Job<NotifyArgs>) -> Result<Value, JobError> {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::browser::{Browser, BrowserConfig, Page, PageError, PageRequest};
 use crate::config::Config;
+use crate::domain::topics::Topic;
 use crate::egress::proxy::EgressProxy;
 use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
@@ -277,7 +278,7 @@ impl ScrapeKind {
         });
         let owner = Some(scrape.owner_id);
         let all = scrape.notify_all;
-        let topic = "scrapes.finished";
+        let topic = Topic::ScrapesFinished;
         publish_to(&mut tx, &self.notifier, topic, owner, payload, all).await?;
         let result = json!({
             "scrape_id": id,
@@ -307,9 +308,9 @@ impl ScrapeKind {
             });
             let owner = Some(scrape.owner_id);
             let all = scrape.notify_all;
-            let topic = "scrapes.finished";
+            let topic = Topic::ScrapesFinished;
             publish_to(&mut tx, &self.notifier, topic, owner, payload.clone(), all).await?;
-            publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
+            publish(&mut tx, &self.notifier, Topic::JobsFailed, owner, payload).await?;
         }
         let error = anyhow!("{}: {}", failure.kind, failure.message);
         let error = match failure.transient {
@@ -321,7 +322,7 @@ impl ScrapeKind {
 }
 
 impl JobKind for ScrapeKind {
-    const NAME: &'static str = "scrape";
+    const NAME: &'static str = crate::domain::jobs::kinds::SCRAPE;
     const QUOTA: Option<&'static str> = Some("scrape");
     type Args = ScrapeArgs;
 

@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::jobs::kinds;
+
 use super::jobs::{self, NewJob};
 
 /// A user's channel.
@@ -217,7 +219,11 @@ pub async fn publish(
         let job = NewJob {
             owner_id: Some(owner_id),
             trace_context: trace_context.clone(),
-            ..NewJob::new("notify", json!({ "delivery_id": id }), event.max_attempts)
+            ..NewJob::new(
+                kinds::NOTIFY,
+                json!({ "delivery_id": id }),
+                event.max_attempts,
+            )
         };
         let job_id = jobs::enqueue(&mut *conn, &job).await?.id();
         sqlx::query(

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::extractive::{self, ExtractiveOptions};
 use super::providers::{CompletionRequest, ProviderFailure, Providers};
 use crate::config::SummariseConfig;
+use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::{Notifier, publish};
 use crate::store;
@@ -365,7 +366,7 @@ impl SummariseKind {
 }
 
 impl JobKind for SummariseKind {
-    const NAME: &'static str = "summarise";
+    const NAME: &'static str = crate::domain::jobs::kinds::SUMMARISE;
     const QUOTA: Option<&'static str> = Some("summarise");
     type Args = SummariseArgs;
 
@@ -425,9 +426,9 @@ impl JobKind for SummariseKind {
                         "summary_id": id, "document_id": document.id, "status": "failed",
                         "error": why, "message": format!("Summary of {} failed", document.title),
                     });
-                    let topic = "summaries.finished";
+                    let topic = Topic::SummariesFinished;
                     publish(&mut tx, &self.notifier, topic, owner, payload.clone()).await?;
-                    publish(&mut tx, &self.notifier, "jobs.failed", owner, payload).await?;
+                    publish(&mut tx, &self.notifier, Topic::JobsFailed, owner, payload).await?;
                     let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
                     return finish::finish(tx, &job, failed).await;
                 }
@@ -469,7 +470,7 @@ impl SummariseKind {
         publish(
             &mut tx,
             &self.notifier,
-            "summaries.finished",
+            Topic::SummariesFinished,
             owner,
             payload,
         )

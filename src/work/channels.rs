@@ -91,7 +91,7 @@ pub async fn test(env: &Env<'_>, caller: &Caller, id: Uuid) -> WorkResult<Delive
         )));
     }
     let event = NewEvent {
-        topic: "channel.test".into(),
+        topic: Topic::ChannelTest.as_str().into(),
         owner_id: Some(channel.owner_id),
         payload: json!({ "message": format!("Test of channel {}", channel.name) }),
         only_channel: Some(channel.id),

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::quotas::{self, Charged};
 use super::{Caller, Work, WorkError, WorkResult, caller_of};
+use crate::domain::jobs::kinds;
 use crate::store;
 use crate::store::bounds::Held;
 use crate::store::jobs::{Enqueued, NewJob};
@@ -20,9 +21,9 @@ pub const MAX_ATTEMPTS: i32 = 100;
 /// the delivery), with the use case that starts them. Users start them only that way: through
 /// `POST /v1/jobs` they could name another user's row in the arguments.
 const STARTED_BY_USE_CASE: [(&str, &str); 3] = [
-    ("scrape", "POST /v1/scrapes"),
-    ("summarise", "POST /v1/documents/{id}/summaries"),
-    ("notify", "publishing an event to a channel"),
+    (kinds::SCRAPE, "POST /v1/scrapes"),
+    (kinds::SUMMARISE, "POST /v1/documents/{id}/summaries"),
+    (kinds::NOTIFY, "publishing an event to a channel"),
 ];
 
 /// A job as a caller asks for it.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::jobs::{self, Started};
 use super::{Caller, Work, WorkError, WorkResult};
+use crate::domain::jobs::kinds;
 use crate::egress::EgressError;
 use crate::scrape::job::FORMATS;
 use crate::store;
@@ -115,7 +116,12 @@ pub async fn request(
 ) -> WorkResult<Requested> {
     let CheckedScrape(mut scrape) = checked;
     work.check_bound(conn, caller, Held::Documents).await?;
-    let mut job = jobs::new_job(work, caller, "scrape", json!({ "scrape_id": scrape.id }));
+    let mut job = jobs::new_job(
+        work,
+        caller,
+        kinds::SCRAPE,
+        json!({ "scrape_id": scrape.id }),
+    );
     job.quota_action = Some("scrape".into());
     let started = jobs::start(work, conn, caller, &job).await?;
     scrape.owner_id = caller.user_id;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::jobs::{self, Started};
 use super::{Caller, Work, WorkError, WorkResult};
+use crate::domain::jobs::kinds;
 use crate::store;
 use crate::summarise::job::{LENGTHS, STYLES, SummaryOptions};
 
@@ -90,7 +91,7 @@ pub async fn request(
     let mut job = jobs::new_job(
         work,
         caller,
-        "summarise",
+        kinds::SUMMARISE,
         json!({ "summary_id": summary_id }),
     );
     job.owner_id = Some(doc.owner_id);
