@@ -208,10 +208,13 @@ impl JobKind for NotifyKind {
         drop(_entered);
         let attempt = {
             use tracing::Instrument;
-            self.notifier
-                .attempt(&self.pool, &delivery, &channel)
-                .instrument(span.clone())
-                .await
+            let send = self.notifier.attempt(&self.pool, &delivery, &channel);
+            // A cancelled delivery stops waiting for the receiver; whether the request reached
+            // it is unknown, as with any dropped connection, and nothing is recorded.
+            tokio::select! {
+                attempt = send.instrument(span.clone()) => attempt,
+                () = job.cancel.cancelled() => return Err(JobError::Cancelled),
+            }
         };
         let last = job.attempt >= job.max_attempts;
         match attempt {
