@@ -23,8 +23,8 @@ use uuid::Uuid;
 use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig};
 use workhorse::store;
-use workhorse::summarise::job::{self, SummaryOptions};
 use workhorse::summarise::providers::{CompletionRequest, ProviderConfig, Providers};
+use workhorse::summarise::summariser::{self, SummaryOptions};
 
 /// Sentences of the paragraph that is repeated; `{n}`, `{m}` and `{w}` are varied per copy
 /// (the text of `examples/bench_extractive.rs`).
@@ -156,7 +156,7 @@ fn builtin(text: &str, runs: usize, kilobytes: usize) -> anyhow::Result<String> 
         language: None,
         provider: None,
     };
-    let warm = job::builtin(text, &options);
+    let warm = summariser::builtin(text, &options);
     ensure!(
         !warm.text.is_empty() && warm.text.chars().count() <= options.max_chars(),
         "the built-in summary has {} characters",
@@ -165,14 +165,14 @@ fn builtin(text: &str, runs: usize, kilobytes: usize) -> anyhow::Result<String> 
     let mut took = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        black_box(job::builtin(black_box(text), &options));
+        black_box(summariser::builtin(black_box(text), &options));
         took.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let total: f64 = took.iter().sum();
     took.sort_by(f64::total_cmp);
     Ok(row(
         &format!(
-            "built-in summary (`job::builtin`, medium paragraph), {kilobytes} KB text, one thread, {runs} runs"
+            "built-in summary (`summariser::builtin`, medium paragraph), {kilobytes} KB text, one thread, {runs} runs"
         ),
         format!(
             "{:.0} summaries/s (p50 {}, p99 {})",

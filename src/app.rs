@@ -22,7 +22,7 @@ use crate::lifecycle;
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
-use crate::summarise::job::Summariser;
+use crate::summarise::summariser::Summariser;
 use crate::work::Work;
 
 /// How long start-up waits for PostgreSQL before giving up.

@@ -34,7 +34,7 @@ use crate::engine::Catalog;
 use crate::health::Health;
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
-use crate::summarise::job::Summariser;
+use crate::summarise::summariser::Summariser;
 use crate::work::Work;
 use middleware::{HttpLayer, RouteTemplates};
 

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::engine::Registry;
 use crate::notify::job::{Notifier, NotifyKind};
 use crate::scrape::job::{ScrapeKind, Scraper};
-use crate::summarise::job::{SummariseKind, Summariser};
+use crate::summarise::job::SummariseKind;
+use crate::summarise::summariser::Summariser;
 use crate::work::Work;
 
 /// What the job kinds use besides the database.

@@ -4,3 +4,4 @@
 pub mod extractive;
 pub mod job;
 pub mod providers;
+pub mod summariser;

@@ -11,7 +11,7 @@ use super::jobs::{self, Started};
 use super::{Caller, Work, WorkError, WorkResult};
 use crate::domain::jobs::kinds;
 use crate::store;
-use crate::summarise::job::{LENGTHS, STYLES, SummaryOptions};
+use crate::summarise::summariser::{LENGTHS, STYLES, SummaryOptions};
 
 /// A summary as a caller asks for it; `None` takes the default.
 #[derive(Debug, Clone, Default)]
