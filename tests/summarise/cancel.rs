@@ -4,10 +4,10 @@
 //! summary touches nothing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -20,7 +20,9 @@ use workhorse::store::quotas::{self, Charge};
 use workhorse::store::{documents, summaries};
 use workhorse::summarise::providers::ProviderConfig;
 
-use super::slow_server::{Fate, SlowServer};
+use super::cancel_run::{self, Planned};
+use super::rows::{self, charge_state, user};
+use super::slow_server::SlowServer;
 
 async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
     let mut config = Config::default();
@@ -38,15 +40,6 @@ async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
     let registry = registry_for(pool, &kinds);
     let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
     (engine.await.unwrap(), kinds)
-}
-
-async fn user(pool: &PgPool) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, name, role) VALUES (gen_random_uuid(), 'u', 'user') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }
 
 /// A document of `owner` whose text starts with `doc-{n}` (the slow server's key for it).
@@ -76,30 +69,9 @@ async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, U
     (summary_id, job_id)
 }
 
+/// The job once finished (60 s at most).
 async fn wait_until_finished(pool: &PgPool, id: Uuid) -> jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = jobs::find_job(pool, id, None)
-            .await
-            .unwrap()
-            .expect("the job");
-        if matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled") {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} never finished: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn charge_state(pool: &PgPool, job_id: Uuid) -> String {
-    sqlx::query_scalar("SELECT state FROM quota_charges WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    rows::wait_for(pool, id, rows::FINISHED, Duration::from_secs(60)).await
 }
 
 /// Whether anything of the summary was kept: its text, a success, or an event.
@@ -134,59 +106,28 @@ async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_i
     for n in 0..16 {
         let doc = document(&pool, owner, n).await;
         let (summary_id, job_id) = request_summary(&pool, owner, doc).await;
-        let cancel_after = rng
-            .random_bool(0.75)
-            .then(|| Duration::from_millis(rng.random_range(0..900)));
-        planned.push((summary_id, job_id, format!("doc-{n}"), cancel_after));
+        planned.push(Planned {
+            job_id,
+            row_id: summary_id,
+            key: format!("doc-{n}"),
+            cancel_after: cancel_run::cancel_moment(&mut rng, 900),
+        });
     }
 
     // Act: cancel each at its moment after its model call arrived (at once under 100 ms).
-    let cancels: Vec<_> = (planned.iter())
-        .filter_map(|(_, id, key, after)| after.map(|after| (*id, key.clone(), after)))
-        .map(|(id, key, after)| {
-            let (pool, llm) = (pool.clone(), llm.clone());
-            tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while after >= Duration::from_millis(100)
-                    && llm.fates(&key).is_empty()
-                    && Instant::now() < deadline
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                tokio::time::sleep(after).await;
-                let mut conn = pool.acquire().await.unwrap();
-                jobs::cancel(&mut conn, id, Some(owner)).await.unwrap()
-            })
-        })
-        .collect();
-    for cancel in cancels {
-        cancel.await.unwrap();
-    }
-    let mut finished = Vec::new();
-    for (_, job_id, _, _) in &planned {
-        finished.push(wait_until_finished(&pool, *job_id).await);
-    }
+    cancel_run::cancel_at_their_moments(&pool, &llm, owner, &planned).await;
+    let finished = cancel_run::finished(&pool, &planned, Duration::from_secs(60)).await;
 
     // Assert: refunded ⇔ nothing kept, committed ⇔ kept, for every job.
-    for ((summary_id, job_id, _, _), job) in planned.iter().zip(&finished) {
-        let kept = kept_result(&pool, *summary_id).await;
-        let charge = charge_state(&pool, *job_id).await;
-        assert_eq!(
-            charge == "refunded",
-            !kept,
-            "job {job_id} is {} with its unit {charge} but kept={kept}",
-            job.state
-        );
-        assert_eq!(charge == "committed", kept && job.state == "succeeded");
+    for (p, job) in planned.iter().zip(&finished) {
+        let kept = kept_result(&pool, p.row_id).await;
+        cancel_run::assert_settled(&pool, job, kept).await;
         assert!(
             matches!(job.state.as_str(), "succeeded" | "cancelled"),
             "{job:?}"
         );
     }
-    let cancelled: Vec<&str> = (planned.iter().zip(&finished))
-        .filter(|(_, job)| job.state == "cancelled")
-        .map(|((_, _, key, _), _)| key.as_str())
-        .collect();
+    let cancelled = cancel_run::cancelled_keys(&planned, &finished);
     assert!(
         cancelled.len() >= 3,
         "the run should cancel several summaries"
@@ -194,14 +135,7 @@ async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_i
 
     // Assert: no model call of a cancelled summary is still awaited: each was dropped (or had
     // been answered), and at least one cancel caught a call in flight.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while (cancelled.iter()).any(|key| llm.fates(key).contains(&Fate::Waiting)) {
-        assert!(Instant::now() < deadline, "a cancelled model call went on");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let dropped = (cancelled.iter())
-        .filter(|key| llm.fates(key).contains(&Fate::Dropped))
-        .count();
+    let dropped = cancel_run::dropped_calls(&llm, &cancelled).await;
     assert!(dropped >= 1, "no cancel caught a model call in flight");
     engine.shutdown(Duration::from_secs(5)).await;
 }
