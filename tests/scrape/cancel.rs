@@ -15,7 +15,6 @@ use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::jobs::{Kinds, registry_for};
 use workhorse::store::jobs::{self, NewJob};
-use workhorse::store::quotas::{self, Charge};
 use workhorse::store::scrapes::{self, NewScrape};
 
 use super::cancel_run::{self, Planned};
@@ -33,10 +32,8 @@ fn config() -> Config {
 async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
     let mut tx = pool.begin().await.unwrap();
     let scrape_id = Uuid::now_v7();
-    let mut job = NewJob::new("scrape", json!({ "scrape_id": scrape_id }), 1);
-    job.owner_id = Some(owner);
-    job.quota_action = Some("scrape".into());
-    let job_id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let args = json!({ "scrape_id": scrape_id });
+    let job_id = rows::enqueue_charged(&mut tx, "scrape", args, owner, 1).await;
     let scrape = NewScrape {
         id: scrape_id,
         owner_id: owner,
@@ -50,8 +47,6 @@ async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
         notify_all: false,
     };
     scrapes::insert(&mut tx, &scrape).await.unwrap();
-    let charge = quotas::charge(&mut tx, job_id, owner, "scrape", Some(1000), "UTC").await;
-    assert!(matches!(charge.unwrap(), Charge::Reserved(_)));
     tx.commit().await.unwrap();
     (scrape_id, job_id)
 }
@@ -69,12 +64,7 @@ async fn kept_result(pool: &PgPool, scrape_id: Uuid) -> bool {
             .fetch_one(pool)
             .await
             .unwrap();
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload->>'scrape_id' = $1")
-            .bind(scrape_id.to_string())
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let events = rows::events_naming(pool, "scrape_id", scrape_id).await;
     document.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
 }
 

@@ -15,8 +15,7 @@ use workhorse::config::Config;
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::jobs::{Kinds, registry_for};
-use workhorse::store::jobs::{self, NewJob};
-use workhorse::store::quotas::{self, Charge};
+use workhorse::store::jobs;
 use workhorse::store::{documents, summaries};
 use workhorse::summarise::providers::ProviderConfig;
 
@@ -55,16 +54,12 @@ async fn document(pool: &PgPool, owner: Uuid, n: usize) -> Uuid {
 async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, Uuid) {
     let mut tx = pool.begin().await.unwrap();
     let summary_id = Uuid::now_v7();
-    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_id }), 1);
-    job.owner_id = Some(owner);
-    job.quota_action = Some("summarise".into());
-    let job_id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let args = json!({ "summary_id": summary_id });
+    let job_id = rows::enqueue_charged(&mut tx, "summarise", args, owner, 1).await;
     let options = json!({ "style": "paragraph", "length": "short" });
     summaries::insert(&mut tx, summary_id, owner, document, job_id, &options)
         .await
         .unwrap();
-    let charge = quotas::charge(&mut tx, job_id, owner, "summarise", Some(1000), "UTC");
-    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
     tx.commit().await.unwrap();
     (summary_id, job_id)
 }
@@ -82,12 +77,7 @@ async fn kept_result(pool: &PgPool, summary_id: Uuid) -> bool {
             .fetch_one(pool)
             .await
             .unwrap();
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload->>'summary_id' = $1")
-            .bind(summary_id.to_string())
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let events = rows::events_naming(pool, "summary_id", summary_id).await;
     text.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
 }
 
@@ -160,14 +150,9 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
             .fetch_one(&pool)
             .await
             .unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_of_a }), 3);
-    job.owner_id = Some(b);
-    job.quota_action = Some("summarise".into());
-    let job_of_b = jobs::enqueue(&mut tx, &job).await.unwrap().id();
-    let charge = quotas::charge(&mut tx, job_of_b, b, "summarise", Some(1000), "UTC");
-    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
-    tx.commit().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let args = json!({ "summary_id": summary_of_a });
+    let job_of_b = rows::enqueue_charged(&mut conn, "summarise", args, b, 3).await;
 
     // Act
     let finished = wait_until_finished(&pool, job_of_b).await;
