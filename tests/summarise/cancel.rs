@@ -81,6 +81,15 @@ async fn kept_result(pool: &PgPool, summary_id: Uuid) -> bool {
     text.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
 }
 
+/// A summary's text and the attempts made at it.
+async fn text_and_attempts(pool: &PgPool, summary_id: Uuid) -> (Option<String>, i32) {
+    sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
+        .bind(summary_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 // Regression: cancelling a running summary kept it and also gave back the unit.
 #[sqlx::test]
 async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_its_unit(
@@ -144,12 +153,7 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
         "succeeded"
     );
     let calls_before = llm.fates("doc-1").len();
-    let before: (Option<String>, i32) =
-        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
-            .bind(summary_of_a)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let before = text_and_attempts(&pool, summary_of_a).await;
     let mut conn = pool.acquire().await.unwrap();
     let args = json!({ "summary_id": summary_of_a });
     let job_of_b = rows::enqueue_charged(&mut conn, "summarise", args, b, 3).await;
@@ -162,12 +166,7 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
     assert!(finished.errors.to_string().contains("not the job owner's"));
     assert_eq!(finished.result, None);
     assert_eq!(charge_state(&pool, job_of_b).await, "refunded");
-    let after: (Option<String>, i32) =
-        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
-            .bind(summary_of_a)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let after = text_and_attempts(&pool, summary_of_a).await;
     assert_eq!(after, before);
     assert_eq!(llm.fates("doc-1").len(), calls_before);
     engine.shutdown(Duration::from_secs(5)).await;
