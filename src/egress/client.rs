@@ -20,6 +20,7 @@ use url::Host;
 
 use super::EgressPolicy;
 use super::failure::OutboundError;
+use crate::domain;
 
 /// How much of an answer's body is read (and thrown away) so its connection can be reused;
 /// a longer body closes the connection instead. Bodies are never kept: what a remote server
@@ -146,22 +147,15 @@ async fn drain(mut response: reqwest::Response) {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After`, if the server sent a usable one.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    domain::http::retry_after(value, chrono::Utc::now())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn an_answer_is_described_by_its_code_and_standard_reason() {
@@ -173,20 +167,5 @@ mod tests {
         assert_eq!(answer(500).describe(), "HTTP 500 Internal Server Error");
         assert_eq!(answer(410).describe(), "HTTP 410 Gone");
         assert_eq!(answer(599).describe(), "HTTP 599");
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_str(&later).expect("a header"),
-        );
-        let after = retry_after(&headers).expect("a date");
-        assert!(after > Duration::from_secs(100) && after <= Duration::from_secs(120));
     }
 }

@@ -52,6 +52,16 @@ pub struct Started {
     pub charged: Option<Charged>,
 }
 
+/// A row requested with the job that does it (a scrape, a summary): the row's id and the
+/// job's start.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    /// The row's id.
+    pub id: Uuid,
+    /// The job doing it, and the unit charged.
+    pub started: Started,
+}
+
 /// Enqueue a job for `caller`: users may enqueue the kinds that charge a quota, admins any.
 pub async fn enqueue(
     work: &Work,

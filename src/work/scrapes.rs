@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::jobs::{self, Started};
+use super::jobs::{self, Requested};
 use super::{Caller, Work, WorkError, WorkResult};
 use crate::domain::jobs::kinds;
 use crate::egress::EgressError;
@@ -96,15 +96,6 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
 
 fn refused(e: EgressError) -> WorkError {
     WorkError::invalid("url", e.to_string())
-}
-
-/// A scrape requested: its id and the job's start.
-#[derive(Debug, Clone)]
-pub struct Requested {
-    /// The scrape's id.
-    pub id: Uuid,
-    /// The job doing it, and the unit charged.
-    pub started: Started,
 }
 
 /// Write the scrape and its job for `caller` on `conn` (the caller's transaction).

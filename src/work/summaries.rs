@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::jobs::{self, Started};
+use super::jobs::{self, Requested};
 use super::{Caller, Work, WorkError, WorkResult};
 use crate::domain::jobs::kinds;
 use crate::store;
@@ -64,15 +64,6 @@ pub fn check(work: &Work, request: SummaryRequest) -> WorkResult<SummaryOptions>
         language: request.language,
         provider: request.provider,
     })
-}
-
-/// A summary requested: its id and the job's start.
-#[derive(Debug, Clone)]
-pub struct Requested {
-    /// The summary's id.
-    pub id: Uuid,
-    /// The job doing it, and the unit charged.
-    pub started: Started,
 }
 
 /// Summarise `document_id` for `caller` on `conn` (the caller's transaction). The summary

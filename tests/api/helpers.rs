@@ -219,8 +219,8 @@ impl TestApp {
     }
 }
 
-/// A web server on 127.0.0.1 for a test (a site to scrape, a push service, a model provider);
-/// counts the requests it got and stops when dropped.
+/// A web server on a loopback address for a test (a site to scrape, a push service, a model
+/// provider); counts the requests it got and stops when dropped.
 pub struct Loopback {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -237,6 +237,12 @@ impl Drop for Loopback {
 impl Loopback {
     /// Serve `route` on a free port of 127.0.0.1.
     pub async fn start(route: poem::Route) -> Self {
+        Self::start_on("127.0.0.1", route).await
+    }
+
+    /// Serve `route` on a free port of `ip` (e.g. `127.0.0.2`, which the egress policy tells
+    /// apart from 127.0.0.1).
+    pub async fn start_on(ip: &str, route: poem::Route) -> Self {
         use poem::listener::{Acceptor, Listener, TcpListener};
         use poem::{Endpoint, EndpointExt};
         use std::sync::atomic::Ordering;
@@ -250,7 +256,7 @@ impl Loopback {
                 ep.call(req).await
             }
         });
-        let acceptor = TcpListener::bind("127.0.0.1:0")
+        let acceptor = TcpListener::bind(format!("{ip}:0"))
             .into_acceptor()
             .await
             .expect("binding a loopback server");

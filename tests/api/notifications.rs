@@ -3,14 +3,12 @@
 //! until a failing receiver succeeds (exactly one success), dead deliveries and their retry, a
 //! 410 turning the channel off, topics, and the egress policy.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Request, Response, Route, handler, http::StatusCode as PoemStatus};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -18,7 +16,7 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use workhorse::domain::users::Role;
 
-use crate::helpers::{TestApp, assert_problem, spawn_app_with};
+use crate::helpers::{Loopback, TestApp, assert_problem, spawn_app_with};
 
 /// One request a receiver got.
 #[derive(Clone, Debug)]
@@ -31,15 +29,8 @@ struct Received {
 
 /// A webhook receiver answering the statuses in `script` in turn (then 200).
 struct Receiver {
-    addr: SocketAddr,
+    site: Loopback,
     got: Arc<Mutex<Vec<Received>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 type Shared = (Arc<Mutex<Vec<Received>>>, Arc<Mutex<Vec<u16>>>);
@@ -74,20 +65,13 @@ impl Receiver {
     async fn start(script: &[u16]) -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let shared: Shared = (got.clone(), Arc::new(Mutex::new(script.to_vec())));
-        let app = Route::new().at("/hook", poem::post(receive)).data(shared);
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        Self { addr, got, server }
+        let route = Route::new().at("/hook", poem::post(receive).data(shared));
+        let site = Loopback::start(route).await;
+        Self { site, got }
     }
 
     fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        self.site.url("/hook")
     }
 
     fn got(&self) -> Vec<Received> {

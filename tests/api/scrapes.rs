@@ -2,60 +2,16 @@
 //! the egress policy before and after redirects, quota charges, the bounded wait, screenshots,
 //! and chromedriver killed while scrapes run.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Redirect;
-use poem::{Endpoint, EndpointExt, Response, Route, handler};
+use poem::{Response, Route, handler};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use workhorse::domain::users::Role;
 
-use crate::helpers::{TestApp, assert_problem, spawn_app_with};
-
-/// A local web server; counts the requests it served.
-struct Site {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Site {
-    async fn start(ip: &str, route: Route) -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let app = route.around(move |ep, req| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                ep.call(req).await
-            }
-        });
-        let acceptor = TcpListener::bind(format!("{ip}:0"))
-            .into_acceptor()
-            .await
-            .expect("binding the test site");
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        Self { addr, hits, server }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
+use crate::helpers::{Loopback, TestApp, assert_problem, spawn_app_with};
 
 fn html(body: &'static str) -> Response {
     Response::builder()
@@ -85,8 +41,8 @@ fn to_article() -> Redirect {
     Redirect::see_other("/article")
 }
 
-async fn site() -> Site {
-    Site::start(
+async fn site() -> Loopback {
+    Loopback::start_on(
         "127.0.0.1",
         Route::new()
             .at("/article", article)
@@ -164,7 +120,7 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     let (user_id, token) = app.user_with_token("ann", Role::User).await;
 
     // A channel subscribed to nothing: `notify: true` reaches it anyway.
-    let hooks = Site::start(
+    let hooks = Loopback::start_on(
         "127.0.0.1",
         Route::new().at("/hook", poem::post(poem::endpoint::make_sync(|_| "ok"))),
     )
@@ -252,16 +208,12 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     assert_eq!(summary["document_id"], s["document_id"]);
     assert_eq!(summary["builtin"], true);
     for _ in 0..200 {
-        if hooks.hits.load(Ordering::SeqCst) > 0 {
+        if hooks.hits() > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        hooks.hits.load(Ordering::SeqCst),
-        1,
-        "the channel was told once"
-    );
+    assert_eq!(hooks.hits(), 1, "the channel was told once");
 
     // Another user sees none of it.
     let (_, other) = app.user_with_token("bob", Role::User).await;
@@ -334,13 +286,13 @@ fn location_of(id: &str) -> String {
 async fn private_addresses_are_refused_before_and_after_redirects(pool: PgPool) {
     // A server on another loopback address that must never be reached, and an allowed site
     // that redirects there.
-    let secret = Site::start(
+    let secret = Loopback::start_on(
         "127.0.0.2",
         Route::new().at("/", poem::get(poem::endpoint::make_sync(|_| "secret"))),
     )
     .await;
     let target = secret.url("/");
-    let redirecting = Site::start(
+    let redirecting = Loopback::start_on(
         "127.0.0.1",
         Route::new().at(
             "/go",
@@ -376,12 +328,8 @@ async fn private_addresses_are_refused_before_and_after_redirects(pool: PgPool) 
     assert_eq!(status, StatusCode::OK, "{s}");
     assert_eq!(s["status"], "failed", "{s}");
     assert_eq!(s["error_kind"], "blocked_by_policy", "{s}");
-    assert_eq!(
-        secret.hits.load(Ordering::SeqCst),
-        0,
-        "the private server was reached"
-    );
-    assert!(redirecting.hits.load(Ordering::SeqCst) >= 1);
+    assert_eq!(secret.hits(), 0, "the private server was reached");
+    assert!(redirecting.hits() >= 1);
     // A scrape that failed for good gives its unit back.
     assert_eq!(
         scrape_quota_settled(&app, &token).await,

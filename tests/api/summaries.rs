@@ -3,11 +3,9 @@
 //! provider's answer, fallback, a permanent 4xx, the cache, a long document map-reduced, and a
 //! summary resuming after its chunks were partly done.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json as PoemJson};
 use poem::{EndpointExt, Response, Route, handler, http::StatusCode as PoemStatus};
 use reqwest::StatusCode;
@@ -17,7 +15,7 @@ use workhorse::config::Config;
 use workhorse::domain::users::Role;
 use workhorse::summarise::providers::ProviderConfig;
 
-use crate::helpers::{TestApp, assert_problem, spawn_app_with};
+use crate::helpers::{Loopback, TestApp, assert_problem, spawn_app_with};
 
 /// How a fake provider answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,15 +30,8 @@ type Requests = Arc<Mutex<Vec<(Option<String>, Value)>>>;
 
 /// A local OpenAI-compatible server recording every request.
 struct FakeProvider {
-    addr: SocketAddr,
+    site: Loopback,
     requests: Requests,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeProvider {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 #[handler]
@@ -96,28 +87,18 @@ fn completions(
 impl FakeProvider {
     async fn start(mode: Mode) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let app = Route::new()
-            .at("/v1/chat/completions", poem::post(completions))
-            .data((mode, requests.clone()));
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        Self {
-            addr,
-            requests,
-            server,
-        }
+        let route = Route::new().at(
+            "/v1/chat/completions",
+            poem::post(completions).data((mode, requests.clone())),
+        );
+        let site = Loopback::start(route).await;
+        Self { site, requests }
     }
 
     fn config(&self, name: &str, context_window: u32) -> ProviderConfig {
         ProviderConfig {
             name: name.into(),
-            base_url: format!("http://{}/v1", self.addr),
+            base_url: self.site.url("/v1"),
             model: format!("{name}-model"),
             api_key_env: String::new(),
             context_window,

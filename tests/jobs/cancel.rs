@@ -6,12 +6,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use workhorse::config::{JobsConfig, KindConfig};
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::store::jobs::{self, Enqueued, NewJob};
+
+use super::rows::{user, wait_for};
 
 /// Echo jobs one at a time: a second job only runs once the first attempt has stopped.
 fn one_at_a_time() -> JobsConfig {
@@ -33,15 +35,6 @@ async fn start(pool: &PgPool, config: &JobsConfig) -> Engine {
     (Engine::start(pool.clone(), config, registry, Health::default()).await).expect("engine starts")
 }
 
-async fn user(pool: &PgPool) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, name, role) VALUES (gen_random_uuid(), 'u', 'user') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 async fn enqueue(pool: &PgPool, job: NewJob) -> Enqueued {
     let mut conn = pool.acquire().await.unwrap();
     jobs::enqueue(&mut conn, &job).await.unwrap()
@@ -51,21 +44,18 @@ fn echo(sleep_ms: u64) -> NewJob {
     NewJob::new("echo", json!({ "sleep_ms": sleep_ms }), 1)
 }
 
-/// Wait until the job is in one of `states` (`within` at most) and return it.
-async fn wait_for(pool: &PgPool, id: Uuid, states: &[&str], within: Duration) -> jobs::Job {
-    let deadline = Instant::now() + within;
-    loop {
-        let job = jobs::find_job(pool, id, None).await.unwrap().expect("job");
-        if states.contains(&job.state.as_str()) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} is {} (wanted {states:?})",
-            job.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// An echo job claimed by a worker whose attempt holds the job's row in a transaction that
+/// passed the fence, as an attempt recording its end does. Returns the job, the worker and the
+/// transaction.
+async fn an_attempt_recording_its_end(pool: &PgPool) -> (Uuid, Uuid, Transaction<'_, Postgres>) {
+    let id = enqueue(pool, echo(0)).await.id();
+    let worker = Uuid::now_v7();
+    jobs::claim(pool, "echo", worker, 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(jobs::fence(&mut tx, id, worker, 1).await.unwrap());
+    (id, worker, tx)
 }
 
 #[sqlx::test]
@@ -119,13 +109,7 @@ async fn an_attempt_whose_job_was_cancelled_without_a_notification_stops_at_the_
 #[sqlx::test]
 async fn a_fence_refuses_an_attempt_whose_job_was_cancelled(pool: PgPool) {
     // Arrange: a claimed job, then cancelled.
-    let id = enqueue(&pool, echo(0)).await.id();
-    let worker = Uuid::now_v7();
-    jobs::claim(&pool, "echo", worker, 1, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    assert!(jobs::fence(&mut tx, id, worker, 1).await.unwrap());
+    let (id, worker, tx) = an_attempt_recording_its_end(&pool).await;
     tx.rollback().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     assert!(jobs::cancel(&mut conn, id, None).await.unwrap());
@@ -144,13 +128,7 @@ async fn a_fence_refuses_an_attempt_whose_job_was_cancelled(pool: PgPool) {
 #[sqlx::test]
 async fn a_cancel_waits_for_an_attempt_recording_its_end_and_then_finds_it_finished(pool: PgPool) {
     // Arrange: an attempt holds its job's row in its finishing transaction.
-    let id = enqueue(&pool, echo(0)).await.id();
-    let worker = Uuid::now_v7();
-    jobs::claim(&pool, "echo", worker, 1, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    assert!(jobs::fence(&mut tx, id, worker, 1).await.unwrap());
+    let (id, worker, mut tx) = an_attempt_recording_its_end(&pool).await;
 
     // Act: a cancel arrives meanwhile; then the attempt commits its success.
     let cancel = tokio::spawn({

@@ -15,6 +15,8 @@ use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::store::jobs::{self, NewJob};
 
+use super::rows;
+
 /// A poll so slow that a test finishing in time proves the wake-up came from elsewhere.
 const NO_POLL: Duration = Duration::from_secs(60);
 
@@ -50,19 +52,7 @@ async fn enqueue_job(pool: &PgPool, job: NewJob) -> Uuid {
 
 /// Wait until the job is in one of `states` (10 s at most) and return it.
 async fn wait_for(pool: &PgPool, id: Uuid, states: &[&str]) -> jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = jobs::find_job(pool, id, None).await.unwrap().expect("job");
-        if states.contains(&job.state.as_str()) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} is still {} (wanted {states:?}): {job:?}",
-            job.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rows::wait_for(pool, id, states, Duration::from_secs(10)).await
 }
 
 fn error_texts(job: &jobs::Job) -> Vec<String> {

@@ -4,5 +4,7 @@ mod cancel;
 mod connection;
 mod engine;
 mod quotas;
+#[path = "../support/rows.rs"]
+mod rows;
 mod schedule;
 mod store;

@@ -3,7 +3,7 @@
 //! (the slow site sees Chromium drop the connection).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -15,18 +15,11 @@ use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::jobs::{Kinds, registry_for};
 use workhorse::store::jobs::{self, NewJob};
-use workhorse::store::quotas::{self, Charge};
 use workhorse::store::scrapes::{self, NewScrape};
 
-use super::slow_server::{Fate, SlowServer};
-
-/// One scrape of the run: its job, its page, and when (if ever) it is cancelled.
-struct Planned {
-    job_id: Uuid,
-    scrape_id: Uuid,
-    page: String,
-    cancel_after: Option<Duration>,
-}
+use super::cancel_run::{self, Planned};
+use super::rows::{self, user};
+use super::slow_server::SlowServer;
 
 fn config() -> Config {
     let mut config = Config::default();
@@ -35,23 +28,12 @@ fn config() -> Config {
     config
 }
 
-async fn user(pool: &PgPool) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, name, role) VALUES (gen_random_uuid(), 'u', 'user') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 /// A scrape of `url` for `owner`, its job and its reserved quota unit, as one transaction.
 async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
     let mut tx = pool.begin().await.unwrap();
     let scrape_id = Uuid::now_v7();
-    let mut job = NewJob::new("scrape", json!({ "scrape_id": scrape_id }), 1);
-    job.owner_id = Some(owner);
-    job.quota_action = Some("scrape".into());
-    let job_id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let args = json!({ "scrape_id": scrape_id });
+    let job_id = rows::enqueue_charged(&mut tx, "scrape", args, owner, 1).await;
     let scrape = NewScrape {
         id: scrape_id,
         owner_id: owner,
@@ -65,45 +47,13 @@ async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
         notify_all: false,
     };
     scrapes::insert(&mut tx, &scrape).await.unwrap();
-    let charge = quotas::charge(&mut tx, job_id, owner, "scrape", Some(1000), "UTC").await;
-    assert!(matches!(charge.unwrap(), Charge::Reserved(_)));
     tx.commit().await.unwrap();
     (scrape_id, job_id)
 }
 
+/// The job once finished (90 s at most: Chromium may still be starting).
 async fn wait_until_finished(pool: &PgPool, id: Uuid) -> jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let job = jobs::find_job(pool, id, None)
-            .await
-            .unwrap()
-            .expect("the job");
-        if matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled") {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} never finished: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Whether the job has finished.
-async fn has_ended(pool: &PgPool, id: Uuid) -> bool {
-    let job = jobs::find_job(pool, id, None)
-        .await
-        .unwrap()
-        .expect("the job");
-    matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled")
-}
-
-async fn charge_state(pool: &PgPool, job_id: Uuid) -> String {
-    sqlx::query_scalar("SELECT state FROM quota_charges WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    rows::wait_for(pool, id, rows::FINISHED, Duration::from_secs(90)).await
 }
 
 /// Whether the scrape kept anything: a document, a success, or an event.
@@ -114,12 +64,7 @@ async fn kept_result(pool: &PgPool, scrape_id: Uuid) -> bool {
             .fetch_one(pool)
             .await
             .unwrap();
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload->>'scrape_id' = $1")
-            .bind(scrape_id.to_string())
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let events = rows::events_naming(pool, "scrape_id", scrape_id).await;
     document.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
 }
 
@@ -149,66 +94,29 @@ async fn a_scrape_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_it
     let mut planned = Vec::new();
     for n in 0..14 {
         let page = site.page(n, Duration::from_millis(rng.random_range(300..1500)));
-        let cancel_after = rng
-            .random_bool(0.75)
-            .then(|| Duration::from_millis(rng.random_range(0..1800)));
+        let cancel_after = cancel_run::cancel_moment(&mut rng, 1800);
         let (scrape_id, job_id) = request_scrape(&pool, owner, &page).await;
         planned.push(Planned {
             job_id,
-            scrape_id,
-            page: format!("/page/{n}"),
+            row_id: scrape_id,
+            key: format!("/page/{n}"),
             cancel_after,
         });
     }
 
     // Act: cancel each at its moment after its page was requested (or at once, for a moment
     // under 100 ms: mostly still queued), as its owner would.
-    let cancels: Vec<_> = (planned.iter())
-        .filter_map(|p| {
-            p.cancel_after
-                .map(|after| (p.job_id, p.page.clone(), after))
-        })
-        .map(|(id, page, after)| {
-            let (pool, site) = (pool.clone(), site.clone());
-            tokio::spawn(async move {
-                while after >= Duration::from_millis(100)
-                    && site.fates(&page).is_empty()
-                    && !has_ended(&pool, id).await
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                tokio::time::sleep(after).await;
-                let mut conn = pool.acquire().await.unwrap();
-                jobs::cancel(&mut conn, id, Some(owner)).await.unwrap()
-            })
-        })
-        .collect();
-    for cancel in cancels {
-        cancel.await.unwrap();
-    }
-    let mut finished = Vec::new();
-    for p in &planned {
-        finished.push(wait_until_finished(&pool, p.job_id).await);
-    }
+    cancel_run::cancel_at_their_moments(&pool, &site, owner, &planned).await;
+    let finished = cancel_run::finished(&pool, &planned, Duration::from_secs(90)).await;
 
     // Assert: refunded ⇔ nothing kept, committed ⇔ kept, for every job.
-    let mut cancelled = 0;
     for (p, job) in planned.iter().zip(&finished) {
-        let kept = kept_result(&pool, p.scrape_id).await;
-        let charge = charge_state(&pool, p.job_id).await;
-        assert_eq!(
-            charge == "refunded",
-            !kept,
-            "job {} is {} with its unit {charge} but kept={kept}",
-            p.job_id,
-            job.state
+        let kept = kept_result(&pool, p.row_id).await;
+        cancel_run::assert_settled(&pool, job, kept).await;
+        assert!(
+            matches!(job.state.as_str(), "succeeded" | "cancelled"),
+            "{job:?}"
         );
-        assert_eq!(charge == "committed", kept && job.state == "succeeded");
-        if job.state == "cancelled" {
-            cancelled += 1;
-        } else {
-            assert_eq!(job.state, "succeeded", "{job:?}");
-        }
     }
     let (used, reserved): (i32, i32) = sqlx::query_as(
         "SELECT used, reserved FROM quota_counters WHERE user_id = $1 AND action = 'scrape'",
@@ -219,36 +127,20 @@ async fn a_scrape_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_it
     .unwrap();
     let succeeded = finished.iter().filter(|j| j.state == "succeeded").count();
     assert_eq!((used as usize, reserved), (succeeded + 1, 0)); // and the warm-up
-    assert!(cancelled >= 3, "the run should cancel several scrapes");
+    let cancelled = cancel_run::cancelled_keys(&planned, &finished);
+    assert!(
+        cancelled.len() >= 3,
+        "the run should cancel several scrapes"
+    );
 
     // Assert: no page of a cancelled scrape is still being waited for: Chromium gave up on
     // it when its attempt stopped; and that happened at least once.
-    let cancelled_pages: Vec<&str> = (planned.iter().zip(&finished))
-        .filter(|(_, job)| job.state == "cancelled")
-        .map(|(p, _)| p.page.as_str())
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cancelled_pages
-        .iter()
-        .any(|page| site.fates(page).contains(&Fate::Waiting))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a cancelled scrape's page load went on: {:?}",
-            (cancelled_pages.iter())
-                .map(|p| (p, site.fates(p)))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let dropped = (cancelled_pages.iter())
-        .filter(|page| site.fates(page).contains(&Fate::Dropped))
-        .count();
+    let dropped = cancel_run::dropped_calls(&site, &cancelled).await;
     assert!(
         dropped >= 1,
         "no cancel caught a page load in flight: {:?}",
         (planned.iter().zip(&finished))
-            .map(|(p, j)| (&p.page, p.cancel_after, &j.state, site.fates(&p.page)))
+            .map(|(p, j)| (&p.key, p.cancel_after, &j.state, site.fates(&p.key)))
             .collect::<Vec<_>>()
     );
 

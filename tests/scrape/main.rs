@@ -2,7 +2,11 @@
 
 mod browser;
 mod cancel;
+#[path = "../support/cancel_run.rs"]
+mod cancel_run;
 mod helpers;
 mod isolation;
+#[path = "../support/rows.rs"]
+mod rows;
 mod slow_server;
 mod spans;

@@ -4,10 +4,10 @@
 //! summary touches nothing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -15,12 +15,13 @@ use workhorse::config::Config;
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::jobs::{Kinds, registry_for};
-use workhorse::store::jobs::{self, NewJob};
-use workhorse::store::quotas::{self, Charge};
+use workhorse::store::jobs;
 use workhorse::store::{documents, summaries};
 use workhorse::summarise::providers::ProviderConfig;
 
-use super::slow_server::{Fate, SlowServer};
+use super::cancel_run::{self, Planned};
+use super::rows::{self, charge_state, user};
+use super::slow_server::SlowServer;
 
 async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
     let mut config = Config::default();
@@ -40,15 +41,6 @@ async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
     (engine.await.unwrap(), kinds)
 }
 
-async fn user(pool: &PgPool) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, name, role) VALUES (gen_random_uuid(), 'u', 'user') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 /// A document of `owner` whose text starts with `doc-{n}` (the slow server's key for it).
 async fn document(pool: &PgPool, owner: Uuid, n: usize) -> Uuid {
     let text = format!("doc-{n}\n\nThe harbour reopened on Monday after {n} days of repairs.");
@@ -62,44 +54,19 @@ async fn document(pool: &PgPool, owner: Uuid, n: usize) -> Uuid {
 async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, Uuid) {
     let mut tx = pool.begin().await.unwrap();
     let summary_id = Uuid::now_v7();
-    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_id }), 1);
-    job.owner_id = Some(owner);
-    job.quota_action = Some("summarise".into());
-    let job_id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let args = json!({ "summary_id": summary_id });
+    let job_id = rows::enqueue_charged(&mut tx, "summarise", args, owner, 1).await;
     let options = json!({ "style": "paragraph", "length": "short" });
     summaries::insert(&mut tx, summary_id, owner, document, job_id, &options)
         .await
         .unwrap();
-    let charge = quotas::charge(&mut tx, job_id, owner, "summarise", Some(1000), "UTC");
-    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
     tx.commit().await.unwrap();
     (summary_id, job_id)
 }
 
+/// The job once finished (60 s at most).
 async fn wait_until_finished(pool: &PgPool, id: Uuid) -> jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = jobs::find_job(pool, id, None)
-            .await
-            .unwrap()
-            .expect("the job");
-        if matches!(job.state.as_str(), "succeeded" | "dead" | "cancelled") {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} never finished: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn charge_state(pool: &PgPool, job_id: Uuid) -> String {
-    sqlx::query_scalar("SELECT state FROM quota_charges WHERE job_id = $1")
-        .bind(job_id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    rows::wait_for(pool, id, rows::FINISHED, Duration::from_secs(60)).await
 }
 
 /// Whether anything of the summary was kept: its text, a success, or an event.
@@ -110,13 +77,17 @@ async fn kept_result(pool: &PgPool, summary_id: Uuid) -> bool {
             .fetch_one(pool)
             .await
             .unwrap();
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload->>'summary_id' = $1")
-            .bind(summary_id.to_string())
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let events = rows::events_naming(pool, "summary_id", summary_id).await;
     text.is_some() || outcome.as_deref() == Some("succeeded") || events > 0
+}
+
+/// A summary's text and the attempts made at it.
+async fn text_and_attempts(pool: &PgPool, summary_id: Uuid) -> (Option<String>, i32) {
+    sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
+        .bind(summary_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 // Regression: cancelling a running summary kept it and also gave back the unit.
@@ -134,59 +105,28 @@ async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_i
     for n in 0..16 {
         let doc = document(&pool, owner, n).await;
         let (summary_id, job_id) = request_summary(&pool, owner, doc).await;
-        let cancel_after = rng
-            .random_bool(0.75)
-            .then(|| Duration::from_millis(rng.random_range(0..900)));
-        planned.push((summary_id, job_id, format!("doc-{n}"), cancel_after));
+        planned.push(Planned {
+            job_id,
+            row_id: summary_id,
+            key: format!("doc-{n}"),
+            cancel_after: cancel_run::cancel_moment(&mut rng, 900),
+        });
     }
 
     // Act: cancel each at its moment after its model call arrived (at once under 100 ms).
-    let cancels: Vec<_> = (planned.iter())
-        .filter_map(|(_, id, key, after)| after.map(|after| (*id, key.clone(), after)))
-        .map(|(id, key, after)| {
-            let (pool, llm) = (pool.clone(), llm.clone());
-            tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while after >= Duration::from_millis(100)
-                    && llm.fates(&key).is_empty()
-                    && Instant::now() < deadline
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                tokio::time::sleep(after).await;
-                let mut conn = pool.acquire().await.unwrap();
-                jobs::cancel(&mut conn, id, Some(owner)).await.unwrap()
-            })
-        })
-        .collect();
-    for cancel in cancels {
-        cancel.await.unwrap();
-    }
-    let mut finished = Vec::new();
-    for (_, job_id, _, _) in &planned {
-        finished.push(wait_until_finished(&pool, *job_id).await);
-    }
+    cancel_run::cancel_at_their_moments(&pool, &llm, owner, &planned).await;
+    let finished = cancel_run::finished(&pool, &planned, Duration::from_secs(60)).await;
 
     // Assert: refunded ⇔ nothing kept, committed ⇔ kept, for every job.
-    for ((summary_id, job_id, _, _), job) in planned.iter().zip(&finished) {
-        let kept = kept_result(&pool, *summary_id).await;
-        let charge = charge_state(&pool, *job_id).await;
-        assert_eq!(
-            charge == "refunded",
-            !kept,
-            "job {job_id} is {} with its unit {charge} but kept={kept}",
-            job.state
-        );
-        assert_eq!(charge == "committed", kept && job.state == "succeeded");
+    for (p, job) in planned.iter().zip(&finished) {
+        let kept = kept_result(&pool, p.row_id).await;
+        cancel_run::assert_settled(&pool, job, kept).await;
         assert!(
             matches!(job.state.as_str(), "succeeded" | "cancelled"),
             "{job:?}"
         );
     }
-    let cancelled: Vec<&str> = (planned.iter().zip(&finished))
-        .filter(|(_, job)| job.state == "cancelled")
-        .map(|((_, _, key, _), _)| key.as_str())
-        .collect();
+    let cancelled = cancel_run::cancelled_keys(&planned, &finished);
     assert!(
         cancelled.len() >= 3,
         "the run should cancel several summaries"
@@ -194,14 +134,7 @@ async fn a_summary_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_i
 
     // Assert: no model call of a cancelled summary is still awaited: each was dropped (or had
     // been answered), and at least one cancel caught a call in flight.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while (cancelled.iter()).any(|key| llm.fates(key).contains(&Fate::Waiting)) {
-        assert!(Instant::now() < deadline, "a cancelled model call went on");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let dropped = (cancelled.iter())
-        .filter(|key| llm.fates(key).contains(&Fate::Dropped))
-        .count();
+    let dropped = cancel_run::dropped_calls(&llm, &cancelled).await;
     assert!(dropped >= 1, "no cancel caught a model call in flight");
     engine.shutdown(Duration::from_secs(5)).await;
 }
@@ -220,20 +153,10 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
         "succeeded"
     );
     let calls_before = llm.fates("doc-1").len();
-    let before: (Option<String>, i32) =
-        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
-            .bind(summary_of_a)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let mut job = NewJob::new("summarise", json!({ "summary_id": summary_of_a }), 3);
-    job.owner_id = Some(b);
-    job.quota_action = Some("summarise".into());
-    let job_of_b = jobs::enqueue(&mut tx, &job).await.unwrap().id();
-    let charge = quotas::charge(&mut tx, job_of_b, b, "summarise", Some(1000), "UTC");
-    assert!(matches!(charge.await.unwrap(), Charge::Reserved(_)));
-    tx.commit().await.unwrap();
+    let before = text_and_attempts(&pool, summary_of_a).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let args = json!({ "summary_id": summary_of_a });
+    let job_of_b = rows::enqueue_charged(&mut conn, "summarise", args, b, 3).await;
 
     // Act
     let finished = wait_until_finished(&pool, job_of_b).await;
@@ -243,12 +166,7 @@ async fn a_job_naming_another_users_summary_fails_and_touches_nothing(pool: PgPo
     assert!(finished.errors.to_string().contains("not the job owner's"));
     assert_eq!(finished.result, None);
     assert_eq!(charge_state(&pool, job_of_b).await, "refunded");
-    let after: (Option<String>, i32) =
-        sqlx::query_as("SELECT text, attempts FROM summaries WHERE id = $1")
-            .bind(summary_of_a)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let after = text_and_attempts(&pool, summary_of_a).await;
     assert_eq!(after, before);
     assert_eq!(llm.fates("doc-1").len(), calls_before);
     engine.shutdown(Duration::from_secs(5)).await;

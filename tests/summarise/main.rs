@@ -1,7 +1,11 @@
 //! Summaries: the provider layer against local OpenAI-compatible servers.
 
 mod cancel;
+#[path = "../support/cancel_run.rs"]
+mod cancel_run;
 mod fake_llm;
 mod providers;
+#[path = "../support/rows.rs"]
+mod rows;
 #[path = "../scrape/slow_server.rs"]
 mod slow_server;

@@ -31,6 +31,8 @@ use tracing::field::Empty;
 pub use key::ServiceAccount;
 use token::TokenSource;
 
+use crate::domain;
+
 /// Where FCM lives when the configuration names no other base.
 pub const DEFAULT_FCM_BASE: &str = "https://fcm.googleapis.com";
 /// FCM's limit on the message payload, in bytes; checked on the serialised `message`.
@@ -364,18 +366,11 @@ fn classify(status: StatusCode, after: Option<Duration>, error: &GoogleError) ->
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After`, if Google sent a usable one (a date already past counts as none: the
+/// delivery waits at least its backoff either way).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default(),
-    )
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    domain::http::retry_after(value, chrono::Utc::now())
 }
 
 fn transport(whom: &str, e: &reqwest::Error) -> FcmError {
@@ -401,7 +396,6 @@ fn http_url(what: &str, value: &str) -> Result<url::Url, FcmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn unregistered_is_found_in_the_details_whatever_the_status() {
@@ -428,20 +422,5 @@ mod tests {
             matches!(outcome, FcmOutcome::Rejected { status: 404, .. }),
             "{outcome:?}"
         );
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_str(&later).expect("a header"),
-        );
-        let after = retry_after(&headers).expect("a date");
-        assert!(after > Duration::from_secs(100) && after <= Duration::from_secs(120));
     }
 }

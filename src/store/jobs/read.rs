@@ -48,15 +48,9 @@ pub async fn find_job(
     id: Uuid,
     owner: Option<Uuid>,
 ) -> anyhow::Result<Option<Job>> {
-    Ok(sqlx::query_as(
-        "SELECT id, kind, args, state, run_at, attempts, max_attempts, crashes, dedup_key, \
-                owner_id, errors, result, dead_reason, created_at, started_at, finished_at \
-         FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
-    )
-    .bind(id)
-    .bind(owner)
-    .fetch_optional(db)
-    .await?)
+    Ok(find_job_detail(db, id, owner)
+        .await?
+        .map(|detail| detail.job))
 }
 
 /// A job with everything the API shows about it.
