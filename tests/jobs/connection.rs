@@ -6,13 +6,18 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-use nix::sys::socket::{SockaddrStorage, getpeername, getsockopt, sockopt};
+use nix::sys::socket::{SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
 use sqlx::{Connection, PgPool};
 use workhorse::config::DatabaseConfig;
 
-/// The TCP_NODELAY flag of every socket of this process connected to `port`.
-fn nodelay_of_sockets_to(port: u16) -> Vec<bool> {
-    let mut flags = Vec::new();
+fn port_of(addr: &SockaddrStorage) -> Option<u16> {
+    (addr.as_sockaddr_in().map(|a| a.port())).or_else(|| addr.as_sockaddr_in6().map(|a| a.port()))
+}
+
+/// The TCP_NODELAY flag of this process's socket from local port `local` to port `remote`,
+/// if there is one. Other tests open connections at the same time (one may be between its
+/// connect and its setsockopt), so only the sockets named by their local port are read.
+fn nodelay_of_socket(local: u16, remote: u16) -> Option<bool> {
     for entry in std::fs::read_dir("/proc/self/fd").expect("listing /proc/self/fd") {
         let Ok(entry) = entry else { continue };
         let Ok(target) = std::fs::read_link(entry.path()) else {
@@ -24,62 +29,70 @@ fn nodelay_of_sockets_to(port: u16) -> Vec<bool> {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
             continue;
         };
-        // SAFETY: the descriptor is open (just listed) and only borrowed for two syscalls; a
-        // connection closing meanwhile makes them fail, which is skipped.
+        // SAFETY: the descriptor is open (just listed) and only borrowed for three syscalls;
+        // a socket closing meanwhile makes them fail, which is skipped.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(peer) = getpeername::<SockaddrStorage>(fd.as_raw_fd()) else {
+        let (Ok(me), Ok(peer)) = (
+            getsockname::<SockaddrStorage>(fd.as_raw_fd()),
+            getpeername::<SockaddrStorage>(fd.as_raw_fd()),
+        ) else {
             continue;
         };
-        let peer_port = peer
-            .as_sockaddr_in()
-            .map(|a| a.port())
-            .or_else(|| peer.as_sockaddr_in6().map(|a| a.port()));
-        if peer_port == Some(port)
-            && let Ok(on) = getsockopt(&fd, sockopt::TcpNoDelay)
-        {
-            flags.push(on);
+        if port_of(&me) == Some(local) && port_of(&peer) == Some(remote) {
+            return getsockopt(&fd, sockopt::TcpNoDelay).ok();
         }
     }
-    flags
+    None
 }
 
 fn database_url() -> String {
     std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests")
 }
 
-fn tcp_port(url: &str) -> Option<u16> {
+fn tcp_address(url: &str) -> Option<(String, u16)> {
     let parsed = url::Url::parse(url).ok()?;
     // A URL with a host= socket directory or no host at all goes over the Unix socket.
     if parsed.query_pairs().any(|(k, _)| k == "host") || parsed.host_str().is_none() {
         return None;
     }
-    Some(parsed.port().unwrap_or(5432))
+    Some((
+        parsed.host_str()?.to_string(),
+        parsed.port().unwrap_or(5432),
+    ))
 }
 
 #[sqlx::test]
 async fn the_daemons_pool_sends_queries_without_nagle_delay(_pool: PgPool) {
     let url = database_url();
-    let Some(port) = tcp_port(&url) else {
+    let Some((host, port)) = tcp_address(&url) else {
         eprintln!("DATABASE_URL is not TCP; nothing to check");
         return;
     };
     let pool = workhorse::store::connect_lazy(&url, &DatabaseConfig::default()).unwrap();
+    let mut flags = Vec::new();
     let mut conns = Vec::new();
     for _ in 0..3 {
         let mut conn = pool.acquire().await.unwrap();
         conn.ping().await.unwrap();
+        // The server names the client's end of this very connection.
+        let local: i32 = sqlx::query_scalar("SELECT inet_client_port()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let local = u16::try_from(local).unwrap();
+        flags.push(nodelay_of_socket(local, port));
         conns.push(conn);
     }
 
-    let flags = nodelay_of_sockets_to(port);
+    // The reader sees an unset flag too: a plain socket to the same server reads false.
+    let plain = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+
     assert!(
-        flags.len() >= conns.len(),
-        "found {} sockets to port {port}, expected at least {}",
-        flags.len(),
-        conns.len()
-    );
-    assert!(
-        flags.iter().all(|on| *on),
+        flags.iter().all(|on| *on == Some(true)),
         "every connection to PostgreSQL must set TCP_NODELAY: {flags:?}"
     );
+    assert_eq!(nodelay_of_socket(plain_port, port), Some(false));
 }
