@@ -241,20 +241,15 @@ async fn two_daemons_on_one_database_make_one_run_per_tick(pool: PgPool) {
     drop(b);
     // Let the last tick's run finish.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let ticks: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM schedule_ticks WHERE schedule = 'inject' AND NOT manual",
+    // One statement, one snapshot: daemon a keeps ticking while this reads.
+    // Regression: three separate counts let a run commit between them.
+    let (ticks, runs, records): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM schedule_ticks WHERE schedule = 'inject' AND NOT manual), \
+                (SELECT count(*) FROM injector_runs), (SELECT count(*) FROM records)",
     )
     .fetch_one(&a.pool)
     .await
     .unwrap();
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM injector_runs")
-        .fetch_one(&a.pool)
-        .await
-        .unwrap();
-    let records: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
-        .fetch_one(&a.pool)
-        .await
-        .unwrap();
     assert!(ticks >= 3, "{ticks} ticks");
     assert!(
         runs >= ticks - 1 && runs <= ticks,
