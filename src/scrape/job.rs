@@ -43,18 +43,20 @@ impl Scraper {
         let s = &config.scrape;
         let optional_path =
             |p: &std::path::Path| Some(p.to_path_buf()).filter(|p| !p.as_os_str().is_empty());
+        let config = BrowserConfig {
+            webdriver_url: Some(s.webdriver_url.trim().to_string()).filter(|u| !u.is_empty()),
+            chromedriver: s.chromedriver.clone(),
+            chromium: optional_path(&s.chromium),
+            pool_size: s.pool_size,
+            max_pages_per_session: s.max_pages_per_session,
+            idle_timeout: s.idle_timeout,
+            proxy: None,
+            window: (s.window_width, s.window_height),
+            sandbox: s.sandbox,
+        };
+        super::browser::announce_sandbox(&config);
         Ok(Arc::new(Self {
-            config: BrowserConfig {
-                webdriver_url: Some(s.webdriver_url.trim().to_string()).filter(|u| !u.is_empty()),
-                chromedriver: s.chromedriver.clone(),
-                chromium: optional_path(&s.chromium),
-                pool_size: s.pool_size,
-                max_pages_per_session: s.max_pages_per_session,
-                idle_timeout: s.idle_timeout,
-                proxy: None,
-                window: (s.window_width, s.window_height),
-                sandbox: s.sandbox,
-            },
+            config,
             max_content_bytes: s.max_content_bytes,
             policy: Arc::new(policy),
             browser: OnceCell::new(),

@@ -30,6 +30,12 @@ use driver::Driver;
 use pool::Pool;
 pub use sandbox::SandboxMode;
 
+/// Decide whether Chromium's sandbox can run for `config` on this host and say so in the log,
+/// once per process: the daemon calls it at start so an operator learns it before any scrape.
+pub fn announce_sandbox(config: &BrowserConfig) -> bool {
+    sandbox::chosen(config)
+}
+
 /// Longest HTML, and longest text, kept from one page, in bytes; longer is cut on a character
 /// boundary. Callers apply their own (smaller) limits on top.
 pub const MAX_CONTENT_BYTES: usize = 5 * 1024 * 1024;

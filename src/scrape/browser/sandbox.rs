@@ -109,18 +109,19 @@ pub fn decide(mode: SandboxMode, external: bool, host: &Host) -> Decision {
     }
 }
 
-/// Decide for `config` on this host and log the warning, if any; whether the sandbox runs.
+/// Decide for `config` on this host; whether the sandbox runs. The decision is logged once
+/// per process (the daemon announces it at start, before any browser runs).
 pub(super) fn chosen(config: &BrowserConfig) -> bool {
+    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
     let decision = decide(
         config.sandbox,
         config.webdriver_url.is_some(),
         &Host::read(),
     );
-    if let Some(warning) = &decision.warning {
-        tracing::warn!(sandbox = decision.sandbox, "{warning}");
-    } else {
-        tracing::info!("Chromium runs with its sandbox");
-    }
+    ANNOUNCED.call_once(|| match &decision.warning {
+        Some(warning) => tracing::warn!(sandbox = decision.sandbox, "{warning}"),
+        None => tracing::info!("Chromium runs with its sandbox"),
+    });
     decision.sandbox
 }
 
