@@ -8,8 +8,13 @@
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
 //!   the embedded PostgreSQL cluster.
-//! - [`engine`]: the job engine (apalis workers over our own queue backend, leases, sweeper,
-//!   pruning); [`jobs`]: the job kinds and their handlers.
+//! - [`engine`]: the job engine (apalis workers over our own queue backend, cancellation,
+//!   leases, sweeper, pruning); [`egress`]: the outbound policy, the browser's filtering proxy
+//!   and the checked, pooled client for webhooks and Web Push.
+//! - Job kinds, each with the client it drives: [`scrape`] (Chromium through chromedriver),
+//!   [`summarise`] (OpenAI-compatible providers, the built-in summariser), [`notify`]
+//!   (webhooks, FCM, Web Push); [`jobs`]: the small kinds (echo, inject, quota_reset) and the
+//!   cron schedules from `jobs/*.toml`.
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
 //! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the commands.
