@@ -78,6 +78,11 @@ mod duration_list {
 }
 
 impl NotifyConfig {
+    /// Attempts per delivery: the first and one after each wait of `retry_schedule`.
+    pub fn max_attempts(&self) -> i32 {
+        self.retry_schedule.len() as i32 + 1
+    }
+
     pub(super) fn validate(&self, bad: &dyn Fn(&str) -> ConfigError) -> Result<(), ConfigError> {
         if self.retry_schedule.is_empty() || self.retry_schedule.len() > 30 {
             return Err(bad("notify.retry_schedule"));

@@ -18,7 +18,8 @@ use sqlx::PgPool;
 
 use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
-use crate::notify::job::{Notifier, publish};
+use crate::notify::job::Notifier;
+use crate::work::events::publish;
 
 /// Most rows one run may insert.
 pub const MAX_ROWS: u32 = 1_000_000;
@@ -265,7 +266,7 @@ impl JobKind for InjectKind {
         });
         publish(
             &mut tx,
-            &self.notifier,
+            self.notifier.config(),
             Topic::InjectorRuns,
             None,
             outcome.clone(),

@@ -18,11 +18,9 @@ use super::attempt::Attempt;
 use super::fcm::{FcmSender, ServiceAccount};
 use super::webpush::VapidKeys;
 use crate::config::NotifyConfig;
-use crate::domain::topics::Topic;
 use crate::egress::{EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
 use crate::store;
-use crate::store::notifications::NewEvent;
 
 /// Senders for every channel kind, and the retry schedule.
 pub struct Notifier {
@@ -79,7 +77,12 @@ impl Notifier {
 
     /// Attempts a delivery gets: one, then one per step of the schedule.
     pub fn max_attempts(&self) -> i32 {
-        self.config.retry_schedule.len() as i32 + 1
+        self.config.max_attempts()
+    }
+
+    /// The notification settings (attempts per delivery, for publishing events).
+    pub fn config(&self) -> &NotifyConfig {
+        &self.config
     }
 
     /// The installation's VAPID keys (the first daemon creates them in the database).
@@ -105,39 +108,6 @@ impl Notifier {
         let jitter = self.config.retry_jitter * (rand::random::<f64>() * 2.0 - 1.0);
         base.mul_f64((1.0 + jitter).max(0.0))
     }
-}
-
-/// Publish an event to the channels subscribed to `topic` (of `owner_id`, when given), in the
-/// caller's transaction, with the notifier's attempts.
-pub async fn publish(
-    conn: &mut sqlx::PgConnection,
-    notifier: &Notifier,
-    topic: Topic,
-    owner_id: Option<Uuid>,
-    payload: Value,
-) -> anyhow::Result<Uuid> {
-    publish_to(conn, notifier, topic, owner_id, payload, false).await
-}
-
-/// [`publish`], or with `all_channels` to every enabled channel of `owner_id` whatever its
-/// topics.
-pub async fn publish_to(
-    conn: &mut sqlx::PgConnection,
-    notifier: &Notifier,
-    topic: Topic,
-    owner_id: Option<Uuid>,
-    payload: Value,
-    all_channels: bool,
-) -> anyhow::Result<Uuid> {
-    let event = NewEvent {
-        topic: topic.as_str().into(),
-        owner_id,
-        payload,
-        only_channel: None,
-        all_owner_channels: all_channels,
-        max_attempts: notifier.max_attempts(),
-    };
-    Ok(store::notifications::publish(conn, &event).await?.0)
 }
 
 /// The `notify` job's arguments.

@@ -17,9 +17,10 @@ use crate::domain::topics::Topic;
 use crate::egress::proxy::EgressProxy;
 use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
-use crate::notify::job::{Notifier, publish, publish_to};
+use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::scrapes::{Found, Scrape};
+use crate::work::events::{publish, publish_to};
 use crate::work::finish::{self, Outcome};
 use crate::work::summaries::SummaryRequest;
 use crate::work::{self, Work, WorkError};
@@ -281,7 +282,7 @@ impl ScrapeKind {
         let owner = Some(scrape.owner_id);
         let all = scrape.notify_all;
         let topic = Topic::ScrapesFinished;
-        publish_to(&mut tx, &self.notifier, topic, owner, payload, all).await?;
+        publish_to(&mut tx, self.notifier.config(), topic, owner, payload, all).await?;
         let result = json!({
             "scrape_id": id,
             "document_id": document_id,
@@ -311,8 +312,23 @@ impl ScrapeKind {
             let owner = Some(scrape.owner_id);
             let all = scrape.notify_all;
             let topic = Topic::ScrapesFinished;
-            publish_to(&mut tx, &self.notifier, topic, owner, payload.clone(), all).await?;
-            publish(&mut tx, &self.notifier, Topic::JobsFailed, owner, payload).await?;
+            publish_to(
+                &mut tx,
+                self.notifier.config(),
+                topic,
+                owner,
+                payload.clone(),
+                all,
+            )
+            .await?;
+            publish(
+                &mut tx,
+                self.notifier.config(),
+                Topic::JobsFailed,
+                owner,
+                payload,
+            )
+            .await?;
         }
         let error = anyhow!("{}: {}", failure.kind, failure.message);
         let error = match failure.transient {

@@ -16,10 +16,11 @@ use uuid::Uuid;
 use super::providers::{CompletionRequest, ProviderFailure};
 use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
-use crate::notify::job::{Notifier, publish};
+use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::documents::Document;
 use crate::store::summaries::{Chunk, Done, Summary};
+use crate::work::events::publish;
 use crate::work::finish::{self, Outcome};
 
 use super::summariser::{SYSTEM, Summariser, SummaryOptions, builtin, split};
@@ -246,8 +247,22 @@ impl JobKind for SummariseKind {
                         "error": why, "message": format!("Summary of {} failed", document.title),
                     });
                     let topic = Topic::SummariesFinished;
-                    publish(&mut tx, &self.notifier, topic, owner, payload.clone()).await?;
-                    publish(&mut tx, &self.notifier, Topic::JobsFailed, owner, payload).await?;
+                    publish(
+                        &mut tx,
+                        self.notifier.config(),
+                        topic,
+                        owner,
+                        payload.clone(),
+                    )
+                    .await?;
+                    publish(
+                        &mut tx,
+                        self.notifier.config(),
+                        Topic::JobsFailed,
+                        owner,
+                        payload,
+                    )
+                    .await?;
                     let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
                     return finish::finish(tx, &job, failed).await;
                 }
@@ -288,7 +303,7 @@ impl SummariseKind {
         let owner = Some(summary.owner_id);
         publish(
             &mut tx,
-            &self.notifier,
+            self.notifier.config(),
             Topic::SummariesFinished,
             owner,
             payload,

@@ -16,6 +16,7 @@
 
 pub mod channels;
 pub mod documents;
+pub mod events;
 pub mod finish;
 pub mod jobs;
 pub mod quotas;
