@@ -20,7 +20,7 @@ use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::scrapes::{Found, Scrape};
-use crate::work::events::{publish, publish_to};
+use crate::work::events::{publish_failed, publish_to};
 use crate::work::finish::{self, Outcome};
 use crate::work::summaries::SummaryRequest;
 use crate::work::{self, Work, WorkError};
@@ -312,23 +312,7 @@ impl ScrapeKind {
             let owner = Some(scrape.owner_id);
             let all = scrape.notify_all;
             let topic = Topic::ScrapesFinished;
-            publish_to(
-                &mut tx,
-                self.notifier.config(),
-                topic,
-                owner,
-                payload.clone(),
-                all,
-            )
-            .await?;
-            publish(
-                &mut tx,
-                self.notifier.config(),
-                Topic::JobsFailed,
-                owner,
-                payload,
-            )
-            .await?;
+            publish_failed(&mut tx, self.notifier.config(), topic, owner, payload, all).await?;
         }
         let error = anyhow!("{}: {}", failure.kind, failure.message);
         let error = match failure.transient {

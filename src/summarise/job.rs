@@ -20,7 +20,7 @@ use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::documents::Document;
 use crate::store::summaries::{Chunk, Done, Summary};
-use crate::work::events::publish;
+use crate::work::events::{publish, publish_failed};
 use crate::work::finish::{self, Outcome};
 
 use super::summariser::{SYSTEM, Summariser, SummaryOptions, builtin, split};
@@ -246,23 +246,8 @@ impl JobKind for SummariseKind {
                         "summary_id": id, "document_id": document.id, "status": "failed",
                         "error": why, "message": format!("Summary of {} failed", document.title),
                     });
-                    let topic = Topic::SummariesFinished;
-                    publish(
-                        &mut tx,
-                        self.notifier.config(),
-                        topic,
-                        owner,
-                        payload.clone(),
-                    )
-                    .await?;
-                    publish(
-                        &mut tx,
-                        self.notifier.config(),
-                        Topic::JobsFailed,
-                        owner,
-                        payload,
-                    )
-                    .await?;
+                    let (notify, topic) = (self.notifier.config(), Topic::SummariesFinished);
+                    publish_failed(&mut tx, notify, topic, owner, payload, false).await?;
                     let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
                     return finish::finish(tx, &job, failed).await;
                 }

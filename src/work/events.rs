@@ -43,3 +43,19 @@ pub async fn publish_to(
     };
     Ok(store::notifications::publish(conn, &event).await?.0)
 }
+
+/// A piece of work failed for good: the same payload on its `finished` topic (to every
+/// channel of `owner_id` with `all_channels`) and on `jobs.failed`.
+pub async fn publish_failed(
+    conn: &mut PgConnection,
+    notify: &NotifyConfig,
+    finished: Topic,
+    owner_id: Option<Uuid>,
+    payload: Value,
+    all_channels: bool,
+) -> anyhow::Result<()> {
+    let failed = payload.clone();
+    publish_to(conn, notify, finished, owner_id, payload, all_channels).await?;
+    publish(conn, notify, Topic::JobsFailed, owner_id, failed).await?;
+    Ok(())
+}
