@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use workhorse::store::jobs::{self, NewJob};
 use workhorse::store::quotas::{self, Charge};
@@ -27,8 +27,9 @@ pub async fn user(pool: &PgPool) -> Uuid {
 }
 
 /// Enqueue `kind` with `args` for `owner` on `conn` with one unit of the `kind` quota reserved,
-/// as the use case starting such a job does (a limit of 1000: never reached here). Returns the
-/// job's id.
+/// as the use case starting such a job does: in one transaction, so no worker can claim (and
+/// end) the job before its unit exists. A limit of 1000: never reached here. Returns the job's
+/// id.
 pub async fn enqueue_charged(
     conn: &mut PgConnection,
     kind: &str,
@@ -39,9 +40,11 @@ pub async fn enqueue_charged(
     let mut job = NewJob::new(kind, args, max_attempts);
     job.owner_id = Some(owner);
     job.quota_action = Some(kind.into());
-    let id = jobs::enqueue(&mut *conn, &job).await.unwrap().id();
-    let charge = quotas::charge(conn, id, owner, kind, Some(1000), "UTC").await;
+    let mut tx = conn.begin().await.unwrap();
+    let id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    let charge = quotas::charge(&mut tx, id, owner, kind, Some(1000), "UTC").await;
     assert!(matches!(charge, Ok(Charge::Reserved(_))), "{charge:?}");
+    tx.commit().await.unwrap();
     id
 }
 
