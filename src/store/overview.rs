@@ -36,16 +36,20 @@ pub struct Instance {
 /// Per kind: waiting, later, running and the oldest due time; kinds without live jobs are
 /// absent.
 pub async fn queues(conn: &mut PgConnection) -> anyhow::Result<Vec<KindQueue>> {
-    // Two partial indexes cover these rows: jobs_due_idx (pending, retrying) and
-    // jobs_lease_idx (running).
+    // Two statements, each matching one partial index: waiting jobs by jobs_due_idx
+    // (pending, retrying), running ones by jobs_lease_idx. One `state IN (...)` over all
+    // three matches neither, and scans every finished job.
     Ok(sqlx::query_as(
-        "SELECT kind, \
-                count(*) FILTER (WHERE state <> 'running' AND run_at <= now()) AS waiting, \
-                count(*) FILTER (WHERE state <> 'running' AND run_at > now()) AS later, \
-                count(*) FILTER (WHERE state = 'running') AS running, \
-                min(run_at) FILTER (WHERE state <> 'running' AND run_at <= now()) AS oldest_due \
-         FROM jobs WHERE state IN ('pending', 'retrying', 'running') \
-         GROUP BY kind ORDER BY kind",
+        "SELECT kind, sum(waiting)::bigint AS waiting, sum(later)::bigint AS later, \
+                sum(running)::bigint AS running, min(oldest_due) AS oldest_due \
+         FROM ( \
+             SELECT kind, count(*) FILTER (WHERE run_at <= now()) AS waiting, \
+                    count(*) FILTER (WHERE run_at > now()) AS later, 0::bigint AS running, \
+                    min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due \
+             FROM jobs WHERE state IN ('pending', 'retrying') GROUP BY kind \
+             UNION ALL \
+             SELECT kind, 0, 0, count(*), NULL FROM jobs WHERE state = 'running' GROUP BY kind \
+         ) live GROUP BY kind ORDER BY kind",
     )
     .fetch_all(conn)
     .await?)
