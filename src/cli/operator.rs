@@ -23,8 +23,10 @@ pub struct Usage(pub String);
 
 /// Some of several ids failed (each was named as it failed): exit code 1.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} failed")]
+#[error("{failed} of {total} {what} ids failed")]
 pub struct Partial {
+    /// What the ids are of, e.g. `job`.
+    pub what: String,
     /// How many failed.
     pub failed: usize,
     /// How many were asked for.

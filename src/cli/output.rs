@@ -140,9 +140,13 @@ pub fn report(outcomes: &[Outcome], what: &str, verb: &str, json: bool) -> anyho
     } else {
         for o in outcomes {
             match (&o.state, &o.error) {
+                // The use cases' messages mostly name the id already.
+                (_, Some(error)) if error.contains(&o.id.to_string()) => eprintln!("{error}"),
                 (_, Some(error)) => eprintln!("{what} {}: {error}", o.id),
-                (Some(state), None) => println!("{what} {}: {verb} ({state})", o.id),
-                (None, None) => println!("{what} {}: {verb}", o.id),
+                (Some(state), None) if state != verb => {
+                    println!("{what} {}: {verb} ({state})", o.id)
+                }
+                _ => println!("{what} {}: {verb}", o.id),
             }
         }
     }
@@ -152,6 +156,7 @@ pub fn report(outcomes: &[Outcome], what: &str, verb: &str, json: bool) -> anyho
         failed => Err(Partial {
             failed,
             total: outcomes.len(),
+            what: what.to_string(),
         }
         .into()),
     }

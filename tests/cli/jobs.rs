@@ -121,7 +121,7 @@ async fn jobs_retry_and_cancel_change_the_rows_and_name_the_ids_that_failed(pool
         stderr.contains(&format!("job {unknown} not found")),
         "{stderr}"
     );
-    assert!(stderr.contains("1 of 2 failed"), "{stderr}");
+    assert!(stderr.contains("1 of 2 job ids failed"), "{stderr}");
 }
 
 #[sqlx::test]
