@@ -53,9 +53,28 @@ pub fn run(command: &DocsCommand) -> ExitCode {
 fn write_pages(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut cmd = Cli::command();
+    // Building gives every subcommand its full display name (workhorse-jobs-retry).
     cmd.build();
-    clap_mangen::generate_to(cmd, dir)
-        .with_context(|| format!("writing man pages to {}", dir.display()))?;
-    eprintln!("man pages written to {}", dir.display());
+    let written = write_page(&cmd, dir)?;
+    eprintln!("{written} man pages written to {}", dir.display());
     Ok(())
+}
+
+/// Write `cmd`'s page and its subcommands', skipping clap's `help` subcommands (their pages
+/// would only repeat the others); returns how many were written.
+fn write_page(cmd: &clap::Command, dir: &Path) -> anyhow::Result<usize> {
+    let name = cmd.get_display_name().unwrap_or_else(|| cmd.get_name());
+    let path = dir.join(format!("{name}.1"));
+    let mut file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut file)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let mut written = 1;
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() != "help" && !sub.is_hide_set() {
+            written += write_page(sub, dir)?;
+        }
+    }
+    Ok(written)
 }

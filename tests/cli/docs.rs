@@ -41,4 +41,9 @@ fn man_prints_the_main_page_and_writes_one_page_per_command() {
         let text = std::fs::read_to_string(out.join(name)).unwrap_or_default();
         assert!(text.contains(".TH"), "{name} missing");
     }
+    // clap's `help` subcommands only repeat the other pages.
+    let names: Vec<String> = (std::fs::read_dir(&out).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("-help")), "{names:?}");
 }
