@@ -17,7 +17,9 @@
 //!   cron schedules from `jobs/*.toml`.
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
-//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the commands.
+//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the command
+//!   line: the daemon's commands and the operator's (jobs, status, schedules, users, tokens,
+//!   deliveries; straight on the database through [`work`]), completions and man pages.
 
 pub mod api;
 pub mod app;

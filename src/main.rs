@@ -11,6 +11,9 @@ fn main() -> ExitCode {
         println!("{}", workhorse::api::spec_json());
         return ExitCode::SUCCESS;
     }
+    if let Command::Docs(docs) = &cli.command {
+        return cli::docs::run(docs);
+    }
     let loaded = match cli.sources.sources().load() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -53,7 +56,8 @@ fn main() -> ExitCode {
             Command::Serve => cli::serve(config).await,
             Command::Migrate => cli::migrate(config).await,
             Command::Admin(cmd) => cli::admin(config, cmd).await,
-            Command::Openapi | Command::Config => Ok(()),
+            Command::Operator(cmd) => cli::operator::run(config, cmd, cli.json).await,
+            Command::Openapi | Command::Config | Command::Docs(_) => Ok(()),
         }
     });
     if let Err(e) = &result {
@@ -65,9 +69,5 @@ fn main() -> ExitCode {
     if let Some(t) = telemetry {
         t.shutdown();
     }
-    if result.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    cli::exit_code(&result)
 }

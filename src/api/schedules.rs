@@ -11,8 +11,6 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
-use crate::domain::jobs::JobState;
-use crate::store;
 use crate::work;
 
 #[derive(Tags)]
@@ -106,33 +104,30 @@ impl SchedulesApi {
         _auth: BearerAuth,
         state: Data<&ApiState>,
     ) -> Result<Json<Vec<ScheduleOut>>, ApiError> {
-        let last = store::schedules::last_ticks(&state.pool).await?;
-        let now = Utc::now();
-        let mut out: Vec<ScheduleOut> = (state.schedules.iter())
-            .map(|s| ScheduleOut {
-                name: s.name.clone(),
-                cron: s.cron_expr.clone(),
-                timezone: s.timezone.name().to_string(),
-                kind: s.kind.clone(),
-                args: s.args.clone(),
-                enabled: s.enabled,
-                catch_up: s.catch_up,
-                description: s.description.clone(),
-                next_run_at: s.enabled.then(|| s.next_tick(now)).flatten(),
-                last_run: (last.iter())
-                    .find(|t| t.schedule == s.name)
-                    .map(|t| LastRunOut {
+        let statuses = work::schedules::list(&state.pool, &state.schedules).await?;
+        let out = (statuses.into_iter())
+            .map(|st| {
+                let s = st.schedule;
+                ScheduleOut {
+                    name: s.name,
+                    cron: s.cron_expr,
+                    timezone: s.timezone.name().to_string(),
+                    kind: s.kind,
+                    args: s.args,
+                    enabled: s.enabled,
+                    catch_up: s.catch_up,
+                    description: s.description,
+                    next_run_at: st.next_run_at,
+                    last_run: st.last_run.map(|t| LastRunOut {
                         tick: t.tick,
                         fired_at: t.fired_at,
                         manual: t.manual,
                         job_id: t.job_id,
-                        job_state: (t.job_state.as_deref())
-                            .and_then(|stored| JobState::of(stored, t.tick, now))
-                            .map(|s| s.as_str().to_string()),
+                        job_state: t.job_state.map(str::to_string),
                     }),
+                }
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Json(out))
     }
 

@@ -143,13 +143,7 @@ impl TokensApi {
         id: Path<Uuid>,
     ) -> Result<Revoked, ApiError> {
         let mut conn = state.pool.acquire().await?;
-        if store::tokens::find_token(&mut conn, id.0, auth.owner_filter())
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found(format_args!("token {}", id.0)));
-        }
-        store::tokens::revoke_token(&mut conn, id.0).await?;
+        work::tokens::revoke(&mut conn, &auth.0, id.0).await?;
         Ok(Revoked::Revoked)
     }
 }

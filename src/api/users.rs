@@ -1,6 +1,5 @@
 //! `/v1/users` and `/v1/me`: who may use the API.
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -14,9 +13,10 @@ use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
 use crate::config::Config;
-use crate::domain::users::{NewUser, Role, parse_timezone};
+use crate::domain::users::Role;
 use crate::store;
-use crate::store::users::UserPatch;
+use crate::work;
+use crate::work::users::{UserChanges, UserRequest};
 
 #[derive(Tags)]
 enum UserTags {
@@ -78,32 +78,16 @@ struct CreateUser {
     timezone: Option<String>,
 }
 
-impl CreateUser {
-    fn check(self, config: &Config) -> Result<(NewUser, Option<String>), ApiError> {
-        let role = match self.role.as_deref() {
-            None => Role::User,
-            Some(r) => r.parse().map_err(ApiError::unprocessable)?,
-        };
-        let plan = self.plan.as_deref().unwrap_or(&config.quotas.default_plan);
-        let user = NewUser::parse(&self.name, self.email.as_deref(), role, Some(plan))
-            .map_err(ApiError::unprocessable)?;
-        known_plan(config, &user.plan)?;
-        let timezone = (self.timezone.as_deref())
-            .map(parse_timezone)
-            .transpose()
-            .map_err(ApiError::unprocessable)?;
-        Ok((user, timezone.map(|tz| tz.name().to_string())))
+impl From<CreateUser> for UserRequest {
+    fn from(c: CreateUser) -> Self {
+        Self {
+            name: c.name,
+            email: c.email,
+            role: c.role,
+            plan: c.plan,
+            timezone: c.timezone,
+        }
     }
-}
-
-fn known_plan(config: &Config, plan: &str) -> Result<(), ApiError> {
-    if config.plans.contains_key(plan) {
-        return Ok(());
-    }
-    Err(ApiError::unprocessable(format!(
-        "unknown plan {plan:?}; configured plans: {}",
-        config.plans.keys().cloned().collect::<Vec<_>>().join(", ")
-    )))
 }
 
 /// Changes to a user: absent fields stay; `null` removes `email` or `timezone`.
@@ -123,50 +107,20 @@ struct UpdateUser {
     timezone: MaybeUndefined<String>,
 }
 
-impl UpdateUser {
-    fn check(self, config: &Config, admin: bool) -> Result<UserPatch, ApiError> {
-        if !admin && (self.role.is_some() || self.plan.is_some()) {
-            return Err(ApiError::forbidden(
-                "only an admin can change a user's role or plan",
-            ));
-        }
-        let name = (self.name)
-            .map(|n| NewUser::parse(&n, None, Role::User, None).map(|u| u.name))
-            .transpose()
-            .map_err(ApiError::unprocessable)?;
-        let email = match self.email {
+impl From<UpdateUser> for UserChanges {
+    fn from(u: UpdateUser) -> Self {
+        let maybe = |m: MaybeUndefined<String>| match m {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(e) => Some(
-                NewUser::parse("x", Some(&e), Role::User, None)
-                    .map_err(ApiError::unprocessable)?
-                    .email,
-            ),
+            MaybeUndefined::Value(v) => Some(Some(v)),
         };
-        let role = (self.role.as_deref())
-            .map(str::parse)
-            .transpose()
-            .map_err(ApiError::unprocessable)?;
-        if let Some(plan) = &self.plan {
-            known_plan(config, plan)?;
+        Self {
+            name: u.name,
+            email: maybe(u.email),
+            role: u.role,
+            plan: u.plan,
+            timezone: maybe(u.timezone),
         }
-        let timezone = match self.timezone {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(tz) => Some(Some(
-                parse_timezone(&tz)
-                    .map_err(ApiError::unprocessable)?
-                    .name()
-                    .to_string(),
-            )),
-        };
-        Ok(UserPatch {
-            name,
-            email,
-            role,
-            plan: self.plan,
-            timezone,
-        })
     }
 }
 
@@ -294,21 +248,8 @@ impl UsersApi {
         state: Data<&ApiState>,
         body: Json<CreateUser>,
     ) -> Result<Created, ApiError> {
-        auth.require_admin()?;
-        let (new_user, timezone) = body.0.check(&state.config)?;
         let mut tx = state.pool.begin().await?;
-        let mut user = store::users::insert_user(&mut tx, &new_user)
-            .await
-            .map_err(|e| ApiError::from_db(e, "a user with this email already exists"))?;
-        if timezone.is_some() {
-            let patch = UserPatch {
-                timezone: Some(timezone),
-                ..UserPatch::default()
-            };
-            user = store::users::update_user(&mut tx, user.id, &patch)
-                .await?
-                .context("reading back a created user")?;
-        }
+        let user = work::users::create(&state.config, &mut tx, &auth.0, body.0.into()).await?;
         tx.commit().await?;
         let location = format!("/v1/users/{}", user.id);
         Ok(Created::User(Json(user.into()), location))
@@ -329,9 +270,8 @@ impl UsersApi {
         )]
         limit: Query<i64>,
     ) -> Result<Json<UserPage>, ApiError> {
-        auth.require_admin()?;
         let mut conn = state.pool.acquire().await?;
-        let mut users = store::users::list_users(&mut conn, cursor.0, limit.0 + 1).await?;
+        let mut users = work::users::list(&mut conn, &auth.0, cursor.0, limit.0 + 1).await?;
         let next_cursor = super::next_cursor(&mut users, limit.0, |u| u.id);
         Ok(Json(UserPage {
             items: users.into_iter().map(UserOut::from).collect(),
@@ -367,15 +307,9 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<UpdateUser>,
     ) -> Result<Updated, ApiError> {
-        if !auth.can_see(id.0) {
-            return Err(ApiError::not_found(format_args!("user {}", id.0)));
-        }
-        let patch = body.0.check(&state.config, auth.is_admin())?;
         let mut conn = state.pool.acquire().await?;
-        let user = store::users::update_user(&mut conn, id.0, &patch)
-            .await
-            .map_err(|e| ApiError::from_db(e, "a user with this email already exists"))?
-            .ok_or_else(|| ApiError::not_found(format_args!("user {}", id.0)))?;
+        let user =
+            work::users::update(&state.config, &mut conn, &auth.0, id.0, body.0.into()).await?;
         Ok(Updated::User(Json(user.into())))
     }
 

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod idempotency;
 pub mod jobs;
 pub mod notifications;
+pub mod overview;
 pub mod quotas;
 pub mod records;
 pub mod schedules;

@@ -15,15 +15,18 @@
 //! own shape (`api::error` turns it into problem+json). All SQL stays in `store/`.
 
 pub mod channels;
+pub mod deliveries;
 pub mod documents;
 pub mod events;
 pub mod finish;
 pub mod jobs;
+pub mod overview;
 pub mod quotas;
 pub mod schedules;
 pub mod scrapes;
 pub mod summaries;
 pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 

@@ -1,13 +1,72 @@
-//! Triggering a schedule by hand: admins only, the schedule's arguments merged key by key
-//! with the caller's and checked against the kind, the job enqueued through the schedule's
-//! own path (a manual tick row and a job with a unique key).
+//! Schedules as use cases: list them with their last and next run, and trigger one by hand
+//! (admins only, the schedule's arguments merged key by key with the caller's and checked
+//! against the kind, the job enqueued through the schedule's own path: a manual tick row and
+//! a job with a unique key).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::{Caller, Work, WorkError, WorkResult};
+use crate::domain::jobs::JobState;
 use crate::domain::schedule::Schedule;
 use crate::jobs::schedule;
+use crate::store;
+
+/// A schedule with its last and next run.
+#[derive(Debug, Clone)]
+pub struct ScheduleStatus {
+    /// The schedule as loaded from `jobs/*.toml`.
+    pub schedule: Schedule,
+    /// The next tick (none when disabled).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The last run, by tick or manual trigger, by any daemon.
+    pub last_run: Option<LastRun>,
+}
+
+/// The last run of a schedule.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    /// The tick time (the trigger time for a manual run).
+    pub tick: DateTime<Utc>,
+    /// When it was fired.
+    pub fired_at: DateTime<Utc>,
+    /// Whether an admin triggered it.
+    pub manual: bool,
+    /// The job it enqueued, until it is pruned.
+    pub job_id: Option<Uuid>,
+    /// That job's state as the API names it, while the job exists.
+    pub job_state: Option<&'static str>,
+}
+
+/// Every schedule of `schedules` with its last and next run, by name.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    schedules: &[Schedule],
+) -> WorkResult<Vec<ScheduleStatus>> {
+    let last = store::schedules::last_ticks(db).await?;
+    let now = Utc::now();
+    let mut out: Vec<ScheduleStatus> = (schedules.iter())
+        .map(|s| ScheduleStatus {
+            next_run_at: s.enabled.then(|| s.next_tick(now)).flatten(),
+            last_run: (last.iter())
+                .find(|t| t.schedule == s.name)
+                .map(|t| LastRun {
+                    tick: t.tick,
+                    fired_at: t.fired_at,
+                    manual: t.manual,
+                    job_id: t.job_id,
+                    job_state: (t.job_state.as_deref())
+                        .and_then(|stored| JobState::of(stored, t.tick, now))
+                        .map(JobState::as_str),
+                }),
+            schedule: s.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.schedule.name.cmp(&b.schedule.name));
+    Ok(out)
+}
 
 /// Run the schedule named `name` of `schedules` now for `caller`, with `overrides` replacing
 /// some of its arguments; returns the job's id.

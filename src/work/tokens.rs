@@ -1,5 +1,5 @@
-//! Minting an API token for a user: admins for anyone, users for themselves, within the token
-//! owner's plan bound `max_tokens` (admins' own tokens are unbounded).
+//! API tokens: minting one for a user (admins for anyone, users for themselves, within the token
+//! owner's plan bound `max_tokens`; admins' own tokens are unbounded) and revoking one.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -41,4 +41,17 @@ pub async fn create(
     let minted = tokens::mint();
     let token = store::tokens::insert_token(conn, user_id, name, &minted).await?;
     Ok((token, minted))
+}
+
+/// Revoke token `id`: admins any, users their own. Requests with it are refused from now on;
+/// revoking a revoked token keeps its first revocation time. Returns the token as revoked.
+pub async fn revoke(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> WorkResult<Token> {
+    let owner = caller.owner_filter();
+    if store::tokens::find_token(conn, id, owner).await?.is_none() {
+        return Err(WorkError::not_found(format_args!("token {id}")));
+    }
+    store::tokens::revoke_token(conn, id).await?;
+    store::tokens::find_token(conn, id, owner)
+        .await?
+        .ok_or_else(|| WorkError::not_found(format_args!("token {id}")))
 }

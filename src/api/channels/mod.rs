@@ -15,6 +15,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use crate::store;
 use crate::work::channels::{self as work, Env, check_topics};
+use crate::work::deliveries::{self, DeliveryFilter};
 use payloads::{
     ChannelCreated, ChannelOut, ChannelTags, CreateChannel, Deleted, DeliveryOut, DeliveryPage,
     TestSent, UpdateChannel, VapidOut,
@@ -141,22 +142,13 @@ impl ChannelsApi {
         )]
         limit: Query<i64>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        if let Some(s) = &state_filter.0
-            && !["pending", "delivered", "dead"].contains(&s.as_str())
-        {
-            return Err(ApiError::unprocessable(
-                "state_filter must be pending, delivered or dead",
-            ));
-        }
-        let mut rows = store::notifications::list_deliveries(
-            &state.pool,
-            auth.owner_filter(),
-            state_filter.0.as_deref(),
-            channel.0,
-            cursor.0,
-            limit.0 + 1,
-        )
-        .await?;
+        let filter = DeliveryFilter {
+            state: state_filter.0.as_deref(),
+            channel: channel.0,
+            before: cursor.0,
+            limit: limit.0 + 1,
+        };
+        let mut rows = deliveries::list(&state.pool, &auth.0, &filter).await?;
         let next_cursor = super::next_cursor(&mut rows, limit.0, |d| d.id);
         Ok(Json(DeliveryPage {
             items: rows.into_iter().map(DeliveryOut::from).collect(),
@@ -187,18 +179,7 @@ impl ChannelsApi {
         id: Path<Uuid>,
     ) -> Result<Json<DeliveryOut>, ApiError> {
         let mut tx = state.pool.begin().await?;
-        let d = store::notifications::find_delivery(&mut *tx, id.0, auth.owner_filter())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format_args!("delivery {}", id.0)))?;
-        if !store::notifications::retry_delivery(&mut tx, d.id, None).await? {
-            return Err(ApiError::conflict(format!(
-                "delivery {} is {}; only dead deliveries can be retried",
-                d.id, d.state
-            )));
-        }
-        let d = store::notifications::find_delivery(&mut *tx, d.id, None)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))?;
+        let d = deliveries::retry(&mut tx, &auth.0, id.0).await?;
         tx.commit().await?;
         Ok(Json(d.into()))
     }

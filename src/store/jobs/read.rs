@@ -61,6 +61,8 @@ pub struct JobDetail {
     pub job: Job,
     /// Higher runs first.
     pub priority: i16,
+    /// The W3C trace context of the work that enqueued it (`traceparent`, `tracestate`).
+    pub trace_context: Value,
 }
 
 /// Find a job with its priority; with `owner`, only that user's.
@@ -72,7 +74,7 @@ pub async fn find_job_detail(
     Ok(sqlx::query_as(
         "SELECT id, kind, args, state, run_at, attempts, max_attempts, crashes, dedup_key, \
                 owner_id, errors, result, dead_reason, created_at, started_at, finished_at, \
-                priority \
+                priority, trace_context \
          FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
     )
     .bind(id)

@@ -1,80 +1,14 @@
-//! The command line: `serve`, `migrate`, `openapi`, `config`, `admin create-token`.
-
-use std::path::PathBuf;
+//! The daemon's commands: `serve`, `migrate`, `config` (print it with provenance) and
+//! `admin create-token` (the first admin token of a fresh install).
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::Subcommand;
 
 use crate::app::{App, Storage};
-use crate::config::{Config, Loaded, Sources};
+use crate::config::{Config, Loaded};
 use crate::domain::tokens;
 use crate::domain::users::{NewUser, Role};
 use crate::store;
-
-/// One daemon for an HTTP API, durable PostgreSQL-backed jobs, crons, scraping, summaries and
-/// push notifications.
-#[derive(Debug, Parser)]
-#[command(name = "workhorse", version, propagate_version = true)]
-pub struct Cli {
-    /// Where configuration comes from.
-    #[command(flatten)]
-    pub sources: SourceArgs,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Where configuration comes from.
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// Directory with default.toml and <profile>.toml.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKHORSE_CONFIG_DIR",
-        default_value = "config"
-    )]
-    pub config_dir: PathBuf,
-    /// Profile whose file is layered over default.toml.
-    #[arg(
-        long,
-        global = true,
-        env = "WORKHORSE_PROFILE",
-        default_value = "local"
-    )]
-    pub profile: String,
-    /// A config file layered over the config dir (the systemd unit passes
-    /// /etc/workhorse/workhorse.toml); WORKHORSE_* variables still win.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
-
-impl SourceArgs {
-    /// The sources to load configuration from.
-    pub fn sources(&self) -> Sources {
-        Sources {
-            config_dir: self.config_dir.clone(),
-            profile: self.profile.clone(),
-            file: self.config.clone(),
-        }
-    }
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run everything: HTTP API, job workers and schedules, until SIGTERM or SIGINT.
-    Serve,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Print the OpenAPI document the server serves at /openapi.json.
-    Openapi,
-    /// Print the effective configuration (secrets redacted) and where each value came from.
-    Config,
-    /// Operator tasks.
-    #[command(subcommand)]
-    Admin(AdminCommand),
-}
 
 /// Operator tasks.
 #[derive(Debug, Subcommand)]
@@ -92,13 +26,6 @@ pub enum AdminCommand {
         #[arg(long)]
         admin_email: Option<String>,
     },
-}
-
-impl Command {
-    /// Whether the command needs logging and telemetry (commands that print documents do not).
-    pub fn wants_telemetry(&self) -> bool {
-        matches!(self, Command::Serve | Command::Migrate | Command::Admin(_))
-    }
 }
 
 /// Print `workhorse config` output.
