@@ -4,6 +4,7 @@ mod chaos;
 mod config;
 mod docs;
 mod helpers;
+mod journal;
 mod lifecycle;
 mod logs;
 mod notify_kill;
