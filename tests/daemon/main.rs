@@ -8,6 +8,8 @@ mod journal;
 mod lifecycle;
 mod logs;
 mod notify_kill;
+mod otlp;
 mod pg_restart;
 mod storage;
 mod telemetry;
+mod traces;
