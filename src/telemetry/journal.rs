@@ -64,7 +64,9 @@ where
         self.inner
             .format_event(ctx, Writer::new(&mut text), event)?;
         let prefix = priority(*event.metadata().level());
-        for line in text.trim_end_matches('\n').split('\n') {
+        // The level is padded to five characters (` INFO`); after the prefix it reads better
+        // without the pad.
+        for line in text.trim_start().trim_end_matches('\n').split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             writer.write_str(prefix)?;
             writer.write_str(line)?;
@@ -168,9 +170,11 @@ mod tests {
             let span = tracing::info_span!("request", request_id = "r1");
             let _entered = span.enter();
             tracing::error!(job.id = 7, "job failed");
+            tracing::info!("padded level");
         });
 
         // Assert
+        assert!(lines[1].starts_with("<6>INFO "), "{lines:#?}");
         let line = &lines[0];
         assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
         let expected = "<3>ERROR request{request_id=\"r1\"}: workhorse::telemetry::journal::tests: \

@@ -88,11 +88,17 @@ fn filter(log: &LogConfig, rust_log: Option<std::ffi::OsString>) -> anyhow::Resu
             let text = value.to_str().with_context(|| {
                 format!("RUST_LOG {value:?} is not valid UTF-8, so not a tracing filter")
             })?;
-            EnvFilter::try_new(text)
-                .with_context(|| format!("RUST_LOG {text:?} is not a valid tracing filter"))
+            // The parse error's own text only: its source repeats it.
+            EnvFilter::try_new(text).map_err(|e| {
+                anyhow::anyhow!("RUST_LOG {text:?} is not a valid tracing filter: {e}")
+            })
         }
-        None => EnvFilter::try_new(&log.level)
-            .with_context(|| format!("log.level {:?} is not a valid tracing filter", log.level)),
+        None => EnvFilter::try_new(&log.level).map_err(|e| {
+            anyhow::anyhow!(
+                "log.level {:?} is not a valid tracing filter: {e}",
+                log.level
+            )
+        }),
     }
 }
 

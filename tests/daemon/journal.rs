@@ -166,6 +166,8 @@ async fn an_invalid_rust_log_is_one_line_and_exit_code_2() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    // Regression: the parse error's cause chain repeated its text.
+    assert_eq!(stderr.matches("expected one of").count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("workhorse: RUST_LOG \"workhorse=loud\" is not a valid tracing filter"),
         "{stderr}"
