@@ -3,7 +3,8 @@
 //!
 //! Map of the crate (imports point one way: api, cli, job kinds → work → store, engine,
 //! egress → domain):
-//! - [`config`]: figment layers into typed structs; [`telemetry`]: logs and OTLP traces.
+//! - [`config`]: figment layers into typed structs; [`telemetry`]: logs (pretty, journal with
+//!   syslog priorities, JSON), the panic hook, OTLP traces.
 //! - [`app`]: wires storage, API, workers; owns start-up and shutdown; [`lifecycle`]: signals
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and

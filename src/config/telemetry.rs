@@ -12,9 +12,14 @@ use super::{ConfigError, is_http_url, serialize_secret_map};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// `journal` when systemd connected stderr to the journal (`JOURNAL_STREAM` names
+    /// stderr's device and inode), else `pretty`.
+    Auto,
     /// Human-readable, for a terminal.
     Pretty,
-    /// One JSON object a line, for the journal and log shippers.
+    /// Plain lines with an sd-daemon `<N>` priority prefix and no timestamp, for journald.
+    Journal,
+    /// One JSON object a line, for log shippers.
     Json,
 }
 
@@ -22,16 +27,17 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `pretty` or `json`.
+    /// `auto`, `pretty`, `journal` or `json`.
     pub format: LogFormat,
-    /// A tracing filter such as `info` or `workhorse=debug,sqlx=warn`.
+    /// A tracing filter such as `info` or `workhorse=debug,sqlx=warn`; `RUST_LOG`, when set,
+    /// wins.
     pub level: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: LogFormat::Pretty,
+            format: LogFormat::Auto,
             level: "info".into(),
         }
     }
@@ -79,7 +85,7 @@ impl TelemetryConfig {
 /// What a person should write for `log.*` and `telemetry.*` keys.
 pub(super) fn expectation(key: &str) -> Option<&'static str> {
     Some(match key {
-        "log.format" => "\"pretty\" or \"json\"",
+        "log.format" => "\"auto\", \"pretty\", \"journal\" or \"json\"",
         "telemetry.sample_ratio" => "a number from 0.0 to 1.0",
         "telemetry.otlp_endpoint" => "an http:// or https:// URL, or empty",
         "telemetry.otlp_headers" => "a table of header names to values",

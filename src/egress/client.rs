@@ -16,10 +16,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tracing::Instrument;
 use url::Host;
 
 use super::EgressPolicy;
 use super::failure::OutboundError;
+use super::span::{self, Path};
 use crate::domain;
 
 /// How much of an answer's body is read (and thrown away) so its connection can be reused;
@@ -100,23 +102,53 @@ impl OutboundClient {
 
     /// POSTs `body` with `headers` to `url` and returns the answer, whatever its status. A
     /// refusal by the policy, a failed connection or a timeout is an [`OutboundError`] whose
-    /// text never repeats the URL (a push endpoint is a capability).
+    /// text never repeats the URL. The request is an HTTP client span showing the URL's path.
     pub async fn post(
         &self,
         url: &str,
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<Answer, OutboundError> {
+        self.send(url, headers, body, Path::Shown).await
+    }
+
+    /// As [`OutboundClient::post`], to a URL whose path is a capability (a Web Push
+    /// endpoint): its span shows scheme, host and port only.
+    pub async fn post_to_capability(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, OutboundError> {
+        self.send(url, headers, body, Path::Secret).await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        path: Path,
+    ) -> Result<Answer, OutboundError> {
         // Scheme and IP literals here; names are checked by the resolver as they connect.
         let url = self.policy.check_url(url)?;
-        let response = (self.http.post(url).headers(headers).body(body).send().await)
-            .map_err(OutboundError::from_reqwest)?;
-        let answer = Answer {
-            status: response.status(),
-            retry_after: retry_after(response.headers()),
+        let span = span::client("POST", &url, path);
+        let exchange = async {
+            let response = (self.http.post(url).headers(headers).body(body).send().await)
+                .map_err(OutboundError::from_reqwest)?;
+            let answer = Answer {
+                status: response.status(),
+                retry_after: retry_after(response.headers()),
+            };
+            drain(response).await;
+            Ok(answer)
         };
-        drain(response).await;
-        Ok(answer)
+        let result: Result<Answer, OutboundError> = exchange.instrument(span.clone()).await;
+        match &result {
+            Ok(answer) => span::record_status(&span, answer.status.as_u16()),
+            Err(e) => span::record_error(&span, e.kind()),
+        }
+        result
     }
 }
 

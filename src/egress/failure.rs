@@ -44,6 +44,18 @@ pub enum OutboundError {
 }
 
 impl OutboundError {
+    /// A short, stable name of the failure for a span's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Blocked { .. } | Self::Scheme(_) => "blocked_by_policy",
+            Self::BadUrl(_) => "bad_url",
+            Self::Unresolvable(_) => "unresolvable",
+            Self::Timeout => "timeout",
+            Self::Connection(_) => "connection",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// True when trying again cannot help: the policy or the URL itself is at fault.
     pub fn is_refusal(&self) -> bool {
         matches!(

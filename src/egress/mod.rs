@@ -1,6 +1,7 @@
 //! The egress policy ("safe by default"): which URLs outgoing requests (the scraper's browser,
 //! webhooks, Web Push) may reach; the filtering proxy that enforces it for Chromium; and the
 //! checked, pooled [`OutboundClient`] that enforces it for everything sent on a user's behalf.
+//! Its requests are HTTP client spans ([`span`]).
 //!
 //! Private, loopback, link-local, metadata and other special addresses are refused unless
 //! `egress.allow` names the host or a network holding the address. Names are resolved here and
@@ -12,6 +13,7 @@ mod client;
 mod failure;
 mod http;
 pub mod proxy;
+pub mod span;
 
 pub use client::{Answer, OutboundClient, describe_status};
 pub use failure::OutboundError;

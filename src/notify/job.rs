@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::attempt::Attempt;
@@ -158,7 +159,6 @@ impl JobKind for NotifyKind {
             http.response.status_code = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let _entered = span.enter();
         if !channel.enabled {
             let reason = channel.disabled_reason.as_deref().unwrap_or("turned off");
             let error = format!("the channel is disabled: {reason}");
@@ -171,13 +171,12 @@ impl JobKind for NotifyKind {
                 "dead",
                 None,
             )
+            .instrument(span.clone())
             .await?;
             span.record("outcome", "dead");
             return Err(JobError::permanent(anyhow!(error)));
         }
-        drop(_entered);
         let attempt = {
-            use tracing::Instrument;
             let send = self.notifier.attempt(&self.pool, &delivery, &channel);
             // A cancelled delivery stops waiting for the receiver; whether the request reached
             // it is unknown, as with any dropped connection, and nothing is recorded.

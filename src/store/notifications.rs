@@ -375,7 +375,13 @@ pub async fn retry_delivery(
     .context("putting a delivery back")?;
     let Some(job) = job else { return Ok(false) };
     // The job is dead (or, after a crash, still about to become so): run it again.
-    jobs::retry(&mut *conn, job, None).await?;
+    jobs::retry(
+        &mut *conn,
+        job,
+        None,
+        &crate::telemetry::current_trace_context(),
+    )
+    .await?;
     Ok(true)
 }
 

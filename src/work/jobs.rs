@@ -246,17 +246,20 @@ pub async fn retry(
         let owner = caller_of(conn, owner_id).await?;
         work.check_bound(conn, &owner, Held::LiveJobs).await?;
     }
-    let retried = store::jobs::retry(conn, id, owner).await.map_err(|e| {
-        match e
-            .as_database_error()
-            .is_some_and(|d| d.is_unique_violation())
-        {
-            true => WorkError::Conflict(
-                "another live job of this kind holds this job's dedup_key".into(),
-            ),
-            false => WorkError::from(e),
-        }
-    })?;
+    let trace = crate::telemetry::current_trace_context();
+    let retried = store::jobs::retry(conn, id, owner, &trace)
+        .await
+        .map_err(|e| {
+            match e
+                .as_database_error()
+                .is_some_and(|d| d.is_unique_violation())
+            {
+                true => WorkError::Conflict(
+                    "another live job of this kind holds this job's dedup_key".into(),
+                ),
+                false => WorkError::from(e),
+            }
+        })?;
     if !retried {
         return Err(WorkError::Conflict(format!(
             "job {id} is {}; only dead or cancelled jobs can be retried",

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -21,13 +22,15 @@ pub const EMBEDDED_START: Duration = Duration::from_secs(60);
 pub const CONFIGURED_START: Duration = Duration::from_secs(30);
 
 /// Variables of the test process that would change how the daemon behaves; children never
-/// inherit them.
-const FOREIGN_VARS: [&str; 5] = [
+/// inherit them (a test run from a systemd unit has `JOURNAL_STREAM` set, which would turn
+/// `auto` logs into the journal format wherever stderr is that stream).
+const FOREIGN_VARS: [&str; 6] = [
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",
     "WATCHDOG_PID",
     "DATABASE_URL",
     "RUST_LOG",
+    "JOURNAL_STREAM",
 ];
 
 /// A config dir and a data dir of one test, both empty and removed at the end.
@@ -110,10 +113,24 @@ pub struct Daemon {
 
 impl Daemon {
     /// Spawn `cmd` with stdout discarded and stderr captured.
-    pub fn spawn(mut cmd: Command) -> Self {
+    pub fn spawn(cmd: Command) -> Self {
+        Self::spawn_logging(cmd, false)
+    }
+
+    /// Spawn `cmd` as systemd does with `StandardError=journal`: `JOURNAL_STREAM` names the
+    /// device and inode of its stderr (here the capture file).
+    pub fn spawn_into_journal(cmd: Command) -> Self {
+        Self::spawn_logging(cmd, true)
+    }
+
+    fn spawn_logging(mut cmd: Command, journal: bool) -> Self {
         let log_dir = TempDir::new().expect("creating the log dir");
         let log = log_dir.path().join("workhorse.log");
         let stderr = File::create(&log).expect("creating the daemon log");
+        if journal {
+            let meta = stderr.metadata().expect("stat of the daemon log");
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
         let child = cmd
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -237,9 +254,11 @@ impl Drop for Daemon {
     }
 }
 
-/// The address from the daemon's JSON `listening` line (poem logs one too, as `socket://...`).
+/// The address from the daemon's `listening` line (poem logs one too, as `socket://...`): JSON,
+/// or the text of the pretty and journal formats (`workhorse::app: listening; ... addr=...`).
 fn bound_addr(log: &str) -> Option<SocketAddr> {
-    log.lines()
+    let json = log
+        .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|event| {
             event["target"] == "workhorse::app"
@@ -247,7 +266,29 @@ fn bound_addr(log: &str) -> Option<SocketAddr> {
                     .as_str()
                     .is_some_and(|m| m.starts_with("listening"))
         })
-        .find_map(|event| event["addr"].as_str()?.parse().ok())
+        .find_map(|event| event["addr"].as_str()?.parse().ok());
+    json.or_else(|| {
+        log.lines()
+            .filter(|line| line.contains("workhorse::app: listening"))
+            .find_map(|line| line.split_once(" addr=")?.1.split(' ').next()?.parse().ok())
+    })
+}
+
+/// `workhorse admin create-token` against `db_url`; returns the printed token.
+pub fn create_token(sandbox: &Sandbox, db_url: &str) -> String {
+    let output = sandbox
+        .command(&["admin", "create-token"])
+        .env("WORKHORSE_DATABASE__URL", db_url)
+        .env("WORKHORSE_LOG__FORMAT", "json")
+        .output()
+        .expect("running workhorse admin create-token");
+    assert!(
+        output.status.success(),
+        "admin create-token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout.lines().last().unwrap_or_default().trim().to_string()
 }
 
 /// An HTTP client for loopback servers: no proxy, bounded per request.

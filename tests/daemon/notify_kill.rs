@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::helpers::{CONFIGURED_START, Daemon, Sandbox, eventually, fresh_database, http};
+use crate::helpers::{
+    CONFIGURED_START, Daemon, Sandbox, create_token, eventually, fresh_database, http,
+};
 
 /// How long the receiver holds its first request: far longer than the test waits for it.
 const HANG: Duration = Duration::from_secs(60);
@@ -116,23 +118,6 @@ fn signed_with(secret: &str, r: &Received) -> bool {
     mac.update(&r.body);
     let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
     r.signature.split(' ').any(|s| s == expected)
-}
-
-/// `workhorse admin create-token` against `db_url`; returns the printed token.
-fn create_token(sandbox: &Sandbox, db_url: &str) -> String {
-    let output = sandbox
-        .command(&["admin", "create-token"])
-        .env("WORKHORSE_DATABASE__URL", db_url)
-        .env("WORKHORSE_LOG__FORMAT", "json")
-        .output()
-        .expect("running workhorse admin create-token");
-    assert!(
-        output.status.success(),
-        "admin create-token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().last().unwrap_or_default().trim().to_string()
 }
 
 /// `GET /v1/deliveries/{id}` on `daemon`.

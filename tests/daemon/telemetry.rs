@@ -1,126 +1,13 @@
 //! Trace export: the daemon's server spans reach an OTLP/HTTP receiver, continuing the caller's
 //! W3C `traceparent`.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use poem::http::StatusCode;
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Request, Response, Route};
-use prost::Message;
 
 use crate::helpers::{CONFIGURED_START, Sandbox, fresh_database, http};
-
-/// One exported span with the resource it was exported under.
-#[derive(Clone, Debug)]
-struct Received {
-    resource: Vec<KeyValue>,
-    span: Span,
-}
-
-/// A local OTLP/HTTP trace receiver that decodes what it gets, as a collector would.
-struct OtlpReceiver {
-    addr: SocketAddr,
-    spans: Arc<Mutex<Vec<Received>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl OtlpReceiver {
-    async fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
-        let store = spans.clone();
-        let export = poem::endpoint::make(move |req: Request| {
-            let store = store.clone();
-            async move { receive(req, &store).await }
-        });
-        let app = Route::new().at("/v1/traces", poem::post(export));
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .expect("binding the OTLP receiver");
-        let addr = *acceptor.local_addr()[0]
-            .as_socket_addr()
-            .expect("a TCP address");
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        Self {
-            addr,
-            spans,
-            server,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn spans(&self) -> Vec<Received> {
-        self.spans.lock().expect("the span store").clone()
-    }
-}
-
-impl Drop for OtlpReceiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// Decode one export request; anything but protobuf is refused so that the test sees nothing.
-async fn receive(mut req: Request, store: &Mutex<Vec<Received>>) -> Response {
-    let content_type = req.content_type().unwrap_or_default().to_string();
-    let body = req.take_body().into_bytes().await.unwrap_or_default();
-    if content_type != "application/x-protobuf" {
-        return Response::builder()
-            .status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-            .finish();
-    }
-    let Ok(export) = ExportTraceServiceRequest::decode(body) else {
-        return Response::builder().status(StatusCode::BAD_REQUEST).finish();
-    };
-    let mut spans = store.lock().expect("the span store");
-    for resource_spans in export.resource_spans {
-        let resource = resource_spans
-            .resource
-            .map(|r| r.attributes)
-            .unwrap_or_default();
-        for scope in resource_spans.scope_spans {
-            for span in scope.spans {
-                spans.push(Received {
-                    resource: resource.clone(),
-                    span,
-                });
-            }
-        }
-    }
-    Response::builder()
-        .content_type("application/x-protobuf")
-        .body(ExportTraceServiceResponse::default().encode_to_vec())
-}
-
-fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v: &AnyValue| v.value.as_ref())
-}
-
-fn string(value: &str) -> Value {
-    Value::StringValue(value.to_string())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::otlp::{OtlpReceiver, Received, attr, hex, string};
 
 /// Start a daemon exporting to a local receiver, send one `GET /healthz` per entry (with that
 /// `traceparent` when given), stop the daemon so it flushes, and return the server span of each

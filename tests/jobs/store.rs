@@ -317,7 +317,11 @@ async fn cancel_stops_a_live_job_and_an_operator_retry_brings_it_back(pool: PgPo
         !jobs::cancel(&mut conn, id, None).await.unwrap(),
         "already cancelled"
     );
-    assert!(jobs::retry(&mut conn, id, None).await.unwrap());
+    assert!(
+        jobs::retry(&mut conn, id, None, &serde_json::json!({}))
+            .await
+            .unwrap()
+    );
 
     let stored = state_of(&pool, id).await;
     assert_eq!((stored.state.as_str(), stored.attempts), ("pending", 0));

@@ -396,6 +396,17 @@ impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
     }
+    // The integer's type goes in `<name>:type`: OpenTelemetry exports only i64 as an integer.
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+        self.0
+            .insert(format!("{}:type", field.name()), "i64".into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+        self.0
+            .insert(format!("{}:type", field.name()), "u64".into());
+    }
 }
 
 impl<S> tracing_subscriber::Layer<S> for Calls
@@ -420,7 +431,7 @@ where
 }
 
 #[tokio::test]
-async fn each_model_call_has_a_span_with_provider_model_status_and_token_counts() {
+async fn each_model_call_is_a_chat_client_span_with_provider_model_status_and_tokens() {
     let calls = Calls::default();
     let _subscriber =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(calls.clone()));
@@ -457,4 +468,23 @@ async fn each_model_call_has_a_span_with_provider_model_status_and_token_counts(
     assert_eq!(answered["gen_ai.usage.input_tokens"], "120");
     assert_eq!(answered["gen_ai.usage.output_tokens"], "17");
     assert!(!answered.contains_key("error.type"), "{answered:?}");
+    // GenAI semantic conventions: a client span `chat {model}`, integers as i64.
+    assert_eq!(answered["otel.name"], "chat model-b");
+    assert_eq!(answered["otel.kind"], "client");
+    assert_eq!(answered["gen_ai.operation.name"], "chat");
+    assert_eq!(answered["gen_ai.provider.name"], "openai");
+    assert_eq!(answered["server.address"], "127.0.0.1");
+    for key in [
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "http.response.status_code",
+        "server.port",
+    ] {
+        assert_eq!(
+            answered[&format!("{key}:type")],
+            "i64",
+            "{key}: {answered:?}"
+        );
+    }
+    assert_eq!(failed["otel.status_code"], "ERROR");
 }

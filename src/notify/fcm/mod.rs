@@ -32,6 +32,7 @@ pub use key::ServiceAccount;
 use token::TokenSource;
 
 use crate::domain;
+use crate::egress::span::{Path, redacted_url};
 
 /// Where FCM lives when the configuration names no other base.
 pub const DEFAULT_FCM_BASE: &str = "https://fcm.googleapis.com";
@@ -163,8 +164,15 @@ impl FcmSender {
         device_token: &str,
         message: &FcmMessage,
     ) -> Result<FcmOutcome, FcmError> {
+        // The send URL names the project, not the device: it is shown like any address.
+        let target = url::Url::parse(&self.send_url).ok();
         let span = tracing::info_span!(
             "fcm send",
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.full = target.as_ref().map(|u| redacted_url(u, Path::Shown)).unwrap_or_default(),
+            server.address = target.as_ref().and_then(|u| u.host_str()).unwrap_or_default(),
+            server.port = target.as_ref().and_then(|u| u.port_or_known_default()).map_or(0, i64::from),
             fcm.outcome = Empty,
             http.response.status_code = Empty,
             otel.status_code = Empty,
@@ -234,7 +242,7 @@ impl FcmSender {
                 .await
                 .map_err(|e| transport("FCM", &e))?;
             let status = response.status();
-            span.record("http.response.status_code", status.as_u16());
+            span.record("http.response.status_code", i64::from(status.as_u16()));
             let after = retry_after(response.headers());
             let bytes = response.bytes().await.map_err(|e| transport("FCM", &e))?;
             if status.is_success() {

@@ -78,6 +78,8 @@ pub async fn send(
         };
         headers.insert("urgency", HeaderValue::from_static(known));
     }
-    let answer = client.post(&sub.endpoint, headers, body).await?;
+    let answer = client
+        .post_to_capability(&sub.endpoint, headers, body)
+        .await?;
     Ok(answer.into())
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
+use tracing::Instrument;
 use uuid::Uuid;
+
+use super::statement_span;
 
 /// A job a worker has claimed.
 #[derive(Debug, Clone)]
@@ -57,6 +60,7 @@ pub async fn claim(
     .bind(worker)
     .bind(lease.as_millis() as f64)
     .fetch_all(db)
+    .instrument(statement_span("claim", "UPDATE"))
     .await?;
     Ok(rows
         .into_iter()
@@ -93,6 +97,7 @@ pub async fn complete(
     .bind(attempt)
     .bind(result)
     .execute(db)
+    .instrument(statement_span("complete", "UPDATE"))
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -140,6 +145,7 @@ pub async fn fail(
     .bind(permanent)
     .bind(delay.as_millis() as f64)
     .fetch_optional(db)
+    .instrument(statement_span("fail", "UPDATE"))
     .await?;
     Ok(match row {
         None => Failed::Stale,
@@ -220,6 +226,7 @@ pub async fn rescue_expired(
     )
     .bind(max_crashes)
     .fetch_all(db)
+    .instrument(statement_span("rescue", "UPDATE"))
     .await?;
     let mut kinds: Vec<&str> = (rows.iter())
         .filter(|(_, state, _)| state != "dead")
@@ -262,6 +269,7 @@ pub async fn complete_many(
     .bind(&attempts)
     .bind(&results)
     .execute(db)
+    .instrument(statement_span("complete", "UPDATE"))
     .await?;
     Ok(updated.rows_affected())
 }

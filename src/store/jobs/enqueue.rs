@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// A job about to be enqueued.
@@ -67,7 +68,38 @@ impl Enqueued {
 
 /// Enqueue one job on `conn`, which may be inside the caller's transaction: a rollback removes
 /// the job together with the caller's rows.
+/// The insert is a `producer` span `enqueue {kind}`; when the job carries the caller's own
+/// trace context (as every caller's does), the stored context is this span's, so each attempt
+/// is its child: request → enqueue → attempt. A context taken elsewhere is stored as given.
 pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+    let span = tracing::info_span!(
+        "enqueue",
+        otel.name = format!("enqueue {}", job.kind),
+        otel.kind = "producer",
+        job.kind = %job.kind,
+        job.id = tracing::field::Empty,
+        job.duplicate = tracing::field::Empty,
+    );
+    let trace_context = if job.trace_context == crate::telemetry::current_trace_context() {
+        span.in_scope(crate::telemetry::current_trace_context)
+    } else {
+        job.trace_context.clone()
+    };
+    let result = insert(conn, job, &trace_context)
+        .instrument(span.clone())
+        .await;
+    if let Ok(enqueued) = &result {
+        span.record("job.id", tracing::field::display(enqueued.id()));
+        span.record("job.duplicate", matches!(enqueued, Enqueued::Duplicate(_)));
+    }
+    result
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    trace_context: &Value,
+) -> anyhow::Result<Enqueued> {
     let id = Uuid::now_v7();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
@@ -86,7 +118,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     .bind(job.max_attempts)
     .bind(&job.dedup_key)
     .bind(job.owner_id)
-    .bind(&job.trace_context)
+    .bind(trace_context)
     .bind(&job.quota_action)
     .fetch_optional(&mut *conn)
     .await?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -34,21 +35,27 @@ pub async fn cancel(
 }
 
 /// Put a dead or cancelled job back to pending with a fresh set of attempts (its error history
-/// stays). Fails with a unique violation when another live job holds its dedup key.
+/// stays). `trace_context` (the retrying request's, see `telemetry::current_trace_context`)
+/// replaces the stored one, so the new attempts are children of the retry; an empty one keeps
+/// the enqueuing trace. Fails with a unique violation when another live job holds its dedup
+/// key.
 pub async fn retry(
     conn: &mut PgConnection,
     id: Uuid,
     owner: Option<Uuid>,
+    trace_context: &Value,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', run_at = now(), attempts = 0, crashes = 0, \
-                dead_reason = NULL, finished_at = NULL, result = NULL \
+                dead_reason = NULL, finished_at = NULL, result = NULL, \
+                trace_context = COALESCE(NULLIF($3::jsonb, '{}'::jsonb), trace_context) \
          WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2) \
            AND state IN ('dead', 'cancelled') \
          RETURNING pg_notify('workhorse_jobs', kind)",
     )
     .bind(id)
     .bind(owner)
+    .bind(trace_context)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -12,3 +12,18 @@ pub use claim::*;
 pub use enqueue::*;
 pub use manage::*;
 pub use read::*;
+
+/// A `debug` client span for one statement of the queue on the `jobs` table (database client
+/// semantic conventions), named `{operation} jobs`, with `step` saying which (claim, complete,
+/// fail, rescue). At the default `info` level it is never built.
+fn statement_span(step: &'static str, operation: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "db",
+        otel.name = format!("{operation} jobs"),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = "jobs",
+        workhorse.queue.step = step,
+    )
+}

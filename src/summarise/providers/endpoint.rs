@@ -98,12 +98,21 @@ impl Provider {
         body: &CreateChatCompletionRequest,
         max_chars: usize,
     ) -> Result<Answer, CallError> {
+        // GenAI semantic conventions: a client span `chat {model}`; every provider speaks
+        // OpenAI's wire format, hence the system name, and `provider` is the configured name.
+        let target = url::Url::parse(&self.url).ok();
         let span = tracing::info_span!(
             "llm call",
+            otel.name = format!("chat {}", self.config.model),
+            otel.kind = "client",
+            otel.status_code = Empty,
             provider = %self.config.name,
             model = %self.config.model,
             gen_ai.system = "openai",
+            gen_ai.provider.name = "openai",
             gen_ai.operation.name = "chat",
+            server.address = target.as_ref().and_then(|u| u.host_str()).unwrap_or_default(),
+            server.port = target.as_ref().and_then(|u| u.port_or_known_default()).map_or(0, i64::from),
             gen_ai.request.model = %self.config.model,
             gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
@@ -123,6 +132,7 @@ impl Provider {
                 CallError::BadAnswer(_) => "bad_answer",
             };
             span.record("error.type", kind);
+            span.record("otel.status_code", "ERROR");
         }
         result
     }
@@ -141,7 +151,7 @@ impl Provider {
             .send();
         let response = sent.await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         let retry_after = retry_after(response.headers());
         let bytes = response
             .bytes()
@@ -158,8 +168,8 @@ impl Provider {
             .as_ref()
             .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         if parsed.usage.is_some() {
-            span.record("gen_ai.usage.input_tokens", tokens_in);
-            span.record("gen_ai.usage.output_tokens", tokens_out);
+            span.record("gen_ai.usage.input_tokens", i64::from(tokens_in));
+            span.record("gen_ai.usage.output_tokens", i64::from(tokens_out));
         }
         let text = check_answer(&parsed, max_chars).map_err(CallError::BadAnswer)?;
         let model = if parsed.model.is_empty() {
