@@ -3,7 +3,8 @@
 //!
 //! Map of the crate (imports point one way: api, cli, job kinds → work → store, engine,
 //! egress → domain):
-//! - [`config`]: figment layers into typed structs; [`telemetry`]: logs and OTLP traces.
+//! - [`config`]: figment layers into typed structs; [`telemetry`]: logs and OTLP traces;
+//!   [`metrics`]: the instruments, Prometheus's `/metrics` registry and their OTLP export.
 //! - [`app`]: wires storage, API, workers; owns start-up and shutdown; [`lifecycle`]: signals
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod health;
 pub mod jobs;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod scrape;
 pub mod store;
