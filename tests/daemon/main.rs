@@ -6,6 +6,7 @@ mod docs;
 mod helpers;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod notify_kill;
 mod pg_restart;
 mod storage;
