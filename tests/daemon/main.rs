@@ -7,6 +7,7 @@ mod helpers;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod metrics_otlp;
 mod notify_kill;
 mod pg_restart;
 mod storage;
