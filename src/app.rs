@@ -115,7 +115,9 @@ impl App {
             ..
         } = kinds;
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
-        let browser = scraper.clone();
+        // Weak: the scraper holds the metrics, whose callbacks must not keep it (and through
+        // it the pool) alive after the app is gone.
+        let browser = Arc::downgrade(&scraper);
         metrics.watch(Watched {
             pool: storage.pool.clone(),
             kinds: registry.catalog().names(),
@@ -125,7 +127,7 @@ impl App {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect(),
-            browser: Box::new(move || browser.sessions()),
+            browser: Box::new(move || browser.upgrade()?.sessions()),
         });
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)

@@ -96,7 +96,8 @@ pub struct Watched {
     pub schedules: Vec<String>,
     /// The quota actions of the plans, for the refusals counter's zeros.
     pub actions: Vec<String>,
-    /// Browser sessions `(in use, idle)`; `None` before the browser starts.
+    /// Browser sessions `(in use, idle)`; `None` before the browser starts. It must not hold
+    /// anything that holds this `Metrics` (a reference cycle would outlive the app).
     pub browser: Box<dyn Fn() -> Option<(u64, u64)> + Send + Sync>,
 }
 
