@@ -18,7 +18,8 @@
 //!   cron schedules from `jobs/*.toml`.
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
-//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the commands.
+//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth, and `GET /metrics`;
+//!   [`cli`]: the commands.
 
 pub mod api;
 pub mod app;
