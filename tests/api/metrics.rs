@@ -171,3 +171,17 @@ async fn metrics_are_served_without_a_token_to_a_listed_address(pool: PgPool) {
     let browser = [("state", "idle")];
     assert_eq!(value(&metrics, "workhorse_browser_sessions", &browser), 0.0);
 }
+
+#[sqlx::test]
+async fn a_stopped_app_leaves_nothing_alive_through_its_metrics(pool: PgPool) {
+    // Regression: the browser gauge's callback held the scraper, which holds the metrics.
+    let mut app = spawn_app(pool).await;
+    let scraper = std::sync::Arc::downgrade(&app.scraper);
+    app.shutdown.cancel();
+    (&mut app.stopped)
+        .await
+        .expect("the app task")
+        .expect("the app stops");
+    drop(app);
+    assert!(scraper.upgrade().is_none(), "the scraper outlived its app");
+}
