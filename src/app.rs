@@ -19,6 +19,7 @@ use crate::engine::{Engine, Registry};
 use crate::health::Health;
 use crate::jobs::schedule::{self, Scheduler};
 use crate::lifecycle;
+use crate::metrics::{Metrics, Watched};
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
@@ -89,6 +90,7 @@ pub struct App {
     scraper: Arc<Scraper>,
     summariser: Arc<Summariser>,
     notifier: Arc<Notifier>,
+    metrics: Metrics,
 }
 
 impl App {
@@ -103,7 +105,8 @@ impl App {
         // Scrape jobs run at once as many as there are browser sessions, unless configured.
         let scrape = config.jobs.kinds.entry("scrape".into()).or_default();
         scrape.concurrency.get_or_insert(config.scrape.pool_size);
-        let kinds = crate::jobs::Kinds::new(&config)?;
+        let metrics = Metrics::new(&config)?;
+        let kinds = crate::jobs::Kinds::measured(&config, metrics.clone())?;
         let registry = crate::jobs::registry_for(&storage.pool, &kinds);
         let crate::jobs::Kinds {
             scraper,
@@ -112,6 +115,20 @@ impl App {
             ..
         } = kinds;
         let schedules = schedule::load(&config.jobs.schedules_dir, &registry.catalog())?;
+        // Weak: the scraper holds the metrics, whose callbacks must not keep it (and through
+        // it the pool) alive after the app is gone.
+        let browser = Arc::downgrade(&scraper);
+        metrics.watch(Watched {
+            pool: storage.pool.clone(),
+            kinds: registry.catalog().names(),
+            schedules: schedules.iter().map(|s| s.name.clone()).collect(),
+            actions: (config.plans.values())
+                .flat_map(|p| p.quotas.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            browser: Box::new(move || browser.upgrade()?.sessions()),
+        });
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
             .into_acceptor()
@@ -134,6 +151,7 @@ impl App {
             scraper,
             summariser,
             notifier,
+            metrics,
         })
     }
 
@@ -175,9 +193,11 @@ impl App {
                 config: config.clone(),
                 catalog: self.registry.catalog(),
                 policy: self.scraper.policy_handle(),
+                metrics: self.metrics.clone(),
             },
+            metrics: self.metrics.clone(),
         };
-        let routes = api::routes(state, &self.config.http);
+        let routes = api::routes(state, &self.config.http, &self.config.metrics);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);
 
         // Workers and schedules run where `jobs.run_workers` is on; an API-only node enqueues.
@@ -187,7 +207,13 @@ impl App {
                 let jobs = &self.config.jobs;
                 let engine =
                     Engine::start(pool.clone(), jobs, self.registry, self.health.clone()).await?;
-                let scheduler = Scheduler::start(pool, self.schedules.clone(), jobs).await?;
+                let scheduler = Scheduler::start_measured(
+                    pool,
+                    self.schedules.clone(),
+                    jobs,
+                    self.metrics.clone(),
+                )
+                .await?;
                 (Some(engine), Some(scheduler))
             }
             false => (None, None),
@@ -223,6 +249,9 @@ impl App {
         );
         let (served, ()) = tokio::join!(server, engine_stopped);
         self.storage.close().await;
+        // The last OTLP export blocks on its HTTP call.
+        let metrics = self.metrics.clone();
+        let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         tracing::info!("stopped");
         served.context("serving HTTP")
     }

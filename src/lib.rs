@@ -4,7 +4,8 @@
 //! Map of the crate (imports point one way: api, cli, job kinds → work → store, engine,
 //! egress → domain):
 //! - [`config`]: figment layers into typed structs; [`telemetry`]: logs (pretty, journal with
-//!   syslog priorities, JSON), the panic hook, OTLP traces.
+//!   syslog priorities, JSON), the panic hook, OTLP traces; [`metrics`]: the instruments,
+//!   Prometheus's `/metrics` registry and their OTLP export.
 //! - [`app`]: wires storage, API, workers; owns start-up and shutdown; [`lifecycle`]: signals
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
@@ -18,9 +19,10 @@
 //!   cron schedules from `jobs/*.toml`.
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
-//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth; [`cli`]: the command
-//!   line: the daemon's commands and the operator's (jobs, status, schedules, users, tokens,
-//!   deliveries; straight on the database through [`work`]), completions and man pages.
+//! - [`api`]: the HTTP API (poem-openapi), problem+json errors, auth, and `GET /metrics`;
+//!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
+//!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
+//!   completions and man pages.
 
 pub mod api;
 pub mod app;
@@ -32,6 +34,7 @@ pub mod engine;
 pub mod health;
 pub mod jobs;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod scrape;
 pub mod store;

@@ -16,6 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::{Problem, REQUEST_ID, problem_from_poem};
 use super::limits::LimitHeaders;
+use crate::metrics::Metrics;
 
 /// Header carrying the request id both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -29,6 +30,8 @@ pub struct HttpLayer {
     pub timeout: Duration,
     /// Route templates of the API, to name spans by route rather than by raw path.
     pub routes: Arc<RouteTemplates>,
+    /// Where request durations are recorded.
+    pub metrics: Metrics,
 }
 
 impl<E: Endpoint + 'static> Middleware<E> for HttpLayer {
@@ -95,6 +98,14 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             .await;
 
         let status = response.status();
+        // The route template, never the raw path, so ids do not make new series; an unknown
+        // method is `_OTHER`, as the HTTP semantic conventions say.
+        self.layer.metrics.http_request(
+            route.as_deref().unwrap_or(""),
+            known_method(&method),
+            status.as_u16(),
+            started.elapsed(),
+        );
         // An integer attribute, as the semantic conventions say (u64 would arrive as a string).
         span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
@@ -195,6 +206,13 @@ fn request_id(headers: &HeaderMap) -> String {
         })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn known_method(method: &str) -> &str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {

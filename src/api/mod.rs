@@ -13,6 +13,7 @@ pub mod health;
 pub mod idempotency;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod records;
 pub mod schedules;
@@ -28,10 +29,11 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
-use crate::config::{Config, HttpConfig};
+use crate::config::{Config, HttpConfig, MetricsConfig};
 use crate::domain::schedule::Schedule;
 use crate::engine::Catalog;
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::summarise::summariser::Summariser;
@@ -59,6 +61,8 @@ pub struct ApiState {
     pub notifier: Arc<Notifier>,
     /// The use cases every act goes through.
     pub work: Work,
+    /// The instruments; `GET /metrics` renders them.
+    pub metrics: Metrics,
 }
 
 type Apis = (
@@ -115,17 +119,26 @@ pub fn spec_json() -> String {
 }
 
 /// The complete HTTP application: API, docs, spec, and the outer layer.
-pub fn routes(state: ApiState, http: &HttpConfig) -> impl Endpoint + 'static {
+pub fn routes(
+    state: ApiState,
+    http: &HttpConfig,
+    metrics: &MetricsConfig,
+) -> impl Endpoint + 'static {
     let service = service();
     let spec = service.spec();
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
-    let templates = RouteTemplates::from_spec(&spec_value, &["/docs", "/openapi.json"]);
+    let templates = RouteTemplates::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);
+    let recorder = state.metrics.clone();
     let cors = cors(&http.cors_allow_origins);
 
     let route = Route::new()
         .nest("/", service)
         .nest("/docs", ui)
+        .at(
+            "/metrics",
+            metrics::MetricsEndpoint::new(metrics.networks()),
+        )
         .at(
             "/openapi.json",
             make_sync(move |_| {
@@ -139,6 +152,7 @@ pub fn routes(state: ApiState, http: &HttpConfig) -> impl Endpoint + 'static {
         body_limit: http.body_limit_bytes,
         timeout: http.request_timeout,
         routes: Arc::new(templates),
+        metrics: recorder,
     };
     route
         .with_if(cors.is_some(), cors.unwrap_or_default())

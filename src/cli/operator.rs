@@ -13,6 +13,7 @@ use crate::app::Storage;
 use crate::config::{Config, redact_url};
 use crate::domain::schedule::Schedule;
 use crate::jobs::{Kinds, registry_for, schedule};
+use crate::metrics::Metrics;
 use crate::store;
 use crate::work::{Caller, Work, WorkError};
 
@@ -83,6 +84,8 @@ impl Operator {
             config: Arc::new(config),
             catalog: registry.catalog(),
             policy: kinds.scraper.policy_handle(),
+            // A command is not scraped: its instruments record nowhere.
+            metrics: Metrics::default(),
         };
         Ok(Self {
             work,

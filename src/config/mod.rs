@@ -10,6 +10,7 @@ mod database;
 mod egress;
 mod http;
 mod jobs;
+mod metrics;
 mod notify;
 mod plans;
 mod provenance;
@@ -30,6 +31,7 @@ pub use database::{DatabaseConfig, redact_url};
 pub use egress::EgressConfig;
 pub use http::HttpConfig;
 pub use jobs::{JobsConfig, KindConfig, KindSettings};
+pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
 pub use plans::{PlanConfig, QuotasConfig};
 pub use scrape::{SandboxMode, ScrapeConfig};
@@ -54,6 +56,8 @@ pub struct Config {
     pub log: LogConfig,
     /// OpenTelemetry trace export.
     pub telemetry: TelemetryConfig,
+    /// Prometheus metrics at `GET /metrics` and their OTLP export.
+    pub metrics: MetricsConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
     /// The job engine: workers, retries, leases, pruning, schedules.
@@ -80,6 +84,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            metrics: MetricsConfig::default(),
             shutdown: ShutdownConfig::default(),
             jobs: JobsConfig::default(),
             plans: plans::default_plans(),
@@ -159,6 +164,7 @@ impl Sources {
 fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
     let bad = |key: &str| provenance::bad_value(figment, key);
     config.telemetry.validate(&bad)?;
+    config.metrics.validate(&bad)?;
     config.database.validate(&bad)?;
     config.http.validate(&bad)?;
     config.jobs.validate(&bad)?;
@@ -178,8 +184,9 @@ fn expectation(key: &str) -> Option<&'static str> {
     if key == "data_dir" {
         return Some("a directory path");
     }
-    let sections: [fn(&str) -> Option<&'static str>; 9] = [
+    let sections: [fn(&str) -> Option<&'static str>; 10] = [
         http::expectation,
+        metrics::expectation,
         database::expectation,
         telemetry::expectation,
         jobs::expectation,

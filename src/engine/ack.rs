@@ -117,6 +117,7 @@ where
         let (id, attempt) = (job.id, job.attempt);
         let recorded = job.recorded.clone();
         let attempt_of = format!("{}/{}", job.attempt, job.max_attempts);
+        let last_attempt = job.attempt >= job.max_attempts;
         let timeout = self.kind.settings.timeout;
         let runtime = self.runtime.clone();
         let kind = self.kind.clone();
@@ -146,6 +147,13 @@ where
                         permanent, "job attempt failed");
                 }
             }
+            let label = match &outcome {
+                Outcome::Succeeded(_) => "succeeded",
+                Outcome::Stopped => "cancelled",
+                Outcome::Failed { permanent, .. } if *permanent || last_attempt => "dead",
+                Outcome::Failed { .. } => "failed",
+            };
+            (runtime.metrics).attempt(kind.name, label, Some(started.elapsed()));
             kind.finished();
             runtime.attempts.ended(id, attempt);
             if recorded.load(Ordering::Acquire) {

@@ -167,6 +167,7 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
         let full = claimed.len() == free;
         for job in claimed {
             kind.outstanding.fetch_add(1, Ordering::AcqRel);
+            runtime.metrics.lateness(kind.name, job.lateness_secs);
             match task_of::<A>(&runtime, job) {
                 Ok(task) => {
                     if tx.send(task).await.is_err() {
@@ -175,6 +176,7 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
                     }
                 }
                 Err(ack) => {
+                    runtime.metrics.attempt(kind.name, "dead", None);
                     kind.finished();
                     runtime.ack(ack);
                 }

@@ -109,9 +109,19 @@ pub(crate) type Starter = Box<dyn FnOnce(&Arc<super::Runtime>) -> super::Started
 pub struct Registry {
     pub(crate) kinds: Vec<(&'static str, Entry, Starter)>,
     catalog: Catalog,
+    /// Where the engine records attempts, lateness and crashes.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Registry {
+    /// An empty registry whose engine records in `metrics`.
+    pub fn measured(metrics: crate::metrics::Metrics) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
     /// Add a kind with its handler.
     pub fn register<K: JobKind>(&mut self, kind: K) {
         let starter: Starter = Box::new(move |runtime| super::start_worker(runtime, kind));

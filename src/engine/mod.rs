@@ -38,6 +38,7 @@ use uuid::Uuid;
 use crate::config::{JobsConfig, KindSettings};
 use crate::domain::jobs::Backoff;
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::store::jobs;
 pub use kind::{Catalog, Job, JobError, JobKind, Registry};
 
@@ -56,6 +57,8 @@ pub(crate) struct Runtime {
     pub(crate) attempts: cancel::Attempts,
     /// Cancelled when the workers must stop taking jobs.
     pub(crate) stop: CancellationToken,
+    /// Attempts, their duration and lateness, crashes.
+    pub(crate) metrics: Metrics,
 }
 
 impl Runtime {
@@ -213,6 +216,7 @@ impl Engine {
             acks,
             attempts: cancel::Attempts::default(),
             stop: CancellationToken::new(),
+            metrics: registry.metrics.clone(),
         });
         let ack_drain = CancellationToken::new();
         let ack_writer = tokio::spawn(ack::write_acks(runtime.clone(), ack_rx, ack_drain.clone()));

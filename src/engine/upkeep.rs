@@ -62,8 +62,15 @@ pub(super) async fn keep_leases(runtime: Arc<Runtime>) {
 
 /// Put jobs whose process died back in work.
 pub(super) async fn sweep(runtime: Arc<Runtime>) {
-    match jobs::rescue_expired(&runtime.pool, runtime.config.max_crashes).await {
-        Ok((rescued, dead)) => {
+    match jobs::rescue_expired_by_kind(&runtime.pool, runtime.config.max_crashes).await {
+        Ok(found) => {
+            // The attempt that held the lease crashed, whichever process ran it.
+            for job in &found {
+                runtime.metrics.attempt(&job.kind, "crashed", None);
+            }
+            let (dead, rescued): (Vec<_>, Vec<_>) = found.into_iter().partition(|r| r.dead);
+            let rescued: Vec<_> = rescued.into_iter().map(|r| r.id).collect();
+            let dead: Vec<_> = dead.into_iter().map(|r| r.id).collect();
             if !rescued.is_empty() {
                 tracing::warn!(jobs = rescued.len(), ids = ?rescued,
                     "rescued jobs whose worker stopped responding");

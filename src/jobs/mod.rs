@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::engine::Registry;
+use crate::metrics::Metrics;
 use crate::notify::job::{Notifier, NotifyKind};
 use crate::scrape::job::{ScrapeKind, Scraper};
 use crate::summarise::job::SummariseKind;
@@ -31,30 +32,39 @@ pub struct Kinds {
     pub data_dir: std::path::PathBuf,
     /// The whole configuration (plans, for summaries chained after scrapes).
     pub config: Arc<Config>,
+    /// Where the kinds and the engine record what happens.
+    pub metrics: Metrics,
 }
 
 impl Kinds {
-    /// As `config` says; nothing starts until a job needs it.
+    /// As `config` says; nothing starts until a job needs it. Records no metrics.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Self::measured(config, Metrics::default())
+    }
+
+    /// As `config` says, recording in `metrics`.
+    pub fn measured(config: &Config, metrics: Metrics) -> anyhow::Result<Self> {
         Ok(Self {
-            scraper: Scraper::new(config)?,
-            summariser: Summariser::new(&config.summarise)?,
-            notifier: Notifier::new(&config.notify, &config.egress.allow)?,
+            scraper: Scraper::new(config, metrics.clone())?,
+            summariser: Summariser::new(&config.summarise, metrics.clone())?,
+            notifier: Notifier::new(&config.notify, &config.egress.allow, metrics.clone())?,
             default_timezone: config.quotas.default_timezone.clone(),
             data_dir: config.jobs.schedules_dir.join("data"),
             config: Arc::new(config.clone()),
+            metrics,
         })
     }
 }
 
 /// Every job kind with its handler.
 pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
-    let mut registry = Registry::default();
+    let mut registry = Registry::measured(kinds.metrics.clone());
     let work = Work {
         pool: pool.clone(),
         config: kinds.config.clone(),
         catalog: registry.catalog_handle(),
         policy: kinds.scraper.policy_handle(),
+        metrics: kinds.metrics.clone(),
     };
     registry.register(echo::Echo { pool: pool.clone() });
     registry.register(ScrapeKind {

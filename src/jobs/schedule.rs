@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::config::JobsConfig;
 use crate::domain::schedule::{Schedule, ScheduleFile};
 use crate::engine::Catalog;
+use crate::metrics::Metrics;
 use crate::store::jobs::NewJob;
 use crate::store::schedules;
 
@@ -97,6 +98,7 @@ pub async fn trigger(
 struct Ticker {
     pool: PgPool,
     config: JobsConfig,
+    metrics: Metrics,
 }
 
 /// The running schedules of this process.
@@ -105,11 +107,21 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Arm every enabled schedule at its next tick.
+    /// Arm every enabled schedule at its next tick; records no metrics.
     pub async fn start(
         pool: PgPool,
         schedules: Arc<Vec<Schedule>>,
         config: &JobsConfig,
+    ) -> anyhow::Result<Self> {
+        Self::start_measured(pool, schedules, config, Metrics::default()).await
+    }
+
+    /// [`Scheduler::start`], counting ticks fired and missed in `metrics`.
+    pub async fn start_measured(
+        pool: PgPool,
+        schedules: Arc<Vec<Schedule>>,
+        config: &JobsConfig,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let timers = JobScheduler::new()
             .await
@@ -117,6 +129,7 @@ impl Scheduler {
         let ticker = Arc::new(Ticker {
             pool,
             config: config.clone(),
+            metrics,
         });
         let now = Utc::now();
         for schedule in schedules.iter().filter(|s| s.enabled) {
@@ -215,6 +228,7 @@ async fn fire(ticker: &Ticker, schedule: &Schedule, tick: DateTime<Utc>, catch_u
             match schedules::fire(&ticker.pool, &schedule.name, tick, false, &job).await {
                 Ok(Some(id)) => {
                     tracing::Span::current().record("job.id", tracing::field::display(id));
+                    ticker.metrics.schedule_tick(&schedule.name, "fired");
                     if catch_up {
                         tracing::info!(schedule = schedule.name, %tick, job.id = %id,
                             "missed cron tick caught up");
@@ -235,6 +249,7 @@ async fn fire(ticker: &Ticker, schedule: &Schedule, tick: DateTime<Utc>, catch_u
                 }
             }
         }
+        ticker.metrics.schedule_tick(&schedule.name, "missed");
         tracing::error!(schedule = schedule.name, %tick, "cron tick missed: the database stayed unreachable");
     }
     .instrument(span)

@@ -21,6 +21,7 @@ use super::webpush::VapidKeys;
 use crate::config::NotifyConfig;
 use crate::egress::{EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
+use crate::metrics::Metrics;
 use crate::store;
 
 /// Senders for every channel kind, and the retry schedule.
@@ -32,11 +33,17 @@ pub struct Notifier {
     /// FCM's configured endpoints (an operator's choice, not a user's) take no egress check.
     pub(super) fcm: Option<FcmSender>,
     vapid: OnceCell<VapidKeys>,
+    /// Where delivery outcomes are counted.
+    metrics: Metrics,
 }
 
 impl Notifier {
     /// Senders as configured; the FCM service account is read now.
-    pub fn new(config: &NotifyConfig, allow: &[String]) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        config: &NotifyConfig,
+        allow: &[String],
+        metrics: Metrics,
+    ) -> anyhow::Result<Arc<Self>> {
         let policy = EgressPolicy::new(allow).map_err(anyhow::Error::msg)?;
         let outbound = OutboundClient::new(Arc::new(policy), config.timeout)?;
         let http = reqwest::Client::builder()
@@ -63,6 +70,7 @@ impl Notifier {
             outbound,
             fcm,
             vapid: OnceCell::new(),
+            metrics,
         }))
     }
 
@@ -174,6 +182,7 @@ impl JobKind for NotifyKind {
             .instrument(span.clone())
             .await?;
             span.record("outcome", "dead");
+            self.notifier.metrics.delivery(&channel.kind, "dead");
             return Err(JobError::permanent(anyhow!(error)));
         }
         let attempt = {
@@ -186,6 +195,12 @@ impl JobKind for NotifyKind {
             }
         };
         let last = job.attempt >= job.max_attempts;
+        let outcome = match &attempt {
+            Attempt::Delivered(_) => "delivered",
+            Attempt::Transient { .. } if !last => "failed",
+            _ => "dead",
+        };
+        self.notifier.metrics.delivery(&channel.kind, outcome);
         match attempt {
             Attempt::Delivered(status) => {
                 span.record("http.response.status_code", i64::from(status));

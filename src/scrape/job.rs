@@ -17,6 +17,7 @@ use crate::domain::topics::Topic;
 use crate::egress::proxy::EgressProxy;
 use crate::egress::{EgressError, EgressPolicy};
 use crate::engine::{Job, JobError, JobKind};
+use crate::metrics::Metrics;
 use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::scrapes::{Found, Scrape};
@@ -35,11 +36,12 @@ pub struct Scraper {
     policy: Arc<EgressPolicy>,
     browser: OnceCell<Browser>,
     proxy: Mutex<Option<EgressProxy>>,
+    metrics: Metrics,
 }
 
 impl Scraper {
     /// A scraper as configured; nothing starts until the first page.
-    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: &Config, metrics: Metrics) -> anyhow::Result<Arc<Self>> {
         let policy = EgressPolicy::new(&config.egress.allow).map_err(anyhow::Error::msg)?;
         let s = &config.scrape;
         let optional_path =
@@ -62,7 +64,15 @@ impl Scraper {
             policy: Arc::new(policy),
             browser: OnceCell::new(),
             proxy: Mutex::new(None),
+            metrics,
         }))
+    }
+
+    /// Browser sessions `(in use, idle)`; `None` before the first scrape started the browser.
+    pub fn sessions(&self) -> Option<(u64, u64)> {
+        let stats = self.browser.get()?.stats();
+        let (live, idle) = (stats.live_sessions as u64, stats.idle_sessions as u64);
+        Some((live.saturating_sub(idle), idle))
     }
 
     /// The egress policy.
@@ -119,7 +129,11 @@ impl Scraper {
             new_session: false,
         };
         let browser = self.browser().await.map_err(Failure::page)?;
-        let page = browser.load(&request).await.map_err(Failure::page)?;
+        let started = std::time::Instant::now();
+        let loaded = browser.load(&request).await;
+        let outcome = loaded.as_ref().map_or_else(PageError::kind, |_| "ok");
+        self.metrics.scrape_page(outcome, started.elapsed());
+        let page = loaded.map_err(Failure::page)?;
         // The proxy refused every request to a forbidden address; a redirect that led to one
         // ends on the refusal, which is the scrape's outcome too.
         let landed = self

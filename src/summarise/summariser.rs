@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::extractive::{self, ExtractiveOptions};
 use super::providers::Providers;
 use crate::config::SummariseConfig;
+use crate::metrics::Metrics;
 use crate::store::summaries::Done;
 
 /// Part of every cache key: a change to the prompts below must change it.
@@ -86,13 +87,14 @@ pub struct Summariser {
 
 impl Summariser {
     /// The summariser as configured.
-    pub fn new(config: &SummariseConfig) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: &SummariseConfig, metrics: Metrics) -> anyhow::Result<Arc<Self>> {
         let chain = (config.providers.iter())
             .map(|p| format!("{}={}", p.name, p.model))
             .collect::<Vec<_>>()
             .join(",");
         Ok(Arc::new(Self {
-            providers: Providers::new(config.providers.clone(), config.cool_down)?,
+            providers: Providers::new(config.providers.clone(), config.cool_down)?
+                .with_metrics(metrics),
             chain,
             fallback_to_builtin: config.fallback_to_builtin,
         }))

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::config::{Config, PlanConfig};
 use crate::egress::EgressPolicy;
 use crate::engine::Catalog;
+use crate::metrics::Metrics;
 use crate::store;
 use crate::store::bounds::Held;
 use crate::store::quotas::Usage;
@@ -55,6 +56,8 @@ pub struct Work {
     pub catalog: Catalog,
     /// What addresses the daemon may reach for a user.
     pub policy: Arc<EgressPolicy>,
+    /// Where quota refusals are counted.
+    pub metrics: Metrics,
 }
 
 impl Work {

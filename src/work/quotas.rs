@@ -46,19 +46,22 @@ pub async fn charge(
     let tz = &work.config.quotas.default_timezone;
     match store::quotas::charge(conn, job_id, payer.user_id, action, limit, tz).await? {
         Charge::Reserved(usage) => Ok(Charged { usage, limit }),
-        Charge::Spent(usage) => Err(WorkError::QuotaSpent {
-            action: action.to_string(),
-            limit: limit.unwrap_or_default(),
-            detail: format!(
-                "the daily {action} quota of the {} plan ({} units) is used up ({} used, {} \
+        Charge::Spent(usage) => {
+            work.metrics.quota_refused(action);
+            Err(WorkError::QuotaSpent {
+                action: action.to_string(),
+                limit: limit.unwrap_or_default(),
+                detail: format!(
+                    "the daily {action} quota of the {} plan ({} units) is used up ({} used, {} \
                  held by running jobs); it resets at {}",
-                payer.plan,
-                limit.unwrap_or_default(),
-                usage.used,
-                usage.reserved,
-                usage.resets_at.to_rfc3339()
-            ),
-            usage,
-        }),
+                    payer.plan,
+                    limit.unwrap_or_default(),
+                    usage.used,
+                    usage.reserved,
+                    usage.resets_at.to_rfc3339()
+                ),
+                usage,
+            })
+        }
     }
 }

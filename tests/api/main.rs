@@ -7,6 +7,7 @@ mod helpers;
 mod http;
 mod idempotency;
 mod jobs;
+mod metrics;
 mod notifications;
 mod quotas;
 mod records;

@@ -7,6 +7,8 @@ mod helpers;
 mod journal;
 mod lifecycle;
 mod logs;
+mod metrics;
+mod metrics_otlp;
 mod notify_kill;
 mod otlp;
 mod pg_restart;

@@ -29,9 +29,11 @@ pub struct ClaimedJob {
     pub trace_context: Value,
     /// The user the job works for.
     pub owner_id: Option<Uuid>,
+    /// How late the attempt starts: the claim's time minus the job's due time, in seconds.
+    pub lateness_secs: f64,
 }
 
-type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>);
+type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>, f64);
 
 /// Claim up to `limit` runnable jobs of `kind` for `worker`, holding them for `lease`. The
 /// attempt is counted here, so an attempt whose worker dies still counts.
@@ -53,7 +55,7 @@ pub async fn claim(
                 lease_until = now() + $4 * interval '1 millisecond', started_at = now() \
          FROM next WHERE j.id = next.id \
          RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, \
-                   j.owner_id",
+                   j.owner_id, extract(epoch FROM now() - j.run_at)::float8",
     )
     .bind(kind)
     .bind(limit)
@@ -65,14 +67,17 @@ pub async fn claim(
     Ok(rows
         .into_iter()
         .map(
-            |(id, kind, args, attempt, max_attempts, trace_context, owner_id)| ClaimedJob {
-                id,
-                kind,
-                args,
-                attempt,
-                max_attempts,
-                trace_context,
-                owner_id,
+            |(id, kind, args, attempt, max_attempts, trace_context, owner_id, lateness_secs)| {
+                ClaimedJob {
+                    id,
+                    kind,
+                    args,
+                    attempt,
+                    max_attempts,
+                    trace_context,
+                    owner_id,
+                    lateness_secs,
+                }
             },
         )
         .collect())
@@ -201,6 +206,27 @@ pub async fn rescue_expired(
     db: &PgPool,
     max_crashes: i32,
 ) -> anyhow::Result<(Vec<Uuid>, Vec<Uuid>)> {
+    let rows = rescue_expired_by_kind(db, max_crashes).await?;
+    let (dead, rescued): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.dead);
+    Ok((
+        rescued.into_iter().map(|r| r.id).collect(),
+        dead.into_iter().map(|r| r.id).collect(),
+    ))
+}
+
+/// A job whose worker stopped responding, put back in work (or quarantined).
+#[derive(Debug, Clone)]
+pub struct Rescued {
+    /// Id.
+    pub id: Uuid,
+    /// Kind (the crashed attempts are counted by kind).
+    pub kind: String,
+    /// Whether the job is now dead rather than retrying.
+    pub dead: bool,
+}
+
+/// [`rescue_expired`], saying each job's kind and whether it is now dead.
+pub async fn rescue_expired_by_kind(db: &PgPool, max_crashes: i32) -> anyhow::Result<Vec<Rescued>> {
     let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
         "WITH lost AS ( \
              SELECT id FROM jobs WHERE state = 'running' AND lease_until < now() \
@@ -240,11 +266,14 @@ pub async fn rescue_expired(
             .execute(db)
             .await?;
     }
-    let (dead, rescued): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, s, _)| s == "dead");
-    Ok((
-        rescued.into_iter().map(|(id, _, _)| id).collect(),
-        dead.into_iter().map(|(id, _, _)| id).collect(),
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, kind)| Rescued {
+            id,
+            kind,
+            dead: state == "dead",
+        })
+        .collect())
 }
 
 /// Record the success of many attempts of `worker` in one statement (each fenced like

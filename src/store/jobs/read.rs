@@ -160,3 +160,22 @@ pub async fn list_jobs(
         .fetch_all(db)
         .await?)
 }
+
+/// The states the `workhorse_jobs` gauge counts: live ones and dead (finished successes and
+/// cancellations grow without end and are left out).
+pub const GAUGE_STATES: [&str; 4] = ["pending", "running", "retrying", "dead"];
+
+/// Jobs by kind and state, over [`GAUGE_STATES`] only; served by `jobs_gauge_idx`, so the cost
+/// follows the live and dead jobs, not the finished ones.
+pub async fn count_by_kind_and_state(
+    db: impl PgExecutor<'_>,
+) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs \
+         WHERE state IN ('pending', 'running', 'retrying', 'dead') \
+         GROUP BY kind, state",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}

@@ -36,6 +36,8 @@ use async_openai::types::chat::{
 use endpoint::{CallError, Provider};
 use prompt::{system_message, user_message};
 
+use crate::metrics::{Metrics, ModelCall};
+
 /// Longest cool-down a provider's `Retry-After` can ask for; a broken header must not switch a
 /// provider off for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -107,6 +109,7 @@ fn reasons(skipped: &[(String, String)]) -> String {
 pub struct Providers {
     providers: Vec<Provider>,
     cool_down: Duration,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Providers {
@@ -142,7 +145,14 @@ impl Providers {
         Ok(Self {
             providers,
             cool_down,
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Record each call's duration and tokens in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Whether no provider is configured (summaries then come from the built-in summariser).
@@ -177,7 +187,21 @@ impl Providers {
                 ..Default::default()
             };
             let started = Instant::now();
-            let why = match provider.call(&body, req.max_chars).await {
+            let called = provider.call(&body, req.max_chars).await;
+            let call = ModelCall {
+                provider: name,
+                model: &provider.config.model,
+                outcome: match &called {
+                    Ok(_) => "ok",
+                    Err(CallError::Unavailable { .. }) => "unavailable",
+                    Err(CallError::Misconfigured(_)) => "misconfigured",
+                    Err(CallError::Rejected(_)) => "rejected",
+                    Err(CallError::BadAnswer(_)) => "bad_answer",
+                },
+            };
+            let tokens = called.as_ref().ok().map(|a| (a.tokens_in, a.tokens_out));
+            self.metrics.model_call(call, started.elapsed(), tokens);
+            let why = match called {
                 Ok(answer) => {
                     return Ok(Completion {
                         text: answer.text,
