@@ -2,6 +2,7 @@
 //! cancel, by id or (retry) in a batch by state and kind, through `work::jobs`.
 
 use chrono::{DateTime, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
@@ -23,8 +24,8 @@ pub enum JobsCommand {
         #[arg(long)]
         kind: Option<String>,
         /// Only jobs in this state.
-        #[arg(long, value_enum)]
-        state: Option<StateArg>,
+        #[arg(long, value_parser = state_parser())]
+        state: Option<JobState>,
         /// Only jobs of this user (id).
         #[arg(long, value_name = "USER_ID")]
         owner: Option<Uuid>,
@@ -62,37 +63,14 @@ pub enum JobsCommand {
     },
 }
 
-/// A job state as `jobs list --state` takes it.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StateArg {
-    /// Due now.
-    Pending,
-    /// Waiting for a future run_at.
-    Scheduled,
-    /// A worker is on it.
-    Running,
-    /// Failed, runs again at run_at.
-    Retrying,
-    /// Finished successfully.
-    Succeeded,
-    /// Failed for good.
-    Dead,
-    /// Cancelled.
-    Cancelled,
-}
-
-impl StateArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            StateArg::Pending => "pending",
-            StateArg::Scheduled => "scheduled",
-            StateArg::Running => "running",
-            StateArg::Retrying => "retrying",
-            StateArg::Succeeded => "succeeded",
-            StateArg::Dead => "dead",
-            StateArg::Cancelled => "cancelled",
-        }
-    }
+/// `--state`: one of the API's job state names.
+fn state_parser() -> impl TypedValueParser<Value = JobState> {
+    PossibleValuesParser::new(JobState::ALL.map(JobState::as_str)).map(|name| {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
+            .unwrap_or(JobState::Pending)
+    })
 }
 
 /// The states a batch retry takes.
@@ -185,7 +163,7 @@ fn state_of(stored: &str, run_at: DateTime<Utc>) -> &'static str {
 async fn list(
     op: &Operator,
     kind: Option<String>,
-    state: Option<StateArg>,
+    state: Option<JobState>,
     owner: Option<Uuid>,
     limit: i64,
 ) -> anyhow::Result<()> {
@@ -193,7 +171,7 @@ async fn list(
     let filter = JobFilter {
         owner,
         kind,
-        state: state.map(StateArg::as_str),
+        state: state.map(JobState::as_str),
         before: None,
         limit,
     };

@@ -41,6 +41,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order a job may pass through them.
+    pub const ALL: [JobState; 7] = [
+        JobState::Pending,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Retrying,
+        JobState::Succeeded,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
     /// The status of work a job does for a resource (a scrape, a summary): the outcome the job
     /// recorded once finished, else its job's state; a job that is dead (or pruned) without
     /// recording one failed.

@@ -31,16 +31,6 @@ pub enum JobStateOut {
     Cancelled,
 }
 
-const STATES: [JobState; 7] = [
-    JobState::Pending,
-    JobState::Scheduled,
-    JobState::Running,
-    JobState::Retrying,
-    JobState::Succeeded,
-    JobState::Dead,
-    JobState::Cancelled,
-];
-
 fn api_state(stored: &str, run_at: DateTime<Utc>) -> anyhow::Result<JobStateOut> {
     JobState::of(stored, run_at, Utc::now())
         .map(JobStateOut::from)
@@ -189,7 +179,7 @@ pub struct JobPage {
 
 /// The API state named `state`, or 422 naming the known ones.
 pub(super) fn known_state(state: &str) -> Result<&'static str, ApiError> {
-    let names = STATES.map(JobState::as_str);
+    let names = JobState::ALL.map(JobState::as_str);
     names.into_iter().find(|s| *s == state).ok_or_else(|| {
         ApiError::unprocessable(format!(
             "unknown job state {state:?}; known states: {}",
