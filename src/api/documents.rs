@@ -204,7 +204,11 @@ enum SummaryStarted {
 #[OpenApi(prefix_path = "/v1", tag = "DocumentTags::Documents")]
 impl DocumentsApi {
     /// Store a document to summarise.
-    #[oai(path = "/documents", method = "post")]
+    #[oai(
+        path = "/documents",
+        method = "post",
+        operation_id = "documents_create"
+    )]
     async fn create_document(
         &self,
         auth: BearerAuth,
@@ -224,7 +228,7 @@ impl DocumentsApi {
     }
 
     /// List documents, newest first: a user's own, or everyone's for admins.
-    #[oai(path = "/documents", method = "get")]
+    #[oai(path = "/documents", method = "get", operation_id = "documents_list")]
     async fn list_documents(
         &self,
         auth: BearerAuth,
@@ -251,7 +255,11 @@ impl DocumentsApi {
     }
 
     /// A document with its text.
-    #[oai(path = "/documents/:id", method = "get")]
+    #[oai(
+        path = "/documents/:id",
+        method = "get",
+        operation_id = "documents_get"
+    )]
     async fn get_document(
         &self,
         auth: BearerAuth,
@@ -265,7 +273,11 @@ impl DocumentsApi {
     }
 
     /// Delete a document and its summaries.
-    #[oai(path = "/documents/:id", method = "delete")]
+    #[oai(
+        path = "/documents/:id",
+        method = "delete",
+        operation_id = "documents_delete"
+    )]
     async fn delete_document(
         &self,
         auth: BearerAuth,
@@ -280,7 +292,11 @@ impl DocumentsApi {
 
     /// Summarise a document, as a `summarise` job: one unit of the `summarise` quota is
     /// reserved now and used only if the summary succeeds. Answers 202 with `Location`.
-    #[oai(path = "/documents/:id/summaries", method = "post")]
+    #[oai(
+        path = "/documents/:id/summaries",
+        method = "post",
+        operation_id = "summaries_create"
+    )]
     async fn create_summary(
         &self,
         auth: BearerAuth,
@@ -323,7 +339,11 @@ impl DocumentsApi {
     }
 
     /// A summary: status, text, provider and model, tokens, chunks, timings.
-    #[oai(path = "/summaries/:id", method = "get")]
+    #[oai(
+        path = "/summaries/:id",
+        method = "get",
+        operation_id = "summaries_get"
+    )]
     async fn get_summary(
         &self,
         auth: BearerAuth,

@@ -76,7 +76,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[OpenApi(tag = "HealthTags::Health")]
 impl HealthApi {
     /// Liveness: the process is up and serving HTTP.
-    #[oai(path = "/healthz", method = "get")]
+    #[oai(path = "/healthz", method = "get", operation_id = "liveness_get")]
     async fn healthz(&self) -> Json<Alive> {
         Json(Alive {
             status: "ok".into(),
@@ -85,7 +85,7 @@ impl HealthApi {
 
     /// Readiness: the database is reachable, migrations are applied and every component
     /// (HTTP, workers) is running. 503 names the failing check.
-    #[oai(path = "/readyz", method = "get")]
+    #[oai(path = "/readyz", method = "get", operation_id = "readiness_get")]
     async fn readyz(&self, state: poem::web::Data<&ApiState>) -> ReadyResponse {
         let checks = readiness_checks(state.0).await;
         let failing: Vec<&str> = checks

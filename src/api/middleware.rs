@@ -1,6 +1,6 @@
 //! The outermost HTTP layer: request ids, the server span (HTTP semantic conventions, continuing
 //! an incoming `traceparent`), the body size limit, the request timeout, panics, and
-//! problem+json for every error poem raises.
+//! problem+json for every error poem raises (a 405 also carries `Allow`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use opentelemetry::propagation::Extractor;
+use poem::http::header::ALLOW;
 use poem::http::{HeaderMap, HeaderValue, StatusCode};
 use poem::web::RemoteAddr;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
@@ -16,6 +17,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::{Problem, REQUEST_ID, problem_from_poem};
 use super::limits::LimitHeaders;
+use super::route_table::{RouteEntry, RouteTable};
 use crate::metrics::Metrics;
 
 /// Header carrying the request id both ways.
@@ -28,8 +30,9 @@ pub struct HttpLayer {
     pub body_limit: usize,
     /// Longest a request may run.
     pub timeout: Duration,
-    /// Route templates of the API, to name spans by route rather than by raw path.
-    pub routes: Arc<RouteTemplates>,
+    /// The API's routes, to name spans by route rather than by raw path and to answer a 405
+    /// with the methods the path serves.
+    pub routes: Arc<RouteTable>,
     /// Where request durations are recorded.
     pub metrics: Metrics,
 }
@@ -59,7 +62,8 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
         let request_id = request_id(req.headers());
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let route = self.layer.routes.find(&path);
+        let entry = self.layer.routes.find(&path);
+        let route = entry.map(RouteEntry::template);
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %match &route { Some(r) => format!("{method} {r}"), None => method.clone() },
@@ -113,6 +117,13 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             span.record("error.type", status.as_str());
         }
         let mut response = response;
+        // RFC 9110 requires a 405 to say which methods the resource does serve.
+        if status == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(allow) = entry.and_then(RouteEntry::allow)
+            && let Ok(value) = HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(ALLOW, value);
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -240,62 +251,9 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The path templates of the API (`/v1/users/{id}`), matched segment by segment.
-#[derive(Debug, Default)]
-pub struct RouteTemplates(Vec<Vec<String>>);
-
-impl RouteTemplates {
-    /// Templates from the `paths` of an OpenAPI document, plus extra fixed routes.
-    pub fn from_spec(spec: &serde_json::Value, extra: &[&str]) -> Self {
-        let mut templates: Vec<Vec<String>> = spec
-            .get("paths")
-            .and_then(|p| p.as_object())
-            .map(|paths| paths.keys().map(|k| split(k)).collect())
-            .unwrap_or_default();
-        templates.extend(extra.iter().map(|k| split(k)));
-        // Fixed segments win over parameters: sort templates with fewer parameters first.
-        templates.sort_by_key(|t| t.iter().filter(|s| s.starts_with('{')).count());
-        Self(templates)
-    }
-
-    /// The template matching `path`, if any.
-    pub fn find(&self, path: &str) -> Option<String> {
-        let segments = split(path);
-        self.0
-            .iter()
-            .find(|t| {
-                t.len() == segments.len()
-                    && t.iter()
-                        .zip(&segments)
-                        .all(|(t, s)| t.starts_with('{') || t == s)
-            })
-            .map(|t| format!("/{}", t.join("/")))
-    }
-}
-
-fn split(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn route_templates_prefer_fixed_segments_and_fill_parameters() {
-        let spec = serde_json::json!({"paths": {"/v1/users/{id}": {}, "/v1/users/me": {}}});
-        let routes = RouteTemplates::from_spec(&spec, &["/docs"]);
-        assert_eq!(routes.find("/v1/users/me").as_deref(), Some("/v1/users/me"));
-        assert_eq!(
-            routes.find("/v1/users/42").as_deref(),
-            Some("/v1/users/{id}")
-        );
-        assert_eq!(routes.find("/docs").as_deref(), Some("/docs"));
-        assert_eq!(routes.find("/nope"), None);
-    }
 
     #[test]
     fn request_id_is_taken_from_a_sane_header_only() {

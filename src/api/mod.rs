@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod records;
+pub mod route_table;
 pub mod schedules;
 pub mod scrapes;
 pub mod tokens;
@@ -38,7 +39,8 @@ use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::summarise::summariser::Summariser;
 use crate::work::Work;
-use middleware::{HttpLayer, RouteTemplates};
+use middleware::HttpLayer;
+use route_table::RouteTable;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -128,7 +130,7 @@ pub fn routes(
     let spec = service.spec();
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
-    let templates = RouteTemplates::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);
+    let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);
     let recorder = state.metrics.clone();
     let cors = cors(&http.cors_allow_origins);
 
@@ -151,7 +153,7 @@ pub fn routes(
     let layer = HttpLayer {
         body_limit: http.body_limit_bytes,
         timeout: http.request_timeout,
-        routes: Arc::new(templates),
+        routes: Arc::new(table),
         metrics: recorder,
     };
     route

@@ -138,7 +138,7 @@ impl RecordsApi {
     // Each query parameter is an argument of the handler: that is how poem-openapi documents
     // them.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/records", method = "get")]
+    #[oai(path = "/records", method = "get", operation_id = "records_list")]
     async fn list_records(
         &self,
         _auth: BearerAuth,
@@ -174,7 +174,11 @@ impl RecordsApi {
 
     /// Count and sum of amounts by category over a window ending now (or between `from` and
     /// `to`).
-    #[oai(path = "/records/stats", method = "get")]
+    #[oai(
+        path = "/records/stats",
+        method = "get",
+        operation_id = "records_stats_get"
+    )]
     async fn record_stats(
         &self,
         _auth: BearerAuth,

@@ -98,7 +98,7 @@ enum Triggered {
 #[OpenApi(prefix_path = "/v1", tag = "ScheduleTags::Schedules")]
 impl SchedulesApi {
     /// List the schedules with their last and next run, by name.
-    #[oai(path = "/schedules", method = "get")]
+    #[oai(path = "/schedules", method = "get", operation_id = "schedules_list")]
     async fn list_schedules(
         &self,
         _auth: BearerAuth,
@@ -134,7 +134,11 @@ impl SchedulesApi {
     /// Run a schedule's job now, outside its ticks (admins only): send `{}`, or
     /// `{"args": {...}}` to replace some of its arguments for this run. Disabled schedules can
     /// be triggered too.
-    #[oai(path = "/schedules/:name/trigger", method = "post")]
+    #[oai(
+        path = "/schedules/:name/trigger",
+        method = "post",
+        operation_id = "schedules_trigger"
+    )]
     async fn trigger_schedule(
         &self,
         auth: BearerAuth,

@@ -226,7 +226,7 @@ impl ScrapesApi {
     /// unit of the `scrape` quota (given back if the scrape fails for good). Answers 202 with
     /// `Location`; with `wait` (e.g. `?wait=10s`, at most 60 s) the finished scrape comes back
     /// directly (200) when it is ready in time.
-    #[oai(path = "/scrapes", method = "post")]
+    #[oai(path = "/scrapes", method = "post", operation_id = "scrapes_create")]
     async fn create_scrape(
         &self,
         auth: BearerAuth,
@@ -292,7 +292,7 @@ impl ScrapesApi {
     }
 
     /// List scrapes, newest first: a user's own, or everyone's for admins.
-    #[oai(path = "/scrapes", method = "get")]
+    #[oai(path = "/scrapes", method = "get", operation_id = "scrapes_list")]
     async fn list_scrapes(
         &self,
         auth: BearerAuth,
@@ -316,7 +316,7 @@ impl ScrapesApi {
     }
 
     /// A scrape: status, final URL, HTTP status, title, content, timings, error.
-    #[oai(path = "/scrapes/:id", method = "get")]
+    #[oai(path = "/scrapes/:id", method = "get", operation_id = "scrapes_get")]
     async fn get_scrape(
         &self,
         auth: BearerAuth,
@@ -330,7 +330,11 @@ impl ScrapesApi {
     }
 
     /// The screenshot of a scrape, as PNG (404 when none was kept).
-    #[oai(path = "/scrapes/:id/screenshot", method = "get")]
+    #[oai(
+        path = "/scrapes/:id/screenshot",
+        method = "get",
+        operation_id = "scrapes_screenshot_get"
+    )]
     async fn get_screenshot(
         &self,
         auth: BearerAuth,

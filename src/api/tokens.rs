@@ -97,7 +97,11 @@ enum Revoked {
 #[OpenApi(prefix_path = "/v1", tag = "TokenTags::Tokens")]
 impl TokensApi {
     /// Create a token for a user: admins for anyone, users for themselves.
-    #[oai(path = "/users/:id/tokens", method = "post")]
+    #[oai(
+        path = "/users/:id/tokens",
+        method = "post",
+        operation_id = "tokens_create"
+    )]
     async fn create_token(
         &self,
         auth: BearerAuth,
@@ -119,7 +123,11 @@ impl TokensApi {
     }
 
     /// List a user's tokens (never their secrets), newest first.
-    #[oai(path = "/users/:id/tokens", method = "get")]
+    #[oai(
+        path = "/users/:id/tokens",
+        method = "get",
+        operation_id = "tokens_list"
+    )]
     async fn list_tokens(
         &self,
         auth: BearerAuth,
@@ -135,7 +143,11 @@ impl TokensApi {
     }
 
     /// Revoke a token. Requests with it are refused with 401 from now on.
-    #[oai(path = "/tokens/:id", method = "delete")]
+    #[oai(
+        path = "/tokens/:id",
+        method = "delete",
+        operation_id = "tokens_revoke"
+    )]
     async fn revoke_token(
         &self,
         auth: BearerAuth,

@@ -241,7 +241,7 @@ struct UserPage {
 #[OpenApi(prefix_path = "/v1", tag = "UserTags::Users")]
 impl UsersApi {
     /// Create a user (admin only). Give them a token with `POST /v1/users/{id}/tokens`.
-    #[oai(path = "/users", method = "post")]
+    #[oai(path = "/users", method = "post", operation_id = "users_create")]
     async fn create_user(
         &self,
         auth: BearerAuth,
@@ -256,7 +256,7 @@ impl UsersApi {
     }
 
     /// List users (admin only), in creation order.
-    #[oai(path = "/users", method = "get")]
+    #[oai(path = "/users", method = "get", operation_id = "users_list")]
     async fn list_users(
         &self,
         auth: BearerAuth,
@@ -280,7 +280,7 @@ impl UsersApi {
     }
 
     /// Get a user: admins see anyone, users only themselves.
-    #[oai(path = "/users/:id", method = "get")]
+    #[oai(path = "/users/:id", method = "get", operation_id = "users_get")]
     async fn get_user(
         &self,
         auth: BearerAuth,
@@ -299,7 +299,7 @@ impl UsersApi {
 
     /// Change a user. Admins change anyone and anything; users change their own name, email
     /// and time zone.
-    #[oai(path = "/users/:id", method = "patch")]
+    #[oai(path = "/users/:id", method = "patch", operation_id = "users_update")]
     async fn update_user(
         &self,
         auth: BearerAuth,
@@ -315,7 +315,7 @@ impl UsersApi {
 
     /// The caller: who the token belongs to, their plan's quotas (used, reserved, remaining)
     /// and rate limit, and the next quota reset.
-    #[oai(path = "/me", method = "get")]
+    #[oai(path = "/me", method = "get", operation_id = "me_get")]
     async fn me(&self, auth: BearerAuth, state: Data<&ApiState>) -> Result<Json<MeOut>, ApiError> {
         let mut conn = state.pool.acquire().await?;
         let user = store::users::find_user(&mut conn, auth.user_id())
@@ -325,7 +325,11 @@ impl UsersApi {
     }
 
     /// A user with their quotas: admins see anyone, users only themselves.
-    #[oai(path = "/users/:id/quotas", method = "get")]
+    #[oai(
+        path = "/users/:id/quotas",
+        method = "get",
+        operation_id = "users_quotas_get"
+    )]
     async fn user_quotas(
         &self,
         auth: BearerAuth,
@@ -344,7 +348,11 @@ impl UsersApi {
 
     /// Give a user their daily quotas back now (admins only): nothing used in the current
     /// period; units held by running jobs stay held.
-    #[oai(path = "/users/:id/quotas/reset", method = "post")]
+    #[oai(
+        path = "/users/:id/quotas/reset",
+        method = "post",
+        operation_id = "users_quotas_reset"
+    )]
     async fn reset_user_quotas(
         &self,
         auth: BearerAuth,

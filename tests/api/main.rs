@@ -1,6 +1,7 @@
 //! API tests: the real `App` on a free port over a fresh PostgreSQL database per test.
 
 mod auth;
+mod contract;
 mod errors;
 mod health;
 mod helpers;

@@ -36,7 +36,7 @@ fn env<'a>(state: &'a ApiState) -> Env<'a> {
 impl ChannelsApi {
     /// Register a channel: a signed webhook, an FCM device, or a browser's Web Push
     /// subscription, with the topics it receives.
-    #[oai(path = "/channels", method = "post")]
+    #[oai(path = "/channels", method = "post", operation_id = "channels_create")]
     async fn create_channel(
         &self,
         auth: BearerAuth,
@@ -52,7 +52,7 @@ impl ChannelsApi {
     }
 
     /// The caller's channels (everyone's for admins), newest first.
-    #[oai(path = "/channels", method = "get")]
+    #[oai(path = "/channels", method = "get", operation_id = "channels_list")]
     async fn list_channels(
         &self,
         auth: BearerAuth,
@@ -69,7 +69,11 @@ impl ChannelsApi {
     }
 
     /// Change a channel's topics, or turn it on or off.
-    #[oai(path = "/channels/:id", method = "patch")]
+    #[oai(
+        path = "/channels/:id",
+        method = "patch",
+        operation_id = "channels_update"
+    )]
     async fn update_channel(
         &self,
         auth: BearerAuth,
@@ -97,7 +101,11 @@ impl ChannelsApi {
     }
 
     /// Delete a channel and its deliveries.
-    #[oai(path = "/channels/:id", method = "delete")]
+    #[oai(
+        path = "/channels/:id",
+        method = "delete",
+        operation_id = "channels_delete"
+    )]
     async fn delete_channel(
         &self,
         auth: BearerAuth,
@@ -111,7 +119,11 @@ impl ChannelsApi {
     }
 
     /// Send a `channel.test` event to this channel only.
-    #[oai(path = "/channels/:id/test", method = "post")]
+    #[oai(
+        path = "/channels/:id/test",
+        method = "post",
+        operation_id = "channels_test"
+    )]
     async fn test_channel(
         &self,
         auth: BearerAuth,
@@ -124,7 +136,7 @@ impl ChannelsApi {
     }
 
     /// Deliveries, newest first: the caller's (everyone's for admins).
-    #[oai(path = "/deliveries", method = "get")]
+    #[oai(path = "/deliveries", method = "get", operation_id = "deliveries_list")]
     async fn list_deliveries(
         &self,
         auth: BearerAuth,
@@ -157,7 +169,11 @@ impl ChannelsApi {
     }
 
     /// A delivery: state, attempts, the last answer.
-    #[oai(path = "/deliveries/:id", method = "get")]
+    #[oai(
+        path = "/deliveries/:id",
+        method = "get",
+        operation_id = "deliveries_get"
+    )]
     async fn get_delivery(
         &self,
         auth: BearerAuth,
@@ -171,7 +187,11 @@ impl ChannelsApi {
     }
 
     /// Put a dead delivery back in work with a fresh set of attempts.
-    #[oai(path = "/deliveries/:id/retry", method = "post")]
+    #[oai(
+        path = "/deliveries/:id/retry",
+        method = "post",
+        operation_id = "deliveries_retry"
+    )]
     async fn retry_delivery(
         &self,
         auth: BearerAuth,
@@ -185,7 +205,11 @@ impl ChannelsApi {
     }
 
     /// The VAPID public key browsers subscribe to Web Push with (no token needed).
-    #[oai(path = "/push/vapid-public-key", method = "get")]
+    #[oai(
+        path = "/push/vapid-public-key",
+        method = "get",
+        operation_id = "push_vapid_key_get"
+    )]
     async fn vapid_public_key(&self, state: Data<&ApiState>) -> Result<Json<VapidOut>, ApiError> {
         let keys = state.notifier.vapid(&state.pool).await?;
         Ok(Json(VapidOut {

@@ -84,7 +84,7 @@ impl JobsApi {
     /// now, given back if the job fails for good or is cancelled; 429 when the quota is used
     /// up); admins any kind. With `dedup_key`, a live job of the same kind and key is returned
     /// instead of creating a second one (and nothing is charged).
-    #[oai(path = "/jobs", method = "post")]
+    #[oai(path = "/jobs", method = "post", operation_id = "jobs_create")]
     async fn create_job(
         &self,
         auth: BearerAuth,
@@ -131,7 +131,7 @@ impl JobsApi {
     }
 
     /// List jobs, newest first: a user's own, or everyone's for admins.
-    #[oai(path = "/jobs", method = "get")]
+    #[oai(path = "/jobs", method = "get", operation_id = "jobs_list")]
     async fn list_jobs(
         &self,
         auth: BearerAuth,
@@ -179,7 +179,7 @@ impl JobsApi {
     }
 
     /// A job with its attempts, errors, timings and result.
-    #[oai(path = "/jobs/:id", method = "get")]
+    #[oai(path = "/jobs/:id", method = "get", operation_id = "jobs_get")]
     async fn get_job(
         &self,
         auth: BearerAuth,
@@ -193,7 +193,11 @@ impl JobsApi {
     }
 
     /// Cancel a job that has not finished. A running attempt's result is discarded.
-    #[oai(path = "/jobs/:id/cancel", method = "post")]
+    #[oai(
+        path = "/jobs/:id/cancel",
+        method = "post",
+        operation_id = "jobs_cancel"
+    )]
     async fn cancel_job(
         &self,
         auth: BearerAuth,
@@ -209,7 +213,7 @@ impl JobsApi {
     }
 
     /// Run a dead or cancelled job again, with a fresh set of attempts (its errors stay).
-    #[oai(path = "/jobs/:id/retry", method = "post")]
+    #[oai(path = "/jobs/:id/retry", method = "post", operation_id = "jobs_retry")]
     async fn retry_job(
         &self,
         auth: BearerAuth,
