@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{Instrument, field};
 
+use crate::egress::span::{Path, redacted_url};
 use driver::Driver;
 use pool::Pool;
 pub use sandbox::SandboxMode;
@@ -254,7 +255,7 @@ impl Browser {
     pub async fn load(&self, req: &PageRequest) -> Result<Page, PageError> {
         let span = tracing::info_span!(
             "webdriver session",
-            url = %req.url,
+            url = %redacted_url(&req.url, Path::Shown),
             session_id = field::Empty,
             reused = field::Empty,
             pages = field::Empty,

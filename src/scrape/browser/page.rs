@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::session::Session;
 use super::{MAX_CONTENT_BYTES, Page, PageError, PageRequest};
+use crate::egress::span::{Path, redacted_url};
 
 /// chromedriver enforces the page-load timeout itself; ours only catches a driver that hangs.
 const DRIVER_GRACE: Duration = Duration::from_secs(5);
@@ -85,7 +86,8 @@ pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Pag
     let client = &session.client;
 
     let started = Instant::now();
-    let span = tracing::info_span!("navigate", url = %req.url);
+    // The query may carry a user's secrets (tokens, signed links): traces show the page only.
+    let span = tracing::info_span!("navigate", url = %redacted_url(&req.url, Path::Shown));
     let navigation =
         tokio::time::timeout(req.timeout + DRIVER_GRACE, client.goto(req.url.as_str()))
             .instrument(span)
@@ -145,7 +147,9 @@ pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Pag
             )))
         })??;
     let current = tracing::Span::current();
-    current.record("final_url", extracted.final_url.as_str());
+    if let Ok(final_url) = url::Url::parse(&extracted.final_url) {
+        current.record("final_url", redacted_url(&final_url, Path::Shown));
+    }
     if let Some(status) = extracted.status {
         current.record("status", status);
     }
