@@ -78,7 +78,8 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             network.protocol.version = ?req.version(),
             client.address = %client_address(req.remote_addr()),
             user_agent.original = header_str(req.headers(), "user-agent"),
-            server.address = header_str(req.headers(), "host"),
+            server.address = host_and_port(header_str(req.headers(), "host")).0,
+            server.port = tracing::field::Empty,
             error.type = tracing::field::Empty,
             request_id = %request_id,
         );
@@ -86,6 +87,9 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             p.extract(&HeaderExtractor(req.headers()))
         });
         let _ = span.set_parent(parent);
+        if let Some(port) = host_and_port(header_str(req.headers(), "host")).1 {
+            span.record("server.port", i64::from(port));
+        }
 
         let response = REQUEST_ID
             .scope(request_id.clone(), async {
@@ -226,6 +230,15 @@ fn known_method(method: &str) -> &str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }
 
+/// The host and port of a `Host` header (`example.com:8080`, `[::1]:8080`, `example.com`).
+fn host_and_port(host: &str) -> (&str, Option<u16>) {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !port.contains(']') => (name, port.parse().ok()),
+        _ => (host, None),
+    };
+    (name.trim_start_matches('[').trim_end_matches(']'), port)
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -254,6 +267,18 @@ impl Extractor for HeaderExtractor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_address_is_the_host_header_without_its_port() {
+        assert_eq!(
+            host_and_port("example.com:8080"),
+            ("example.com", Some(8080))
+        );
+        assert_eq!(host_and_port("example.com"), ("example.com", None));
+        assert_eq!(host_and_port("[::1]:8080"), ("::1", Some(8080)));
+        assert_eq!(host_and_port("[::1]"), ("::1", None));
+        assert_eq!(host_and_port(""), ("", None));
+    }
 
     #[test]
     fn request_id_is_taken_from_a_sane_header_only() {

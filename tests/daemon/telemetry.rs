@@ -87,6 +87,12 @@ async fn a_request_with_traceparent_is_exported_as_a_server_span_in_the_callers_
     assert_eq!(attr(attributes, "http.route"), Some(&string("/healthz")));
     assert_eq!(attr(attributes, "url.path"), Some(&string("/healthz")));
     assert!(attr(attributes, "http.response.status_code").is_some());
+    // `server.address` is the Host header's host; its port is `server.port`.
+    assert_eq!(
+        attr(attributes, "server.address"),
+        Some(&string("127.0.0.1"))
+    );
+    assert!(attr(attributes, "server.port").is_some());
     assert_eq!(attr(resource, "service.name"), Some(&string("workhorse")));
 }
 
