@@ -47,6 +47,52 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
+    /// Each field or parameter at fault (`code` = `validation_failed` or `invalid_request`):
+    /// an RFC 9457 extension member, so a client can point at the input to fix.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// One field or parameter at fault in a request.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) into the request body, e.g. `/subscription/keys/auth`; `""` is
+    /// the whole body.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The query, path or header parameter at fault, e.g. `limit`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// What is wrong with it, naming it, for a person.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A body field at `pointer`; the detail is prefixed with the pointer.
+    pub fn at_pointer(pointer: &str, detail: impl Into<String>) -> Self {
+        let shown = if pointer.is_empty() {
+            "the body"
+        } else {
+            pointer
+        };
+        Self {
+            pointer: Some(pointer.to_string()),
+            parameter: None,
+            detail: format!("`{shown}` {}", detail.into()),
+        }
+    }
+
+    /// A query, path or header parameter.
+    pub fn at_parameter(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: None,
+            parameter: Some(name.to_string()),
+            detail: detail.into(),
+        }
+    }
 }
 
 impl Problem {
@@ -61,7 +107,14 @@ impl Problem {
             request_id: current_request_id(),
             quota: None,
             bound: None,
+            errors: None,
         }
+    }
+
+    /// The same problem listing the fields or parameters at fault.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = (!errors.is_empty()).then_some(errors);
+        self
     }
 
     /// The problem as a complete HTTP response.
@@ -262,8 +315,9 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Turn an error raised by poem or poem-openapi (routing, parsing, auth) into problem+json.
-pub fn problem_from_poem(error: poem::Error) -> Response {
+/// Turn an error raised by poem or poem-openapi (routing, parsing, auth) into problem+json;
+/// `route` is the matched path template (`/v1/users/{id}`), to name a path parameter.
+pub fn problem_from_poem(error: poem::Error, route: Option<&str>) -> Response {
     // Our own `ApiError`s arrive as finished problem+json responses.
     if error.is_from_response() {
         return error.into_response();
@@ -297,7 +351,38 @@ pub fn problem_from_poem(error: poem::Error) -> Response {
         }
         _ => error.to_string(),
     };
-    Problem::new(status, code, detail).into_http_response()
+    match parameter_error(&error, route) {
+        Some(field) => Problem::new(status, code, field.detail.clone()).with_errors(vec![field]),
+        None => Problem::new(status, code, detail),
+    }
+    .into_http_response()
+}
+
+/// The parameter a poem-openapi parse error names, for the problem's `errors` member.
+fn parameter_error(error: &poem::Error, route: Option<&str>) -> Option<FieldError> {
+    use poem_openapi::error::{ParseParamError, ParsePathError};
+    if let Some(e) = error.downcast_ref::<ParseParamError>() {
+        let detail = format!("parameter `{}`: {}", e.name, e.reason);
+        return Some(FieldError::at_parameter(e.name, detail));
+    }
+    let e = error.downcast_ref::<ParsePathError>()?;
+    // poem-openapi routes path parameters as `param0`, `param1`, …; the spec and the client
+    // know them by the template's names.
+    let name = e
+        .name
+        .strip_prefix("param")
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| path_parameters(route?).nth(i))
+        .unwrap_or(e.name);
+    let detail = format!("path parameter `{name}`: {}", e.reason);
+    Some(FieldError::at_parameter(name, detail))
+}
+
+/// The names of a path template's parameters, in order.
+fn path_parameters(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
 }
 
 impl IntoResponse for Problem {
