@@ -222,6 +222,36 @@ impl ApiError {
         )))
     }
 
+    /// 422 naming the field or parameter at fault in the `errors` member too.
+    pub fn unprocessable_at(detail: impl Into<String>, at: FieldError) -> Self {
+        Self::Unprocessable(Json(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
+            .with_errors(vec![at]),
+        ))
+    }
+
+    /// 422: the query or path parameter `name` is not acceptable.
+    pub fn invalid_parameter(name: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::unprocessable_at(detail.clone(), FieldError::at_parameter(name, detail))
+    }
+
+    /// A use case's error for an act whose input came from query parameters: an invalid
+    /// `field` is named as the parameter `parameter` rather than as a body field.
+    pub fn from_parameters(error: WorkError, parameter: &str) -> Self {
+        match error {
+            WorkError::Invalid {
+                field: Some(_),
+                detail,
+            } => Self::invalid_parameter(parameter, detail),
+            other => Self::from(other),
+        }
+    }
+
     /// Map a database error: unique violations become 409 (with `conflict_detail`), an
     /// unreachable database 503, anything else 500.
     pub fn from_db(error: sqlx::Error, conflict_detail: &str) -> Self {
@@ -237,6 +267,19 @@ impl ApiError {
 impl From<WorkError> for ApiError {
     fn from(error: WorkError) -> Self {
         match error {
+            WorkError::Invalid {
+                field: Some(field),
+                detail,
+            } => {
+                // The use cases name top-level body fields; a handler whose fields are query
+                // parameters says so with `ApiError::from_parameters`.
+                let at = FieldError {
+                    pointer: Some(format!("/{field}")),
+                    parameter: None,
+                    detail: detail.clone(),
+                };
+                Self::unprocessable_at(detail, at)
+            }
             WorkError::Invalid { detail, .. } => Self::unprocessable(detail),
             WorkError::TooLarge(detail) => Self::too_large(detail),
             WorkError::Forbidden(detail) => Self::forbidden(detail),

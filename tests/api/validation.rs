@@ -168,3 +168,31 @@ async fn without_credentials_a_bad_body_is_still_a_401(pool: PgPool) {
 
     assert_problem(resp, 401, "unauthorized").await;
 }
+
+#[sqlx::test]
+async fn a_value_refused_by_the_rules_names_its_field_or_parameter(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let token = app.admin_token().await;
+
+    let resp = app
+        .post_json(
+            "/v1/users",
+            Some(&token),
+            &json!({"name": "a", "role": "root"}),
+        )
+        .await;
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(errors(&problem)[0].0, "/role", "{problem}");
+
+    let resp = app
+        .get("/v1/records/stats?window=forever", Some(&token))
+        .await;
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(errors(&problem)[0].0, "window", "{problem}");
+
+    let resp = app
+        .get("/v1/deliveries?state_filter=lost", Some(&token))
+        .await;
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(errors(&problem)[0].0, "state_filter", "{problem}");
+}
