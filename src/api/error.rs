@@ -138,7 +138,8 @@ impl Problem {
 /// Every error an API operation can answer with.
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
-    /// The request is malformed (bad JSON, wrong parameter types).
+    /// The request is malformed (JSON that does not parse, a parameter of the wrong type);
+    /// `errors` names the parameter.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// No valid bearer token was given.
@@ -156,7 +157,9 @@ pub enum ApiError {
     /// The request body or a value in it is larger than allowed.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The request is well-formed but its values are not acceptable.
+    /// The request is well-formed but its values are not acceptable: a body that does not match
+    /// the schema (a wrong type, a missing field) or a value the rules refuse; `errors` names
+    /// each field (JSON pointer) or parameter.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A daily quota is used up (`quota` names it) or the token sent requests too fast;
