@@ -9,8 +9,8 @@
 //! operation's body schema, so one table read from it at start-up covers every JSON body in the
 //! API, with no per-handler code and nothing to keep in step by hand. The walk checks only what
 //! poem-openapi would otherwise coerce or refuse without a name: types, required fields, `enum`
-//! values and integer ranges. Everything else (lengths, formats, rules across fields) stays with
-//! the handlers and `work::`.
+//! values, integer ranges and the formats poem-openapi parses strictly (`date-time`, `uuid`).
+//! Everything else (lengths, patterns, rules across fields) stays with the handlers and `work::`.
 
 use std::collections::HashMap;
 
@@ -149,6 +149,10 @@ impl BodySchemas {
                 }
             }
             Value::String(s) => {
+                let format = schema.get("format").and_then(Value::as_str);
+                if let Some(expected) = format.and_then(|f| misformatted(f, s)) {
+                    out.push(error(pointer, format!("must be {expected}, not {s:?}")));
+                }
                 if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
                     && !allowed.iter().any(|a| a.as_str() == Some(s))
                 {
@@ -297,6 +301,21 @@ fn article(kind: &str) -> String {
     }
 }
 
+/// What a string of `format` should look like, when `s` does not; only the formats poem-openapi
+/// parses strictly (others are free text to it).
+fn misformatted(format: &str, s: &str) -> Option<&'static str> {
+    let fits = match format {
+        "date-time" => s.parse::<chrono::DateTime<chrono::FixedOffset>>().is_ok(),
+        "uuid" => uuid::Uuid::parse_str(s).is_ok(),
+        _ => true,
+    };
+    match format {
+        _ if fits => None,
+        "date-time" => Some("an RFC 3339 date-time like 2026-01-31T09:00:00Z"),
+        _ => Some("a UUID"),
+    }
+}
+
 fn integer_range(format: &str) -> Option<std::ops::RangeInclusive<i128>> {
     Some(match format {
         "int8" => i128::from(i8::MIN)..=i128::from(i8::MAX),
@@ -326,6 +345,8 @@ mod tests {
                 "In": {"type": "object", "required": ["name"], "properties": {
                     "name": {"type": "string"},
                     "count": {"type": "integer", "format": "uint32"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "id": {"type": "string", "format": "uuid"},
                     "tags": {"type": "array", "items": {"type": "string"}},
                     "keys": {"allOf": [{"$ref": "#/components/schemas/Keys"}, {"description": "k"}]},
                 }},
@@ -373,6 +394,9 @@ mod tests {
         );
         assert_eq!(pointers(json!({"name": "n", "count": -1})), ["/count"]);
         assert_eq!(pointers(json!({"name": "n", "count": 1.5})), ["/count"]);
+        assert_eq!(pointers(json!({"name": "n", "at": "tomorrow"})), ["/at"]);
+        assert!(pointers(json!({"name": "n", "at": "2026-01-31T09:00:00+01:00"})).is_empty());
+        assert_eq!(pointers(json!({"name": "n", "id": "nope"})), ["/id"]);
     }
 
     #[test]
