@@ -47,6 +47,52 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
+    /// Each field or parameter at fault (`code` = `validation_failed` or `invalid_request`):
+    /// an RFC 9457 extension member, so a client can point at the input to fix.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// One field or parameter at fault in a request.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) into the request body, e.g. `/subscription/keys/auth`; `""` is
+    /// the whole body.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The query, path or header parameter at fault, e.g. `limit`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// What is wrong with it, naming it, for a person.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A body field at `pointer`; the detail is prefixed with the pointer.
+    pub fn at_pointer(pointer: &str, detail: impl Into<String>) -> Self {
+        let shown = if pointer.is_empty() {
+            "the body"
+        } else {
+            pointer
+        };
+        Self {
+            pointer: Some(pointer.to_string()),
+            parameter: None,
+            detail: format!("`{shown}` {}", detail.into()),
+        }
+    }
+
+    /// A query, path or header parameter.
+    pub fn at_parameter(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: None,
+            parameter: Some(name.to_string()),
+            detail: detail.into(),
+        }
+    }
 }
 
 impl Problem {
@@ -61,7 +107,14 @@ impl Problem {
             request_id: current_request_id(),
             quota: None,
             bound: None,
+            errors: None,
         }
+    }
+
+    /// The same problem listing the fields or parameters at fault.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = (!errors.is_empty()).then_some(errors);
+        self
     }
 
     /// The problem as a complete HTTP response.
@@ -85,7 +138,8 @@ impl Problem {
 /// Every error an API operation can answer with.
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
-    /// The request is malformed (bad JSON, wrong parameter types).
+    /// The request is malformed (JSON that does not parse, a parameter of the wrong type);
+    /// `errors` names the parameter.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// No valid bearer token was given.
@@ -103,7 +157,9 @@ pub enum ApiError {
     /// The request body or a value in it is larger than allowed.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The request is well-formed but its values are not acceptable.
+    /// The request is well-formed but its values are not acceptable: a body that does not match
+    /// the schema (a wrong type, a missing field) or a value the rules refuse; `errors` names
+    /// each field (JSON pointer) or parameter.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
     /// A daily quota is used up (`quota` names it) or the token sent requests too fast;
@@ -169,6 +225,36 @@ impl ApiError {
         )))
     }
 
+    /// 422 naming the field or parameter at fault in the `errors` member too.
+    pub fn unprocessable_at(detail: impl Into<String>, at: FieldError) -> Self {
+        Self::Unprocessable(Json(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
+            .with_errors(vec![at]),
+        ))
+    }
+
+    /// 422: the query or path parameter `name` is not acceptable.
+    pub fn invalid_parameter(name: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::unprocessable_at(detail.clone(), FieldError::at_parameter(name, detail))
+    }
+
+    /// A use case's error for an act whose input came from query parameters: an invalid
+    /// `field` is named as the parameter `parameter` rather than as a body field.
+    pub fn from_parameters(error: WorkError, parameter: &str) -> Self {
+        match error {
+            WorkError::Invalid {
+                field: Some(_),
+                detail,
+            } => Self::invalid_parameter(parameter, detail),
+            other => Self::from(other),
+        }
+    }
+
     /// Map a database error: unique violations become 409 (with `conflict_detail`), an
     /// unreachable database 503, anything else 500.
     pub fn from_db(error: sqlx::Error, conflict_detail: &str) -> Self {
@@ -184,6 +270,19 @@ impl ApiError {
 impl From<WorkError> for ApiError {
     fn from(error: WorkError) -> Self {
         match error {
+            WorkError::Invalid {
+                field: Some(field),
+                detail,
+            } => {
+                // The use cases name top-level body fields; a handler whose fields are query
+                // parameters says so with `ApiError::from_parameters`.
+                let at = FieldError {
+                    pointer: Some(format!("/{field}")),
+                    parameter: None,
+                    detail: detail.clone(),
+                };
+                Self::unprocessable_at(detail, at)
+            }
             WorkError::Invalid { detail, .. } => Self::unprocessable(detail),
             WorkError::TooLarge(detail) => Self::too_large(detail),
             WorkError::Forbidden(detail) => Self::forbidden(detail),
@@ -262,8 +361,9 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Turn an error raised by poem or poem-openapi (routing, parsing, auth) into problem+json.
-pub fn problem_from_poem(error: poem::Error) -> Response {
+/// Turn an error raised by poem or poem-openapi (routing, parsing, auth) into problem+json;
+/// `route` is the matched path template (`/v1/users/{id}`), to name a path parameter.
+pub fn problem_from_poem(error: poem::Error, route: Option<&str>) -> Response {
     // Our own `ApiError`s arrive as finished problem+json responses.
     if error.is_from_response() {
         return error.into_response();
@@ -297,7 +397,38 @@ pub fn problem_from_poem(error: poem::Error) -> Response {
         }
         _ => error.to_string(),
     };
-    Problem::new(status, code, detail).into_http_response()
+    match parameter_error(&error, route) {
+        Some(field) => Problem::new(status, code, field.detail.clone()).with_errors(vec![field]),
+        None => Problem::new(status, code, detail),
+    }
+    .into_http_response()
+}
+
+/// The parameter a poem-openapi parse error names, for the problem's `errors` member.
+fn parameter_error(error: &poem::Error, route: Option<&str>) -> Option<FieldError> {
+    use poem_openapi::error::{ParseParamError, ParsePathError};
+    if let Some(e) = error.downcast_ref::<ParseParamError>() {
+        let detail = format!("parameter `{}`: {}", e.name, e.reason);
+        return Some(FieldError::at_parameter(e.name, detail));
+    }
+    let e = error.downcast_ref::<ParsePathError>()?;
+    // poem-openapi routes path parameters as `param0`, `param1`, …; the spec and the client
+    // know them by the template's names.
+    let name = e
+        .name
+        .strip_prefix("param")
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| path_parameters(route?).nth(i))
+        .unwrap_or(e.name);
+    let detail = format!("path parameter `{name}`: {}", e.reason);
+    Some(FieldError::at_parameter(name, detail))
+}
+
+/// The names of a path template's parameters, in order.
+fn path_parameters(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
 }
 
 impl IntoResponse for Problem {

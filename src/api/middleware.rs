@@ -1,6 +1,7 @@
 //! The outermost HTTP layer: request ids, the server span (HTTP semantic conventions, continuing
-//! an incoming `traceparent`), the body size limit, the request timeout, panics, and
-//! problem+json for every error poem raises (a 405 also carries `Allow`).
+//! an incoming `traceparent`), the body size limit, the check of JSON bodies against the
+//! spec, the request timeout, panics, and problem+json for every error poem raises (a 405 also
+//! carries `Allow`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::error::{Problem, REQUEST_ID, problem_from_poem};
 use super::limits::LimitHeaders;
 use super::route_table::{RouteEntry, RouteTable};
+use super::validation::{BodySchemas, refuse_body};
 use crate::metrics::Metrics;
 
 /// Header carrying the request id both ways.
@@ -33,6 +35,8 @@ pub struct HttpLayer {
     /// The API's routes, to name spans by route rather than by raw path and to answer a 405
     /// with the methods the path serves.
     pub routes: Arc<RouteTable>,
+    /// The JSON body schema of each operation, checked before a handler parses a body.
+    pub bodies: Arc<BodySchemas>,
     /// Where request durations are recorded.
     pub metrics: Metrics,
 }
@@ -97,7 +101,10 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
                 req.extensions_mut().insert(limits.clone());
                 let mut response = match read_body(&mut req, self.layer.body_limit).await {
                     Err(problem) => problem.into_http_response(),
-                    Ok(()) => self.call_inner(req).await,
+                    Ok(()) => match self.check_body(&mut req, route.as_deref()).await {
+                        Some(problem) => problem.into_http_response(),
+                        None => self.call_inner(req, route.as_deref()).await,
+                    },
                 };
                 response.headers_mut().extend(limits.render());
                 response
@@ -145,12 +152,17 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
 }
 
 impl<E: Endpoint> HttpEndpoint<E> {
+    /// The 422 for a JSON body that does not match its operation's schema.
+    async fn check_body(&self, req: &mut Request, route: Option<&str>) -> Option<Problem> {
+        refuse_body(req, &self.layer.bodies, route?).await
+    }
+
     /// Run the inner endpoint with the timeout, turning errors and panics into problem+json.
-    async fn call_inner(&self, req: Request) -> Response {
+    async fn call_inner(&self, req: Request, route: Option<&str>) -> Response {
         let call = AssertUnwindSafe(self.inner.call(req)).catch_unwind();
         match tokio::time::timeout(self.layer.timeout, call).await {
             Ok(Ok(Ok(output))) => output.into_response(),
-            Ok(Ok(Err(error))) => problem_from_poem(error),
+            Ok(Ok(Err(error))) => problem_from_poem(error, route),
             Ok(Err(panic)) => {
                 let message = panic
                     .downcast_ref::<&str>()

@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod scrapes;
 pub mod tokens;
 pub mod users;
+pub mod validation;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ use crate::summarise::summariser::Summariser;
 use crate::work::Work;
 use middleware::HttpLayer;
 use route_table::RouteTable;
+use validation::BodySchemas;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -131,6 +133,7 @@ pub fn routes(
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
     let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);
+    let bodies = BodySchemas::from_spec(&spec_value);
     let recorder = state.metrics.clone();
     let cors = cors(&http.cors_allow_origins);
 
@@ -154,6 +157,7 @@ pub fn routes(
         body_limit: http.body_limit_bytes,
         timeout: http.request_timeout,
         routes: Arc::new(table),
+        bodies: Arc::new(bodies),
         metrics: recorder,
     };
     route

@@ -117,7 +117,7 @@ fn cursor_of(r: &Record) -> String {
 }
 
 fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let bad = || ApiError::unprocessable("cursor is not one this API returned");
+    let bad = || ApiError::invalid_parameter("cursor", "cursor is not one this API returned");
     let (micros, id) = cursor.split_once('_').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
     Ok((at, id.parse().map_err(|_| bad())?))
@@ -128,7 +128,10 @@ fn parse_window(window: &str) -> Result<Duration, ApiError> {
         .ok()
         .filter(|d| !d.is_zero() && *d <= Duration::from_secs(366 * 86_400))
         .ok_or_else(|| {
-            ApiError::unprocessable("window must be a duration like 15m, 1h or 7days, up to a year")
+            ApiError::invalid_parameter(
+                "window",
+                "window must be a duration like 15m, 1h or 7days, up to a year",
+            )
         })
 }
 
@@ -201,7 +204,10 @@ impl RecordsApi {
             }
         };
         if from > to {
-            return Err(ApiError::unprocessable("from must not be after to"));
+            return Err(ApiError::invalid_parameter(
+                "from",
+                "from must not be after to",
+            ));
         }
         let filter = RecordFilter {
             client_id: client_id.0,

@@ -209,10 +209,13 @@ fn wait_for(wait: Option<&str>, state: &ApiState) -> Result<Option<Duration>, Ap
         .filter(|d| *d <= cap);
     match parsed {
         Some(d) => Ok(Some(d)),
-        None => Err(ApiError::unprocessable(format!(
-            "wait must be a duration like 10s or 500ms, at most {}",
-            humantime_serde::re::humantime::format_duration(cap)
-        ))),
+        None => Err(ApiError::invalid_parameter(
+            "wait",
+            format!(
+                "wait must be a duration like 10s or 500ms, at most {}",
+                humantime_serde::re::humantime::format_duration(cap)
+            ),
+        )),
     }
 }
 

@@ -37,13 +37,8 @@ async fn malformed_json_is_a_400_problem(pool: PgPool) {
     let app = spawn_app(pool).await;
     let token = app.admin_token().await;
 
-    for body in [
-        "{bad",
-        "",
-        "[1,2]",
-        r#"{"name": ["x"]}"#,
-        r#"{"email": "a@b.co"}"#,
-    ] {
+    // Well-formed JSON of the wrong shape is a 422 naming the field (tests/api/validation.rs).
+    for body in ["{bad", "", "{\"name\": \"x\"", "nul"] {
         let resp = app
             .request(Method::POST, "/v1/users", Some(&token))
             .header("content-type", "application/json")

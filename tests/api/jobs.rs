@@ -199,19 +199,30 @@ async fn values_that_do_not_fit_are_a_422_saying_why(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn malformed_bodies_are_a_400(pool: PgPool) {
+async fn bodies_that_do_not_fit_the_schema_are_a_422_naming_the_field(pool: PgPool) {
     let app = spawn_app_without_workers(pool).await;
     let admin = app.admin_token().await;
 
-    for body in [
-        json!({"kind": "echo", "priority": 40000}),
-        json!({"kind": "echo", "run_at": "tomorrow"}),
-        json!({"kind": "echo", "surprise": true}),
-        json!({"args": {}}),
+    for (body, pointer) in [
+        (json!({"kind": "echo", "priority": 40000}), "/priority"),
+        (json!({"kind": "echo", "run_at": "tomorrow"}), "/run_at"),
+        (json!({"args": {}}), "/kind"),
     ] {
         let resp = app.post_json("/v1/jobs", Some(&admin), &body).await;
-        assert_problem(resp, 400, "invalid_request").await;
+        let problem = assert_problem(resp, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
     }
+}
+
+#[sqlx::test]
+async fn an_unknown_field_is_a_400(pool: PgPool) {
+    let app = spawn_app_without_workers(pool).await;
+    let admin = app.admin_token().await;
+    let body = json!({"kind": "echo", "surprise": true});
+
+    let resp = app.post_json("/v1/jobs", Some(&admin), &body).await;
+
+    assert_problem(resp, 400, "invalid_request").await;
 }
 
 #[sqlx::test]

@@ -16,3 +16,4 @@ mod schedules;
 mod scrapes;
 mod summaries;
 mod tenancy;
+mod validation;

@@ -160,7 +160,9 @@ impl ChannelsApi {
             before: cursor.0,
             limit: limit.0 + 1,
         };
-        let mut rows = deliveries::list(&state.pool, &auth.0, &filter).await?;
+        let mut rows = deliveries::list(&state.pool, &auth.0, &filter)
+            .await
+            .map_err(|e| ApiError::from_parameters(e, "state_filter"))?;
         let next_cursor = super::next_cursor(&mut rows, limit.0, |d| d.id);
         Ok(Json(DeliveryPage {
             items: rows.into_iter().map(DeliveryOut::from).collect(),

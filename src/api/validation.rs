@@ -1,0 +1,408 @@
+//! Request bodies checked against their operation's schema in the served OpenAPI document before
+//! poem-openapi parses them, so a wrong type or a missing field is refused with 422 naming the
+//! field by JSON pointer (`/subscription/keys/auth`), and no number or boolean is quietly turned
+//! into a string.
+//!
+//! Why a walk over the spec rather than poem-openapi's own parsing: its `ParseError` drops the
+//! field's name on the way up (`Expected input type "string", found null`), and its `String`
+//! accepts JSON numbers and booleans by design. The served document already holds every
+//! operation's body schema, so one table read from it at start-up covers every JSON body in the
+//! API, with no per-handler code and nothing to keep in step by hand. The walk checks only what
+//! poem-openapi would otherwise coerce or refuse without a name: types, required fields, `enum`
+//! values, integer ranges and the formats poem-openapi parses strictly (`date-time`, `uuid`).
+//! Everything else (lengths, patterns, rules across fields) stays with the handlers and `work::`.
+
+use std::collections::HashMap;
+
+use poem::Request;
+use poem::http::StatusCode;
+use poem::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+
+use super::error::{FieldError, Problem};
+
+/// How deep a body may nest before the walk stops looking (bodies are small documents).
+const MAX_DEPTH: usize = 32;
+
+/// The JSON body schema of each operation, keyed by upper-case method and path template.
+#[derive(Debug, Default)]
+pub struct BodySchemas {
+    bodies: HashMap<(String, String), Value>,
+    schemas: serde_json::Map<String, Value>,
+}
+
+impl BodySchemas {
+    /// The table from an OpenAPI document: every operation with a JSON request body.
+    pub fn from_spec(spec: &Value) -> Self {
+        let mut bodies = HashMap::new();
+        let paths = spec.get("paths").and_then(Value::as_object);
+        for (path, operations) in paths.into_iter().flatten() {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                let content = operation
+                    .pointer("/requestBody/content")
+                    .and_then(Value::as_object);
+                let json = content
+                    .into_iter()
+                    .flatten()
+                    .find(|(media, _)| is_json(media))
+                    .and_then(|(_, media)| media.get("schema"));
+                if let Some(schema) = json {
+                    bodies.insert((method.to_ascii_uppercase(), path.clone()), schema.clone());
+                }
+            }
+        }
+        let schemas = spec
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Self { bodies, schemas }
+    }
+
+    /// Whether `method` on `template` takes a JSON body.
+    pub fn has_body(&self, method: &str, template: &str) -> bool {
+        self.bodies
+            .contains_key(&(method.to_string(), template.to_string()))
+    }
+
+    /// What is wrong with `body` for `method` on `template`: empty when it matches (or the
+    /// operation takes no JSON body).
+    pub fn check(&self, method: &str, template: &str, body: &Value) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(schema) = self.bodies.get(&(method.to_string(), template.to_string())) {
+            self.walk(schema, body, "", 0, &mut errors);
+        }
+        errors
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(reference) => reference
+                .strip_prefix("#/components/schemas/")
+                .and_then(|name| self.schemas.get(name))
+                .unwrap_or(&Value::Null),
+            None => schema,
+        }
+    }
+
+    fn walk(
+        &self,
+        schema: &Value,
+        value: &Value,
+        pointer: &str,
+        depth: usize,
+        out: &mut Vec<FieldError>,
+    ) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let schema = self.resolve(schema);
+        for part in schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.walk(part, value, pointer, depth + 1, out);
+        }
+        if let Some(options) = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array)
+        {
+            let fits = |option| {
+                let mut errors = Vec::new();
+                self.walk(option, value, pointer, depth + 1, &mut errors);
+                errors.is_empty()
+            };
+            if !options.iter().any(fits) {
+                out.push(error(pointer, "does not match any of the allowed shapes"));
+            }
+        }
+        let Some(kind) = schema.get("type").and_then(Value::as_str) else {
+            return;
+        };
+        if value.is_null() {
+            if schema.get("nullable") != Some(&Value::Bool(true)) {
+                out.push(error(
+                    pointer,
+                    format!("must be {}, not null", article(kind)),
+                ));
+            }
+            return;
+        }
+        if !type_fits(kind, value) {
+            let found = type_name(value);
+            out.push(error(
+                pointer,
+                format!("must be {}, not {}", article(kind), article(found)),
+            ));
+            return;
+        }
+        match value {
+            Value::Object(fields) => self.walk_object(schema, fields, pointer, depth, out),
+            Value::Array(items) => {
+                if let Some(item) = schema.get("items") {
+                    for (i, v) in items.iter().enumerate() {
+                        self.walk(item, v, &format!("{pointer}/{i}"), depth + 1, out);
+                    }
+                }
+            }
+            Value::String(s) => {
+                let format = schema.get("format").and_then(Value::as_str);
+                if let Some(expected) = format.and_then(|f| misformatted(f, s)) {
+                    out.push(error(pointer, format!("must be {expected}, not {s:?}")));
+                }
+                if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+                    && !allowed.iter().any(|a| a.as_str() == Some(s))
+                {
+                    let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                    out.push(error(
+                        pointer,
+                        format!("must be one of {}, not {s:?}", names.join(", ")),
+                    ));
+                }
+            }
+            Value::Number(n) if kind == "integer" => {
+                let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
+                if let Some(range) = integer_range(format)
+                    && !n.as_i64().is_some_and(|n| range.contains(&i128::from(n)))
+                    && !n.as_u64().is_some_and(|n| range.contains(&i128::from(n)))
+                {
+                    out.push(error(
+                        pointer,
+                        format!("must be an {format} integer ({range:?}), not {n}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn walk_object(
+        &self,
+        schema: &Value,
+        fields: &serde_json::Map<String, Value>,
+        pointer: &str,
+        depth: usize,
+        out: &mut Vec<FieldError>,
+    ) {
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for name in &required {
+            if fields.get(*name).is_none_or(Value::is_null) {
+                out.push(error(&child(pointer, name), "is required"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let extra = schema.get("additionalProperties").filter(|s| s.is_object());
+        for (name, value) in fields {
+            // A null optional field means "absent" to poem-openapi (or "clear" in a PATCH).
+            if value.is_null() {
+                continue;
+            }
+            let declared = properties.and_then(|p| p.get(name));
+            if let Some(field_schema) = declared.or(extra) {
+                self.walk(field_schema, value, &child(pointer, name), depth + 1, out);
+            }
+        }
+    }
+}
+
+/// The 422 for a request whose JSON body does not match its operation's schema, or `None` to
+/// let poem-openapi parse it. The body must already be in memory (the outer layer reads it up
+/// to the size limit). Left to poem-openapi, so its answers stay as they were: a body that is
+/// not JSON at all (400 with the position), a content type that is not JSON (415), and a
+/// request with no credentials to an operation that needs them (401 comes first).
+pub async fn refuse_body(
+    req: &mut Request,
+    schemas: &BodySchemas,
+    template: &str,
+) -> Option<Problem> {
+    let method = req.method().as_str().to_string();
+    let json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json);
+    if !json || !req.headers().contains_key(AUTHORIZATION) || !schemas.has_body(&method, template) {
+        return None;
+    }
+    let bytes = req.take_body().into_bytes().await.ok()?;
+    let parsed = serde_json::from_slice::<Value>(&bytes);
+    req.set_body(bytes);
+    let errors = schemas.check(&method, template, &parsed.ok()?);
+    (!errors.is_empty()).then(|| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            summary(&errors),
+        )
+        .with_errors(errors)
+    })
+}
+
+/// Whether a media type is JSON (`application/json`, `application/problem+json`, with or
+/// without parameters), as poem-openapi's `Json` payload decides.
+pub fn is_json(media: &str) -> bool {
+    let essence = media.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+}
+
+/// One sentence naming every field at fault, for the problem's `detail`.
+pub fn summary(errors: &[FieldError]) -> String {
+    let parts: Vec<String> = errors.iter().map(|e| e.detail.clone()).collect();
+    format!("the request body is not valid: {}", parts.join("; "))
+}
+
+fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
+    FieldError::at_pointer(pointer, detail)
+}
+
+/// The pointer of a member, escaped as RFC 6901 says.
+fn child(pointer: &str, name: &str) -> String {
+    format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
+fn type_fits(kind: &str, value: &Value) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "number" => value.is_number(),
+        "integer" => value.is_i64() || value.is_u64(),
+        _ => true,
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn article(kind: &str) -> String {
+    match kind {
+        "null" => "null".into(),
+        k if k.starts_with(['a', 'e', 'i', 'o', 'u']) => format!("an {k}"),
+        k => format!("a {k}"),
+    }
+}
+
+/// What a string of `format` should look like, when `s` does not; only the formats poem-openapi
+/// parses strictly (others are free text to it).
+fn misformatted(format: &str, s: &str) -> Option<&'static str> {
+    let fits = match format {
+        "date-time" => s.parse::<chrono::DateTime<chrono::FixedOffset>>().is_ok(),
+        "uuid" => uuid::Uuid::parse_str(s).is_ok(),
+        _ => true,
+    };
+    match format {
+        _ if fits => None,
+        "date-time" => Some("an RFC 3339 date-time like 2026-01-31T09:00:00Z"),
+        _ => Some("a UUID"),
+    }
+}
+
+fn integer_range(format: &str) -> Option<std::ops::RangeInclusive<i128>> {
+    Some(match format {
+        "int8" => i128::from(i8::MIN)..=i128::from(i8::MAX),
+        "int16" => i128::from(i16::MIN)..=i128::from(i16::MAX),
+        "int32" => i128::from(i32::MIN)..=i128::from(i32::MAX),
+        "int64" => i128::from(i64::MIN)..=i128::from(i64::MAX),
+        "uint8" => 0..=i128::from(u8::MAX),
+        "uint16" => 0..=i128::from(u16::MAX),
+        "uint32" => 0..=i128::from(u32::MAX),
+        "uint64" => 0..=i128::from(u64::MAX),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn table() -> BodySchemas {
+        let spec = json!({
+            "paths": {"/v1/channels": {"post": {"requestBody": {"content": {
+                "application/json; charset=utf-8": {"schema": {"$ref": "#/components/schemas/In"}}
+            }}}}},
+            "components": {"schemas": {
+                "In": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"},
+                    "count": {"type": "integer", "format": "uint32"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "id": {"type": "string", "format": "uuid"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "keys": {"allOf": [{"$ref": "#/components/schemas/Keys"}, {"description": "k"}]},
+                }},
+                "Keys": {"type": "object", "required": ["a/b"], "properties": {
+                    "a/b": {"type": "string", "enum": ["x", "y"]}
+                }},
+            }},
+        });
+        BodySchemas::from_spec(&spec)
+    }
+
+    fn pointers(body: Value) -> Vec<String> {
+        table()
+            .check("POST", "/v1/channels", &body)
+            .into_iter()
+            .filter_map(|e| e.pointer)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_body_has_no_errors() {
+        let body = json!({"name": "n", "count": 3, "tags": ["a"], "keys": {"a/b": "x"}, "z": 1});
+        assert!(pointers(body).is_empty());
+    }
+
+    #[test]
+    fn missing_null_and_mistyped_fields_are_named_by_pointer() {
+        assert_eq!(pointers(json!({})), ["/name"]);
+        assert_eq!(pointers(json!({"name": null})), ["/name"]);
+        assert_eq!(pointers(json!({"name": 5})), ["/name"]);
+        assert_eq!(pointers(json!({"name": true})), ["/name"]);
+        assert_eq!(
+            pointers(json!({"name": "n", "tags": ["a", 2]})),
+            ["/tags/1"]
+        );
+        assert_eq!(pointers(json!([1])), [""]);
+    }
+
+    #[test]
+    fn nested_fields_enums_and_ranges_are_checked() {
+        assert_eq!(pointers(json!({"name": "n", "keys": {}})), ["/keys/a~1b"]);
+        assert_eq!(
+            pointers(json!({"name": "n", "keys": {"a/b": "z"}})),
+            ["/keys/a~1b"]
+        );
+        assert_eq!(pointers(json!({"name": "n", "count": -1})), ["/count"]);
+        assert_eq!(pointers(json!({"name": "n", "count": 1.5})), ["/count"]);
+        assert_eq!(pointers(json!({"name": "n", "at": "tomorrow"})), ["/at"]);
+        assert!(pointers(json!({"name": "n", "at": "2026-01-31T09:00:00+01:00"})).is_empty());
+        assert_eq!(pointers(json!({"name": "n", "id": "nope"})), ["/id"]);
+    }
+
+    #[test]
+    fn only_json_media_types_count() {
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+    }
+}
