@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::api::jobs::JobStateOut;
 use crate::domain::jobs::JobState;
 use crate::domain::topics::Topic;
+use crate::domain::users::Role;
 use crate::scrape;
 use crate::summarise::summariser;
 use crate::work::{channels, deliveries};
@@ -167,6 +168,32 @@ impl ClosedSet for WorkStatuses {
 
     fn values() -> Vec<&'static str> {
         JobState::work_statuses()
+    }
+}
+
+/// Why a scrape's last attempt failed.
+pub struct ScrapeErrorKinds;
+
+impl ClosedSet for ScrapeErrorKinds {
+    const NAME: &'static str = "ScrapeErrorKind";
+    const DESCRIPTION: &'static str = "Why a scrape's last attempt failed; only `timeout`, \
+        `driver_unavailable` and network failures are retried.";
+
+    fn values() -> Vec<&'static str> {
+        scrape::job::ERROR_KINDS.to_vec()
+    }
+}
+
+/// A user's role.
+pub struct Roles;
+
+impl ClosedSet for Roles {
+    const NAME: &'static str = "Role";
+    const DESCRIPTION: &'static str = "`admin` (manages users, tokens and schedules; sees \
+        everything) or `user` (sees and changes only their own resources).";
+
+    fn values() -> Vec<&'static str> {
+        Role::ALL.map(Role::as_str).to_vec()
     }
 }
 

@@ -17,7 +17,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
-use crate::api::closed::{OneOf, ScrapeFormats, WorkStatuses, strings};
+use crate::api::closed::{OneOf, ScrapeErrorKinds, ScrapeFormats, WorkStatuses, strings};
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::scrapes::Scrape;
@@ -91,7 +91,7 @@ struct ScrapeOut {
     /// `blocked_by_policy`, `driver_unavailable`, `invalid_url`. Only the transient ones
     /// (`timeout`, `driver_unavailable`, network failures) are retried.
     #[oai(skip_serializing_if_is_none)]
-    error_kind: Option<String>,
+    error_kind: Option<OneOf<ScrapeErrorKinds>>,
     /// The error, for a person.
     #[oai(skip_serializing_if_is_none)]
     error: Option<String>,
@@ -157,7 +157,7 @@ impl From<Scrape> for ScrapeOut {
             content: s.content,
             document_id: s.document_id,
             summary_id: s.summary_id,
-            error_kind: s.error_kind,
+            error_kind: s.error_kind.map(OneOf::from),
             error: s.error,
             job_id: s.job_id,
             attempts: s.attempts,

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
-use crate::store;
 use crate::api::closed::{DeliveryStates, OneOf, strings};
+use crate::store;
 use crate::work::channels::{self as work, Env, check_topics};
 use crate::work::deliveries::{self, DeliveryFilter};
 use payloads::{
@@ -88,7 +88,8 @@ impl ChannelsApi {
             .await?
             .ok_or_else(not_found)?;
         if let Some(topics) = body.0.topics {
-            store::notifications::set_topics(&mut tx, id.0, &check_topics(strings(topics))?).await?;
+            store::notifications::set_topics(&mut tx, id.0, &check_topics(strings(topics))?)
+                .await?;
         }
         if let Some(enabled) = body.0.enabled {
             let reason = (!enabled).then_some("turned off by its owner");

@@ -157,7 +157,12 @@ impl JobsApi {
             .as_deref()
             .map(|k| known_kind(&state, k))
             .transpose()?;
-        let job_state = job_state.0.as_ref().map(OneOf::as_str).map(known_state).transpose()?;
+        let job_state = job_state
+            .0
+            .as_ref()
+            .map(OneOf::as_str)
+            .map(known_state)
+            .transpose()?;
         let before = match cursor.0.as_deref() {
             None => None,
             Some(c) => Some(Uuid::try_parse(c).map_err(|_| {
