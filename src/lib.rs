@@ -20,8 +20,9 @@
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
 //! - [`api`]: the HTTP API (poem-openapi; every operation has a stable `resource_verb`
-//!   operationId and one tag), problem+json errors, the route table read from the spec (span
-//!   names, `Allow` on 405), auth, and `GET /metrics`;
+//!   operationId and one tag; closed sets are enums taken from the domain's constants),
+//!   problem+json errors, the route table read from the spec (span names, `Allow` on 405),
+//!   auth, and `GET /metrics`;
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.
