@@ -22,6 +22,7 @@ use crate::domain::jobs::JobState;
 use crate::domain::topics::Topic;
 use crate::domain::users::Role;
 use crate::scrape;
+use crate::store;
 use crate::summarise::summariser;
 use crate::work::{channels, deliveries};
 
@@ -181,6 +182,18 @@ impl ClosedSet for ScrapeErrorKinds {
 
     fn values() -> Vec<&'static str> {
         scrape::job::ERROR_KINDS.to_vec()
+    }
+}
+
+/// Where a document's text came from.
+pub struct DocumentSources;
+
+impl ClosedSet for DocumentSources {
+    const NAME: &'static str = "DocumentSource";
+    const DESCRIPTION: &'static str = "`upload` (`POST /v1/documents`) or `scrape`.";
+
+    fn values() -> Vec<&'static str> {
+        store::documents::SOURCES.to_vec()
     }
 }
 

@@ -14,7 +14,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
-use crate::api::closed::{OneOf, SummaryLengths, SummaryStyles, WorkStatuses};
+use crate::api::closed::{DocumentSources, OneOf, SummaryLengths, SummaryStyles, WorkStatuses};
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::documents::Document;
@@ -48,7 +48,7 @@ struct DocumentOut {
     /// Title.
     title: String,
     /// `upload` or `scrape`.
-    source: String,
+    source: OneOf<DocumentSources>,
     /// The scraped page.
     #[oai(skip_serializing_if_is_none)]
     source_url: Option<String>,
@@ -66,7 +66,7 @@ impl DocumentOut {
         Self {
             id: d.id,
             title: d.title,
-            source: d.source,
+            source: d.source.into(),
             source_url: d.source_url,
             size: d.size,
             text: with_text.then_some(d.text),

@@ -8,6 +8,7 @@ use workhorse::domain::jobs::JobState;
 use workhorse::domain::topics::Topic;
 use workhorse::domain::users::Role;
 use workhorse::scrape::job::{ERROR_KINDS, FORMATS};
+use workhorse::store::documents;
 use workhorse::summarise::summariser::{LENGTHS, STYLES};
 use workhorse::work::{channels, deliveries};
 
@@ -92,6 +93,7 @@ async fn every_closed_set_is_an_enum_of_exactly_the_domain_values(pool: PgPool) 
         ("CreateUser", "role", roles.clone()),
         ("UpdateUser", "role", roles.clone()),
         ("UserOut", "role", roles),
+        ("DocumentOut", "source", owned(&documents::SOURCES)),
     ];
     for (object, field, expected) in fields {
         let listed = enum_of(&spec, property(&spec, object, field));
