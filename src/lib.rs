@@ -20,9 +20,10 @@
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
 //!   place that decides who may do what and what it costs.
 //! - [`api`]: the HTTP API (poem-openapi; every operation has a stable `resource_verb`
-//!   operationId and one tag), problem+json errors (naming each field at fault), the route
-//!   table read from the spec (span names, `Allow` on 405), the check of JSON bodies against
-//!   the spec, auth, and `GET /metrics`;
+//!   operationId and one tag; closed sets are enums taken from the domain's constants),
+//!   problem+json errors (naming each field at fault), the route table read from the spec
+//!   (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
+//!   `GET /metrics`;
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.

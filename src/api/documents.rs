@@ -14,6 +14,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
+use crate::api::closed::{DocumentSources, OneOf, SummaryLengths, SummaryStyles, WorkStatuses};
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::documents::Document;
@@ -47,7 +48,7 @@ struct DocumentOut {
     /// Title.
     title: String,
     /// `upload` or `scrape`.
-    source: String,
+    source: OneOf<DocumentSources>,
     /// The scraped page.
     #[oai(skip_serializing_if_is_none)]
     source_url: Option<String>,
@@ -65,7 +66,7 @@ impl DocumentOut {
         Self {
             id: d.id,
             title: d.title,
-            source: d.source,
+            source: d.source.into(),
             source_url: d.source_url,
             size: d.size,
             text: with_text.then_some(d.text),
@@ -103,9 +104,9 @@ struct DocumentPage {
 #[oai(deny_unknown_fields)]
 struct CreateSummary {
     /// `paragraph` (default), `bullets` or `tldr`.
-    style: Option<String>,
+    style: Option<OneOf<SummaryStyles>>,
     /// `short` (≤ 400 characters), `medium` (default, ≤ 1,200) or `long` (≤ 3,000).
-    length: Option<String>,
+    length: Option<OneOf<SummaryLengths>>,
     /// Language of the summary as an ISO 639-1 code (`en`, `de`, ...); default: the document's.
     language: Option<String>,
     /// Name of the configured provider to try first.
@@ -120,7 +121,7 @@ struct SummaryOut {
     /// The document summarised.
     document_id: Uuid,
     /// `pending`, `scheduled`, `running`, `retrying`, `succeeded`, `failed` or `cancelled`.
-    status: String,
+    status: OneOf<WorkStatuses>,
     /// The summary.
     #[oai(skip_serializing_if_is_none)]
     text: Option<String>,
@@ -173,7 +174,7 @@ impl From<Summary> for SummaryOut {
         Self {
             id: s.id,
             document_id: s.document_id,
-            status,
+            status: status.into(),
             text: s.text,
             provider: s.provider,
             model: s.model,
@@ -314,8 +315,8 @@ impl DocumentsApi {
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
         let body = body.value;
         let request = SummaryRequest {
-            style: body.style,
-            length: body.length,
+            style: body.style.map(OneOf::into_inner),
+            length: body.length.map(OneOf::into_inner),
             language: body.language,
             provider: body.provider,
         };

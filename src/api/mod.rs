@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod closed;
 pub mod documents;
 pub mod error;
 pub mod health;

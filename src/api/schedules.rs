@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
+use crate::api::closed::{JobStates, OneOf};
 use crate::work;
 
 #[derive(Tags)]
@@ -63,7 +64,7 @@ struct LastRunOut {
     job_id: Option<Uuid>,
     /// That job's state, while it exists.
     #[oai(skip_serializing_if_is_none)]
-    job_state: Option<String>,
+    job_state: Option<OneOf<JobStates>>,
 }
 
 /// Changes for one manual run.
@@ -123,7 +124,7 @@ impl SchedulesApi {
                         fired_at: t.fired_at,
                         manual: t.manual,
                         job_id: t.job_id,
-                        job_state: t.job_state.map(str::to_string),
+                        job_state: t.job_state.map(OneOf::from),
                     }),
                 }
             })

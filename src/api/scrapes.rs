@@ -17,6 +17,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
+use crate::api::closed::{OneOf, ScrapeErrorKinds, ScrapeFormats, WorkStatuses, strings};
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::scrapes::Scrape;
@@ -46,7 +47,7 @@ struct CreateScrape {
     /// Keep a PNG screenshot of the window (`GET /v1/scrapes/{id}/screenshot`).
     screenshot: Option<bool>,
     /// What to keep of the page: any of `text`, `html`, `markdown` (default text and markdown).
-    formats: Option<Vec<String>>,
+    formats: Option<Vec<OneOf<ScrapeFormats>>>,
     /// When the scrape succeeds, summarise its document (a `summarise` job charging one unit
     /// of the `summarise` quota; skipped, saying why, when the quota is spent).
     summarise: Option<bool>,
@@ -62,7 +63,7 @@ struct ScrapeOut {
     id: Uuid,
     /// `pending`, `scheduled`, `running`, `retrying` (an attempt failed, another follows),
     /// `succeeded`, `failed` or `cancelled`.
-    status: String,
+    status: OneOf<WorkStatuses>,
     /// The requested URL.
     url: String,
     /// The URL after redirects.
@@ -90,7 +91,7 @@ struct ScrapeOut {
     /// `blocked_by_policy`, `driver_unavailable`, `invalid_url`. Only the transient ones
     /// (`timeout`, `driver_unavailable`, network failures) are retried.
     #[oai(skip_serializing_if_is_none)]
-    error_kind: Option<String>,
+    error_kind: Option<OneOf<ScrapeErrorKinds>>,
     /// The error, for a person.
     #[oai(skip_serializing_if_is_none)]
     error: Option<String>,
@@ -119,7 +120,7 @@ impl ScrapeOut {
     }
 }
 
-fn status(s: &Scrape) -> String {
+fn status(s: &Scrape) -> OneOf<WorkStatuses> {
     let run_at = s.job_run_at.unwrap_or(s.created_at);
     JobState::of_work(
         s.outcome.as_deref(),
@@ -127,6 +128,7 @@ fn status(s: &Scrape) -> String {
         run_at,
         Utc::now(),
     )
+    .into()
 }
 
 impl From<Scrape> for ScrapeOut {
@@ -155,7 +157,7 @@ impl From<Scrape> for ScrapeOut {
             content: s.content,
             document_id: s.document_id,
             summary_id: s.summary_id,
-            error_kind: s.error_kind,
+            error_kind: s.error_kind.map(OneOf::from),
             error: s.error,
             job_id: s.job_id,
             attempts: s.attempts,
@@ -253,7 +255,7 @@ impl ScrapesApi {
             wait_for: body.wait_for,
             timeout_ms: body.timeout_ms,
             screenshot: body.screenshot.unwrap_or(false),
-            formats: body.formats,
+            formats: body.formats.map(strings),
             summarise: body.summarise.unwrap_or(false),
             notify: body.notify.unwrap_or(false),
         };

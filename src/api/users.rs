@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
+use crate::api::closed::{OneOf, Roles};
 use crate::config::Config;
 use crate::domain::users::Role;
 use crate::store;
@@ -38,7 +39,7 @@ pub struct UserOut {
     #[oai(skip_serializing_if_is_none)]
     pub email: Option<String>,
     /// `admin` or `user`.
-    pub role: String,
+    pub role: OneOf<Roles>,
     /// Plan name.
     pub plan: String,
     /// IANA time zone whose midnight resets the user's quotas; absent: the configured default.
@@ -54,7 +55,7 @@ impl From<store::users::User> for UserOut {
             id: u.id,
             name: u.name,
             email: u.email,
-            role: u.role.to_string(),
+            role: u.role.as_str().into(),
             plan: u.plan,
             timezone: u.timezone,
             created_at: u.created_at,
@@ -70,7 +71,7 @@ struct CreateUser {
     /// Contact address, unique across users.
     email: Option<String>,
     /// `admin` or `user` (default `user`).
-    role: Option<String>,
+    role: Option<OneOf<Roles>>,
     /// One of the configured plans (default `quotas.default_plan`).
     plan: Option<String>,
     /// IANA time zone whose midnight resets the user's quotas (default
@@ -83,7 +84,7 @@ impl From<CreateUser> for UserRequest {
         Self {
             name: c.name,
             email: c.email,
-            role: c.role,
+            role: c.role.map(OneOf::into_inner),
             plan: c.plan,
             timezone: c.timezone,
         }
@@ -99,7 +100,7 @@ struct UpdateUser {
     /// Contact address, unique across users; `null` removes it.
     email: MaybeUndefined<String>,
     /// `admin` or `user` (admins only).
-    role: Option<String>,
+    role: Option<OneOf<Roles>>,
     /// One of the configured plans (admins only).
     plan: Option<String>,
     /// IANA time zone whose midnight resets the quotas; `null` returns to the default. A
@@ -117,7 +118,7 @@ impl From<UpdateUser> for UserChanges {
         Self {
             name: u.name,
             email: maybe(u.email),
-            role: u.role,
+            role: u.role.map(OneOf::into_inner),
             plan: u.plan,
             timezone: maybe(u.timezone),
         }

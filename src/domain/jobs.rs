@@ -71,6 +71,17 @@ impl JobState {
         .to_string()
     }
 
+    /// Every status [`JobState::of_work`] gives, in the API's order: the states, with `failed`
+    /// for `dead` (a finished job records `succeeded`, `failed` or `cancelled` as its outcome).
+    pub fn work_statuses() -> Vec<&'static str> {
+        Self::ALL
+            .map(|state| match state {
+                JobState::Dead => "failed",
+                state => state.as_str(),
+            })
+            .to_vec()
+    }
+
     /// The state of a stored row: `pending` with a future `run_at` reads as scheduled.
     pub fn of(stored: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<Self> {
         Some(match stored {

@@ -54,6 +54,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order the API lists them.
+    pub const ALL: [Role; 2] = [Role::Admin, Role::User];
+
     /// The stored and displayed name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -186,6 +186,17 @@ fn cut(s: &str, limit: usize) -> String {
     s[..end].to_string()
 }
 
+/// Every kind of failure a scrape records as its `error_kind`: the browser's
+/// ([`PageError::kind`]) and the egress policy's.
+pub const ERROR_KINDS: [&str; 6] = [
+    "timeout",
+    "selector_not_found",
+    "navigation_failed",
+    "driver_unavailable",
+    "blocked_by_policy",
+    "invalid_url",
+];
+
 /// Why an attempt failed: a stable kind, a message, and whether another attempt may help.
 struct Failure {
     kind: &'static str,
@@ -364,6 +375,32 @@ impl JobKind for ScrapeKind {
         match attempt {
             Ok(found) => self.succeeded(&job, &scrape, &found).await,
             Err(failure) => self.failed(&job, &scrape, failure).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_a_failure_can_record_is_in_error_kinds() {
+        let pages = [
+            PageError::Timeout(String::new()),
+            PageError::SelectorNotFound(String::new()),
+            PageError::NavigationFailed(String::new()),
+            PageError::DriverUnavailable(String::new()),
+        ];
+        let egress = EgressError::BadUrl {
+            target: "nope".into(),
+            reason: "relative URL without a base".into(),
+        };
+        let kinds = pages
+            .into_iter()
+            .map(|e| Failure::page(e).kind)
+            .chain([Failure::egress(egress).kind]);
+        for kind in kinds {
+            assert!(ERROR_KINDS.contains(&kind), "{kind} is missing");
         }
     }
 }

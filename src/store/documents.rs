@@ -26,6 +26,10 @@ pub struct Document {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where a document's text came from: `upload` (this module's [`insert`]) or `scrape`
+/// (`store::scrapes`, when a scrape succeeds).
+pub const SOURCES: [&str; 2] = ["upload", "scrape"];
+
 /// Store a pasted document.
 pub async fn insert(
     db: impl PgExecutor<'_>,

@@ -124,6 +124,9 @@ pub fn check_topics(topics: Vec<String>) -> WorkResult<Vec<String>> {
     Ok(topics)
 }
 
+/// The kinds of channel, in the order the API lists them.
+pub const KINDS: [&str; 3] = ["webhook", "fcm", "webpush"];
+
 /// The stored target of a channel of `kind` and, for a webhook, its new signing secret.
 async fn target(
     env: &Env<'_>,
@@ -169,7 +172,7 @@ async fn target(
         }
         other => Err(WorkError::invalid(
             "kind",
-            format!("kind {other:?} is not one of webhook, fcm, webpush"),
+            format!("kind {other:?} is not one of {}", KINDS.join(", ")),
         )),
     }
 }

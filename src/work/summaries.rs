@@ -32,14 +32,20 @@ pub fn check(work: &Work, request: SummaryRequest) -> WorkResult<SummaryOptions>
     if !STYLES.contains(&style.as_str()) {
         return Err(WorkError::invalid(
             "style",
-            format!("style must be one of {}", STYLES.join(", ")),
+            format!(
+                "unknown style {style:?}; style must be one of {}",
+                STYLES.join(", ")
+            ),
         ));
     }
     let length = request.length.unwrap_or_else(|| "medium".into());
     if !LENGTHS.contains(&length.as_str()) {
         return Err(WorkError::invalid(
             "length",
-            format!("length must be one of {}", LENGTHS.join(", ")),
+            format!(
+                "unknown length {length:?}; length must be one of {}",
+                LENGTHS.join(", ")
+            ),
         ));
     }
     if let Some(l) = &request.language

@@ -2,6 +2,7 @@
 
 mod auth;
 mod contract;
+mod enums;
 mod errors;
 mod health;
 mod helpers;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
+use crate::api::closed::{DeliveryStates, OneOf, strings};
 use crate::store;
 use crate::work::channels::{self as work, Env, check_topics};
 use crate::work::deliveries::{self, DeliveryFilter};
@@ -87,7 +88,8 @@ impl ChannelsApi {
             .await?
             .ok_or_else(not_found)?;
         if let Some(topics) = body.0.topics {
-            store::notifications::set_topics(&mut tx, id.0, &check_topics(topics)?).await?;
+            store::notifications::set_topics(&mut tx, id.0, &check_topics(strings(topics))?)
+                .await?;
         }
         if let Some(enabled) = body.0.enabled {
             let reason = (!enabled).then_some("turned off by its owner");
@@ -142,7 +144,7 @@ impl ChannelsApi {
         auth: BearerAuth,
         state: Data<&ApiState>,
         /// Only deliveries in this state: `pending`, `delivered` or `dead`.
-        state_filter: Query<Option<String>>,
+        state_filter: Query<Option<OneOf<DeliveryStates>>>,
         /// Only deliveries to this channel.
         channel: Query<Option<Uuid>>,
         /// Cursor from the previous page's `next_cursor`.
@@ -155,7 +157,7 @@ impl ChannelsApi {
         limit: Query<i64>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let filter = DeliveryFilter {
-            state: state_filter.0.as_deref(),
+            state: state_filter.0.as_ref().map(OneOf::as_str),
             channel: channel.0,
             before: cursor.0,
             limit: limit.0 + 1,

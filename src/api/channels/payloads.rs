@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, Object, Tags};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::api::closed::{ChannelKinds, DeliveryStates, OneOf, Topics, strings};
 use crate::notify::webpush::Subscription;
 use crate::store::notifications::{Channel, Delivery};
 use crate::work::channels::NewChannel;
@@ -39,7 +40,7 @@ pub(super) struct PushKeys {
 #[oai(deny_unknown_fields)]
 pub(super) struct CreateChannel {
     /// `webhook`, `fcm` or `webpush`.
-    pub(super) kind: String,
+    pub(super) kind: OneOf<ChannelKinds>,
     /// Display name, 1 to 100 characters.
     pub(super) name: String,
     /// webhook: the receiver's http(s) URL (private addresses need `egress.allow`).
@@ -50,7 +51,7 @@ pub(super) struct CreateChannel {
     pub(super) subscription: Option<PushSubscriptionIn>,
     /// Topics to receive: `scrapes.finished`, `summaries.finished`, `jobs.failed`,
     /// `injector.runs`.
-    pub(super) topics: Option<Vec<String>>,
+    pub(super) topics: Option<Vec<OneOf<Topics>>>,
 }
 
 /// A channel.
@@ -59,7 +60,7 @@ pub(super) struct ChannelOut {
     /// Id.
     pub(super) id: Uuid,
     /// `webhook`, `fcm` or `webpush`.
-    pub(super) kind: String,
+    pub(super) kind: OneOf<ChannelKinds>,
     /// Display name.
     pub(super) name: String,
     /// Where deliveries go.
@@ -73,7 +74,7 @@ pub(super) struct ChannelOut {
     #[oai(skip_serializing_if_is_none)]
     pub(super) disabled_reason: Option<String>,
     /// Subscribed topics.
-    pub(super) topics: Vec<String>,
+    pub(super) topics: Vec<OneOf<Topics>>,
     /// Created.
     pub(super) created_at: DateTime<Utc>,
 }
@@ -83,13 +84,13 @@ impl ChannelOut {
     pub(super) fn of(c: Channel, with_secret: bool) -> Self {
         Self {
             id: c.id,
-            kind: c.kind,
+            kind: c.kind.into(),
             name: c.name,
             target: c.target,
             secret: c.secret.filter(|_| with_secret),
             enabled: c.enabled,
             disabled_reason: c.disabled_reason,
-            topics: c.topics,
+            topics: c.topics.into_iter().map(OneOf::from).collect(),
             created_at: c.created_at,
         }
     }
@@ -100,7 +101,7 @@ impl ChannelOut {
 #[oai(deny_unknown_fields)]
 pub(super) struct UpdateChannel {
     /// The topics to receive (replaces the list).
-    pub(super) topics: Option<Vec<String>>,
+    pub(super) topics: Option<Vec<OneOf<Topics>>>,
     /// Turn the channel on or off.
     pub(super) enabled: Option<bool>,
 }
@@ -113,13 +114,13 @@ pub(super) struct DeliveryOut {
     /// The event.
     pub(super) event_id: Uuid,
     /// Its topic.
-    pub(super) topic: String,
+    pub(super) topic: OneOf<Topics>,
     /// Its payload.
     pub(super) payload: Value,
     /// The channel.
     pub(super) channel_id: Uuid,
     /// `pending` (will be attempted, again after a failure), `delivered` or `dead`.
-    pub(super) state: String,
+    pub(super) state: OneOf<DeliveryStates>,
     /// Attempts made.
     pub(super) attempts: i32,
     /// The last answer's HTTP status.
@@ -145,10 +146,10 @@ impl From<Delivery> for DeliveryOut {
         Self {
             id: d.id,
             event_id: d.event_id,
-            topic: d.topic,
+            topic: d.topic.into(),
             payload: d.payload,
             channel_id: d.channel_id,
-            state: d.state,
+            state: d.state.into(),
             attempts: d.attempts,
             last_status: d.last_status,
             last_error: d.last_error,
@@ -202,7 +203,7 @@ pub(super) enum TestSent {
 impl From<CreateChannel> for NewChannel {
     fn from(body: CreateChannel) -> Self {
         Self {
-            kind: body.kind,
+            kind: body.kind.into_inner(),
             name: body.name,
             url: body.url,
             token: body.token,
@@ -211,7 +212,7 @@ impl From<CreateChannel> for NewChannel {
                 p256dh: s.keys.p256dh,
                 auth: s.keys.auth,
             }),
-            topics: body.topics.unwrap_or_default(),
+            topics: strings(body.topics.unwrap_or_default()),
         }
     }
 }

@@ -20,6 +20,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent, fingerprint};
 use super::limits;
+use crate::api::closed::{JobStates, OneOf};
 use crate::store;
 use crate::store::jobs::{Enqueued, JobFilter};
 use crate::work::{self, jobs::JobRequest};
@@ -141,7 +142,7 @@ impl JobsApi {
         /// Only jobs in this state: pending, scheduled, running, retrying, succeeded, dead or
         /// cancelled.
         #[oai(name = "state")]
-        job_state: Query<Option<String>>,
+        job_state: Query<Option<OneOf<JobStates>>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200.
@@ -156,7 +157,12 @@ impl JobsApi {
             .as_deref()
             .map(|k| known_kind(&state, k))
             .transpose()?;
-        let job_state = job_state.0.as_deref().map(known_state).transpose()?;
+        let job_state = job_state
+            .0
+            .as_ref()
+            .map(OneOf::as_str)
+            .map(known_state)
+            .transpose()?;
         let before = match cursor.0.as_deref() {
             None => None,
             Some(c) => Some(Uuid::try_parse(c).map_err(|_| {
