@@ -65,7 +65,6 @@ pub async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
         admin_email,
     } = command;
     let new_admin = NewUser::parse(&admin_name, admin_email.as_deref(), Role::Admin, None)
-        .map_err(anyhow::Error::msg)
         .context("checking --admin-name and --admin-email")?;
     let storage = Storage::open(&config).await?;
     let result = async {

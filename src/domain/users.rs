@@ -103,18 +103,24 @@ impl NewUser {
         email: Option<&str>,
         role: Role,
         plan: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidField> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err("name must be 1 to 200 characters".into());
+            return Err(InvalidField::new(
+                "name",
+                "name must be 1 to 200 characters",
+            ));
         }
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             None => None,
-            Some(e) => Some(parse_email(e)?),
+            Some(e) => Some(parse_email(e).map_err(|detail| InvalidField::new("email", detail))?),
         };
         let plan = plan.map(str::trim).unwrap_or("free");
         if !is_plan_name(plan) {
-            return Err("plan must be 1 to 64 characters of a-z, 0-9, _ and -".into());
+            return Err(InvalidField::new(
+                "plan",
+                "plan must be 1 to 64 characters of a-z, 0-9, _ and -",
+            ));
         }
         Ok(Self {
             name: name.to_string(),
@@ -124,6 +130,32 @@ impl NewUser {
         })
     }
 }
+
+/// A value refused by [`NewUser::parse`], with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    /// The field at fault: `name`, `email` or `plan`.
+    pub field: &'static str,
+    /// What is wrong with it, naming it.
+    pub detail: String,
+}
+
+impl InvalidField {
+    fn new(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for InvalidField {}
 
 /// Whether `name` is a well-formed plan name: 1 to 64 characters of a-z, 0-9, `_` and `-`.
 pub fn is_plan_name(name: &str) -> bool {
@@ -172,7 +204,8 @@ mod tests {
     #[test]
     fn new_user_rejects_empty_name_bad_email_and_bad_plan() {
         assert!(NewUser::parse("  ", None, Role::User, None).is_err());
-        assert!(NewUser::parse("a", Some("not-an-email"), Role::User, None).is_err());
+        let bad_email = NewUser::parse("a", Some("not-an-email"), Role::User, None);
+        assert_eq!(bad_email.map_err(|e| e.field), Err("email"));
         assert!(NewUser::parse("a", Some("a@b"), Role::User, None).is_err());
         assert!(NewUser::parse("a", None, Role::User, Some("Pro Plan")).is_err());
     }

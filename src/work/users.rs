@@ -74,10 +74,7 @@ pub async fn create(
         .as_deref()
         .unwrap_or(&config.quotas.default_plan);
     let new_user = NewUser::parse(&request.name, request.email.as_deref(), role, Some(plan))
-        .map_err(|e| WorkError::Invalid {
-            field: None,
-            detail: e,
-        })?;
+        .map_err(|e| WorkError::invalid(e.field, e.detail))?;
     known_plan(config, &new_user.plan)?;
     let timezone = request.timezone.as_deref().map(timezone).transpose()?;
     let user = store::users::insert_user(conn, &new_user)
@@ -114,13 +111,13 @@ pub async fn update(
     let name = (changes.name)
         .map(|n| NewUser::parse(&n, None, Role::User, None).map(|u| u.name))
         .transpose()
-        .map_err(|e| WorkError::invalid("name", e))?;
+        .map_err(|e| WorkError::invalid("name", e.detail))?;
     let email = match changes.email {
         None => None,
         Some(None) => Some(None),
         Some(Some(e)) => Some(
             NewUser::parse("x", Some(&e), Role::User, None)
-                .map_err(|e| WorkError::invalid("email", e))?
+                .map_err(|e| WorkError::invalid("email", e.detail))?
                 .email,
         ),
     };

@@ -184,6 +184,15 @@ async fn a_value_refused_by_the_rules_names_its_field_or_parameter(pool: PgPool)
     let problem = assert_problem(resp, 422, "validation_failed").await;
     assert_eq!(errors(&problem)[0].0, "/role", "{problem}");
 
+    for (body, pointer) in [
+        (json!({"name": "a", "email": "not-an-email"}), "/email"),
+        (json!({"name": "  "}), "/name"),
+    ] {
+        let resp = app.post_json("/v1/users", Some(&token), &body).await;
+        let problem = assert_problem(resp, 422, "validation_failed").await;
+        assert_eq!(errors(&problem)[0].0, pointer, "{problem}");
+    }
+
     let resp = app
         .get("/v1/records/stats?window=forever", Some(&token))
         .await;
