@@ -16,7 +16,8 @@ fi
 # The Python client generator tests/daemon/clients.rs runs against the served spec; pinned, as
 # a new release may read the spec differently. Required once installed: a drop is a failure.
 pyclient=openapi-python-client==0.29.1
-if ! python3 -m openapi_python_client --version 2>/dev/null | grep -qx "openapi-python-client version: ${pyclient#*==}"; then
+pyclient_version="openapi-python-client version: ${pyclient#*==}"
+if ! python3 -m openapi_python_client --version 2>/dev/null | grep -qxF "$pyclient_version"; then
     echo "==> pip install $pyclient"
     python3 -m pip install -q "$pyclient" 2>/dev/null \
         || python3 -m pip install -q --break-system-packages "$pyclient" \
