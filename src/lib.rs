@@ -21,8 +21,9 @@
 //!   place that decides who may do what and what it costs.
 //! - [`api`]: the HTTP API (poem-openapi; every operation has a stable `resource_verb`
 //!   operationId and one tag; closed sets are enums taken from the domain's constants),
-//!   problem+json errors (naming each field at fault), the route table read from the spec
-//!   (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
+//!   problem+json errors (naming each field at fault), the served spec (`api::spec`: a described
+//!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
+//!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
 //!   `GET /metrics`;
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),

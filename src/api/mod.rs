@@ -20,6 +20,7 @@ pub mod records;
 pub mod route_table;
 pub mod schedules;
 pub mod scrapes;
+pub mod spec;
 pub mod tokens;
 pub mod users;
 pub mod validation;
@@ -118,9 +119,9 @@ pub fn next_cursor<T, K>(rows: &mut Vec<T>, limit: i64, key: impl FnOnce(&T) -> 
     rows.last().map(key)
 }
 
-/// The OpenAPI document as JSON.
+/// The OpenAPI document as JSON, as served at `/openapi.json`.
 pub fn spec_json() -> String {
-    service().spec()
+    spec::document(&service().spec())
 }
 
 /// The complete HTTP application: API, docs, spec, and the outer layer.
@@ -130,7 +131,7 @@ pub fn routes(
     metrics: &MetricsConfig,
 ) -> impl Endpoint + 'static {
     let service = service();
-    let spec = service.spec();
+    let spec = spec::document(&service.spec());
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
     let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);

@@ -1,6 +1,7 @@
 //! Process-level tests of the `workhorse` binary: config, storage, lifecycle, telemetry, docs.
 
 mod chaos;
+mod clients;
 mod config;
 mod docs;
 mod helpers;
