@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use poem::endpoint::make_sync;
 use poem::middleware::Cors;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, get};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
@@ -144,15 +144,15 @@ pub fn routes(
         .nest("/docs", ui)
         .at(
             "/metrics",
-            metrics::MetricsEndpoint::new(metrics.networks()),
+            get(metrics::MetricsEndpoint::new(metrics.networks())),
         )
         .at(
             "/openapi.json",
-            make_sync(move |_| {
+            get(make_sync(move |_| {
                 poem::Response::builder()
                     .content_type("application/json")
                     .body(spec.clone())
-            }),
+            })),
         )
         .data(state);
     let layer = HttpLayer {

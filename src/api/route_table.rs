@@ -13,8 +13,8 @@ const METHOD_ORDER: [&str; 8] = [
 #[derive(Debug, Clone)]
 pub struct RouteEntry {
     segments: Vec<String>,
-    /// Upper-case methods in [`METHOD_ORDER`]; empty for a fixed route outside the spec (the
-    /// docs, the spec, `/metrics`), which answers any method and so never a 405.
+    /// Upper-case methods in [`METHOD_ORDER`]; `GET, HEAD` for the read-only routes outside
+    /// the spec (the docs, the spec, `/metrics`).
     methods: Vec<&'static str>,
 }
 
@@ -24,8 +24,7 @@ impl RouteEntry {
         format!("/{}", self.segments.join("/"))
     }
 
-    /// The value of an `Allow` header for this path (`GET, HEAD, PATCH`), or `None` for a route
-    /// outside the spec.
+    /// The value of an `Allow` header for this path (`GET, HEAD, PATCH`).
     pub fn allow(&self) -> Option<String> {
         (!self.methods.is_empty()).then(|| self.methods.join(", "))
     }
@@ -49,7 +48,8 @@ impl RouteEntry {
 pub struct RouteTable(Vec<RouteEntry>);
 
 impl RouteTable {
-    /// The table from the `paths` of an OpenAPI document, plus fixed routes outside it.
+    /// The table from the `paths` of an OpenAPI document, plus fixed read-only routes outside
+    /// it (`extra`, served for `GET` and `HEAD`).
     pub fn from_spec(spec: &Value, extra: &[&str]) -> Self {
         let mut entries: Vec<RouteEntry> = spec
             .get("paths")
@@ -66,7 +66,7 @@ impl RouteTable {
             .unwrap_or_default();
         entries.extend(extra.iter().map(|path| RouteEntry {
             segments: split(path),
-            methods: Vec::new(),
+            methods: vec!["GET", "HEAD"],
         }));
         // Fixed segments win over parameters, as in poem's router: fewer parameters first.
         entries.sort_by_key(RouteEntry::parameters);
@@ -130,6 +130,6 @@ mod tests {
         let allow = |path| routes.find(path).and_then(RouteEntry::allow);
         assert_eq!(allow("/v1/users/42").as_deref(), Some("GET, HEAD, PATCH"));
         assert_eq!(allow("/v1/jobs/7/cancel").as_deref(), Some("POST"));
-        assert_eq!(allow("/docs"), None);
+        assert_eq!(allow("/docs").as_deref(), Some("GET, HEAD"));
     }
 }

@@ -181,6 +181,41 @@ async fn a_wrong_method_answers_405_with_allow_listing_the_spec_methods(pool: Pg
 }
 
 #[sqlx::test]
+async fn the_spec_and_metrics_are_read_only(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let admin = app.admin_token().await;
+    for (method, path) in [
+        (Method::POST, "/openapi.json"),
+        (Method::DELETE, "/openapi.json"),
+        (Method::POST, "/metrics"),
+        (Method::PUT, "/metrics"),
+    ] {
+        let resp = app
+            .request(method.clone(), path, Some(&admin))
+            .send()
+            .await
+            .expect("request sent");
+        let allow = resp.headers().get("allow").cloned();
+        assert_eq!(
+            allow.as_ref().and_then(|v| v.to_str().ok()),
+            Some("GET, HEAD"),
+            "{method} {path}"
+        );
+        assert_problem(resp, 405, "method_not_allowed").await;
+    }
+    for path in ["/openapi.json", "/metrics"] {
+        for method in [Method::GET, Method::HEAD] {
+            let resp = app
+                .request(method.clone(), path, Some(&admin))
+                .send()
+                .await
+                .expect("request sent");
+            assert_eq!(resp.status().as_u16(), 200, "{method} {path}");
+        }
+    }
+}
+
+#[sqlx::test]
 async fn every_method_allow_lists_is_routed(pool: PgPool) {
     let app = spawn_app(pool).await;
     let spec = spec(&app).await;
