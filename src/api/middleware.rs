@@ -102,7 +102,9 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
                 let mut response = match read_body(&mut req, self.layer.body_limit).await {
                     Err(problem) => problem.into_http_response(),
                     Ok(()) => match self.check_body(&mut req, route.as_deref()).await {
-                        Some(problem) => problem.into_http_response(),
+                        Some(problem) => {
+                            self.refuse_after_auth(req, route.as_deref(), problem).await
+                        }
                         None => self.call_inner(req, route.as_deref()).await,
                     },
                 };
@@ -155,6 +157,26 @@ impl<E: Endpoint> HttpEndpoint<E> {
     /// The 422 for a JSON body that does not match its operation's schema.
     async fn check_body(&self, req: &mut Request, route: Option<&str>) -> Option<Problem> {
         refuse_body(req, &self.layer.bodies, route?).await
+    }
+
+    /// Answer `problem` for a body that failed the check, but only once the caller is known:
+    /// the operation runs with a body no JSON payload accepts, so its credentials and rate
+    /// limit are checked as for any request (a bad or revoked token is a 401, not a 422 that
+    /// would tell an unauthenticated caller about the body), and its handler never runs.
+    async fn refuse_after_auth(
+        &self,
+        mut req: Request,
+        route: Option<&str>,
+        problem: Problem,
+    ) -> Response {
+        req.set_body(&b"\0"[..]);
+        let response = self.call_inner(req, route).await;
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+                response
+            }
+            _ => problem.into_http_response(),
+        }
     }
 
     /// Run the inner endpoint with the timeout, turning errors and panics into problem+json.

@@ -170,6 +170,32 @@ async fn without_credentials_a_bad_body_is_still_a_401(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn with_a_bad_token_a_bad_body_is_a_401_and_runs_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let token = app.admin_token().await;
+
+    for (path, body) in [
+        ("/v1/users", json!({"name": 5})),
+        ("/v1/jobs", json!({})),
+        ("/v1/schedules/quota-reset/trigger", json!({"args": 5})),
+    ] {
+        let resp = app.post_json(path, Some("wh_not_a_token"), &body).await;
+        assert_problem(resp, 401, "unauthorized").await;
+    }
+    // With a good token the same body is still the 422 naming the field.
+    let resp = app
+        .post_json("/v1/users", Some(&token), &json!({"name": 5}))
+        .await;
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(errors(&problem)[0].0, "/name", "{problem}");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "only the admin exists");
+}
+
+#[sqlx::test]
 async fn a_value_refused_by_the_rules_names_its_field_or_parameter(pool: PgPool) {
     let app = spawn_app(pool).await;
     let token = app.admin_token().await;
