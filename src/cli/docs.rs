@@ -2,6 +2,7 @@
 //! from the clap definitions, so they never drift from the commands. `deploy/install.sh`
 //! installs both from the installed binary.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,13 +33,17 @@ pub enum DocsCommand {
 pub fn run(command: &DocsCommand) -> ExitCode {
     let result = match command {
         DocsCommand::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "workhorse", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "workhorse", &mut script);
+            print(&script)
         }
-        DocsCommand::Man { out_dir: None } => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .context("writing the man page"),
+        DocsCommand::Man { out_dir: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the man page")
+                .and_then(|()| print(&page))
+        }
         DocsCommand::Man { out_dir: Some(dir) } => write_pages(dir),
     };
     match result {
@@ -47,6 +52,18 @@ pub fn run(command: &DocsCommand) -> ExitCode {
             eprintln!("workhorse: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Write `bytes` to stdout. A reader that stops early (`| head`) is not an error: the
+/// command ends quietly, as other tools do, instead of panicking on the closed pipe.
+fn print(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing to standard output")
+        }
+        _ => Ok(()),
     }
 }
 

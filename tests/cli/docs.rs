@@ -47,3 +47,22 @@ fn man_prints_the_main_page_and_writes_one_page_per_command() {
         .collect();
     assert!(!names.iter().any(|n| n.contains("-help")), "{names:?}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = Command::new(WORKHORSE)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -c0`: the reader is gone before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "workhorse {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "workhorse {args:?}: {stderr}");
+    }
+}
