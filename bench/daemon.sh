@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-release}"
 bin="${WORKHORSE_BIN:-$CARGO_TARGET_DIR/release/workhorse}"
+# Every WORKHORSE_* variable is configuration to the daemon; this one is only ours.
+unset WORKHORSE_BIN
 [ -x "$bin" ] || cargo build --release --locked --bin workhorse
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
 port=18181
