@@ -179,6 +179,11 @@ impl App {
     /// `shutdown.timeout`, then release storage.
     pub async fn run(self) -> anyhow::Result<()> {
         let config = Arc::new(self.config.clone());
+        let hub = crate::stream::Hub::start(
+            self.storage.pool.clone(),
+            self.config.events.clone(),
+            &self.shutdown,
+        );
         let state = ApiState {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),
@@ -196,6 +201,7 @@ impl App {
                 metrics: self.metrics.clone(),
             },
             metrics: self.metrics.clone(),
+            hub,
         };
         let routes = api::routes(state, &self.config.http, &self.config.metrics);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod notify;
 pub mod scrape;
 pub mod store;
+pub mod stream;
 pub mod summarise;
 pub mod telemetry;
 pub mod work;

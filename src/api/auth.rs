@@ -89,3 +89,67 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         }
     }
 }
+
+/// A browser's stream ticket (`?ticket=wht_...`, from `POST /v1/events/tickets`): EventSource
+/// cannot send an `Authorization` header. Opens event streams only.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "ticket",
+    key_in = "query",
+    checker = "check_ticket"
+)]
+pub struct TicketAuth(pub Caller);
+
+/// Who may open an event stream: a bearer token, or a stream ticket.
+#[derive(SecurityScheme)]
+pub enum StreamAuth {
+    /// `Authorization: Bearer wh_...`.
+    Bearer(BearerAuth),
+    /// `?ticket=wht_...`.
+    Ticket(TicketAuth),
+}
+
+impl StreamAuth {
+    /// The caller, however they authenticated.
+    pub fn caller(&self) -> &Caller {
+        match self {
+            StreamAuth::Bearer(b) => &b.0,
+            StreamAuth::Ticket(t) => &t.0,
+        }
+    }
+}
+
+async fn check_ticket(req: &Request, key: poem_openapi::auth::ApiKey) -> poem::Result<Caller> {
+    let unauthorized = || {
+        poem::Error::from_string(
+            "send a bearer token (Authorization: Bearer wh_...) or a live stream ticket \
+             (?ticket=wht_..., from POST /v1/events/tickets); this one is unknown, expired or \
+             its token was revoked",
+            StatusCode::UNAUTHORIZED,
+        )
+    };
+    if !tokens::looks_like_ticket(&key.key) {
+        return Err(unauthorized());
+    }
+    let state = req
+        .data::<ApiState>()
+        .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let found = async {
+        let mut conn = state.pool.acquire().await?;
+        store::stream::redeem_ticket(&mut conn, &tokens::hash(&key.key)).await
+    }
+    .await;
+    match found {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => Err(unauthorized()),
+        Err(e) if is_unavailable(&e) => Err(poem::Error::from_string(
+            "the database is unavailable; try again shortly",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "checking a stream ticket failed");
+            Err(poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}

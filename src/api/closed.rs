@@ -284,3 +284,35 @@ impl ClosedSet for ScrapeFormats {
         scrape::job::FORMATS.to_vec()
     }
 }
+
+/// The type of a live stream event (`GET /v1/events`, `/v1/ws`), or of the stream's own
+/// messages.
+pub struct EventTypes;
+
+impl ClosedSet for EventTypes {
+    const NAME: &'static str = "EventType";
+    const DESCRIPTION: &'static str = "What a stream event is: a job state change (`job.*`), a \
+        published event (`scrapes.finished`, …), a delivery outcome (`delivery.*`), summary \
+        progress, or the stream's own `hello`, `reset` and `close`.";
+
+    fn values() -> Vec<&'static str> {
+        let stream = crate::domain::stream::TYPES.iter();
+        stream
+            .chain(crate::domain::stream::CONTROL)
+            .copied()
+            .collect()
+    }
+}
+
+/// What a stream can be filtered to: an event type, or a family of them (`job` for `job.*`).
+pub struct EventTopics;
+
+impl ClosedSet for EventTopics {
+    const NAME: &'static str = "EventTopic";
+    const DESCRIPTION: &'static str = "An event type (`job.succeeded`) or a family of types \
+        (`job`: every `job.*`).";
+
+    fn values() -> Vec<&'static str> {
+        crate::domain::stream::topics()
+    }
+}

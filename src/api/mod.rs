@@ -10,6 +10,7 @@ pub mod channels;
 pub mod closed;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub work: Work,
     /// The instruments; `GET /metrics` renders them.
     pub metrics: Metrics,
+    /// This process's live event stream.
+    pub hub: crate::stream::Hub,
 }
 
 type Apis = (
@@ -81,6 +84,7 @@ type Apis = (
     documents::DocumentsApi,
     channels::ChannelsApi,
     records::RecordsApi,
+    events::EventsApi,
 );
 
 /// The OpenAPI service with every resource; `workhorse openapi` prints its spec.
@@ -96,6 +100,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             documents::DocumentsApi,
             channels::ChannelsApi,
             records::RecordsApi,
+            events::EventsApi,
         ),
         "Workhorse",
         env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,7 @@
 
 mod database;
 mod egress;
+mod events;
 mod http;
 mod jobs;
 mod metrics;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database::{DatabaseConfig, redact_url};
 pub use egress::EgressConfig;
+pub use events::EventsConfig;
 pub use http::HttpConfig;
 pub use jobs::{JobsConfig, KindConfig, KindSettings};
 pub use metrics::MetricsConfig;
@@ -74,6 +76,8 @@ pub struct Config {
     pub summarise: SummariseConfig,
     /// Notifications: retries, FCM and Web Push settings.
     pub notify: NotifyConfig,
+    /// The live event stream: retention for reconnects, heartbeats, slow clients.
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             scrape: ScrapeConfig::default(),
             summarise: SummariseConfig::default(),
             notify: NotifyConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -171,6 +176,7 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), ConfigError> {
     config.egress.validate(&bad)?;
     config.scrape.validate(&bad)?;
     config.notify.validate(&bad)?;
+    config.events.validate(&bad)?;
     config.summarise.validate(&bad)?;
     plans::validate(&config.quotas, &config.plans, &bad)
 }
@@ -184,7 +190,8 @@ fn expectation(key: &str) -> Option<&'static str> {
     if key == "data_dir" {
         return Some("a directory path");
     }
-    let sections: [fn(&str) -> Option<&'static str>; 10] = [
+    let sections: [fn(&str) -> Option<&'static str>; 11] = [
+        events::expectation,
         http::expectation,
         metrics::expectation,
         database::expectation,

@@ -4,6 +4,7 @@ pub mod http;
 pub mod jobs;
 pub mod quotas;
 pub mod schedule;
+pub mod stream;
 pub mod tokens;
 pub mod topics;
 pub mod users;

@@ -46,6 +46,27 @@ pub fn looks_like_token(secret: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Every stream ticket starts with this (a ticket is not a token: it only opens event streams).
+pub const TICKET_PREFIX: &str = "wht_";
+
+/// A new random stream ticket and its hash (the hash is stored).
+pub fn mint_ticket() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("{TICKET_PREFIX}{}", base64url(&bytes));
+    let hash = hash(&secret);
+    (secret, hash)
+}
+
+/// Whether a presented string can be a stream ticket at all.
+pub fn looks_like_ticket(secret: &str) -> bool {
+    secret.len() == TICKET_PREFIX.len() + 43
+        && secret.starts_with(TICKET_PREFIX)
+        && secret[TICKET_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len() * 4 / 3 + 1);

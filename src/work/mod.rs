@@ -24,6 +24,7 @@ pub mod overview;
 pub mod quotas;
 pub mod schedules;
 pub mod scrapes;
+pub mod stream;
 pub mod summaries;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,160 @@
+//! The live event stream inside a process: the sequencer (numbers committed changes, one
+//! daemon at a time), one listener on the database's notifications, and the hub that fetches
+//! each new batch of numbered events once and broadcasts it to this process's clients. A
+//! client's own task ([`subscription`]) filters, replays what it missed from the database, and
+//! drops it when it cannot keep up. Decisions: docs/events.md.
+
+mod listener;
+mod sequencer;
+pub mod subscription;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EventsConfig;
+use crate::domain::stream::Event;
+use crate::store::stream as store;
+
+pub use subscription::{Frame, Subscription};
+
+/// Batches the hub keeps for clients' tasks that fell behind for a moment; a task further
+/// behind catches up from the database.
+const BROADCAST_BATCHES: usize = 1_024;
+/// Summary text pieces waiting for slow readers; older ones are skipped.
+const BROADCAST_TOKENS: usize = 4_096;
+/// How often the hub looks for new events without being told (a lost notification).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Batches read per query.
+const FETCH_BATCHES: i64 = 64;
+
+/// One batch of numbered events, in order.
+pub type Batch = Arc<[Arc<Event>]>;
+
+/// This process's hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pool: PgPool,
+    config: EventsConfig,
+    events: broadcast::Sender<Batch>,
+    tokens: broadcast::Sender<Arc<Value>>,
+    /// The last number broadcast.
+    head: AtomicI64,
+    /// Wakes the fetcher.
+    fetch: Notify,
+    /// Cancelled at shutdown: every client's stream closes (`shutting_down`).
+    stop: CancellationToken,
+}
+
+impl Hub {
+    /// Start the sequencer, the listener and the fetcher; they stop with `stop`.
+    pub fn start(pool: PgPool, config: EventsConfig, stop: &CancellationToken) -> Self {
+        let hub = Self::with_stop(pool.clone(), config, stop.clone());
+        tokio::spawn(sequencer::run(hub.inner.clone(), pool, stop.clone()));
+        tokio::spawn(listener::run(hub.inner.clone(), stop.clone()));
+        tokio::spawn(fetch(hub.inner.clone(), stop.clone()));
+        hub
+    }
+
+    /// A hub whose tasks are not running (the CLI, tests of the parts).
+    pub fn idle(pool: PgPool, config: EventsConfig) -> Self {
+        Self::with_stop(pool, config, CancellationToken::new())
+    }
+
+    fn with_stop(pool: PgPool, config: EventsConfig, stop: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                events: broadcast::channel(BROADCAST_BATCHES).0,
+                tokens: broadcast::channel(BROADCAST_TOKENS).0,
+                head: AtomicI64::new(-1),
+                fetch: Notify::new(),
+                stop,
+            }),
+        }
+    }
+
+    /// The stream's settings.
+    pub fn config(&self) -> &EventsConfig {
+        &self.inner.config
+    }
+
+    /// The pool the hub reads from.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Summary text pieces as they arrive (payloads of `workhorse_tokens`).
+    pub fn tokens(&self) -> broadcast::Receiver<Arc<Value>> {
+        self.inner.tokens.subscribe()
+    }
+
+    /// Clients connected to this process.
+    pub fn clients(&self) -> usize {
+        self.inner.events.receiver_count()
+    }
+}
+
+/// Fetch new batches whenever woken (a notification, the local sequencer) or every second,
+/// and broadcast them in order.
+async fn fetch(hub: Arc<Inner>, stop: CancellationToken) {
+    loop {
+        if hub.head.load(Ordering::Acquire) < 0 {
+            match store::head(&hub.pool).await {
+                Ok(head) => hub.head.store(head, Ordering::Release),
+                Err(e) => tracing::debug!(error = %e, "reading the stream's head failed"),
+            }
+        } else if let Err(e) = fetch_new(&hub).await {
+            tracing::debug!(error = %e, "reading new stream events failed");
+        }
+        tokio::select! {
+            _ = hub.fetch.notified() => {}
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn fetch_new(hub: &Inner) -> sqlx::Result<()> {
+    loop {
+        let head = hub.head.load(Ordering::Acquire);
+        let batches = store::after(&hub.pool, head, FETCH_BATCHES).await?;
+        let full = batches.len() as i64 == FETCH_BATCHES;
+        for batch in batches {
+            let events = parse(batch, head);
+            let Some(last) = events.last().map(|e| e.seq) else {
+                continue;
+            };
+            hub.head.store(last, Ordering::Release);
+            // No receiver is fine: nobody is connected.
+            let _ = hub.events.send(events);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// The events of a stored batch numbered above `after`.
+pub(crate) fn parse(batch: store::Batch, after: i64) -> Batch {
+    let Value::Array(items) = batch.events else {
+        return Arc::from(Vec::new());
+    };
+    items
+        .into_iter()
+        .zip(batch.first_seq..)
+        .filter(|(_, seq)| *seq > after)
+        .filter_map(|(value, seq)| Event::from_stored(seq, value).map(Arc::new))
+        .collect::<Vec<_>>()
+        .into()
+}

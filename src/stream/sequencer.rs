@@ -1,0 +1,81 @@
+//! The sequencer: one daemon at a time (by advisory lock on its own connection) numbers the
+//! committed changes the triggers left in `stream_pending`, in commit order, and announces the
+//! last number; it also prunes what is past retention. Another daemon takes over within a second of this one's connection closing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{ConnectOptions, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use super::Inner;
+use crate::store::stream;
+
+/// Most pending rows (statements) numbered as one batch.
+const MAX_ROWS: i64 = 1_000;
+/// How long a daemon that is not the sequencer waits before trying the lock again.
+const STANDBY: Duration = Duration::from_secs(1);
+/// How often the sequencer deletes events past `events.retention` and expired tickets (every
+/// minute, or every half retention when that is shorter).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Hold the sequencer's lock when free and number pending changes until `stop`.
+pub(super) async fn run(hub: Arc<Inner>, pool: PgPool, stop: CancellationToken) {
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        match serve(&hub, &pool, &stop).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(60) {
+                    tracing::warn!(error = %e, failures, "numbering stream events failed; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STANDBY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One connection's life: wait for the lock, then number until an error or `stop`.
+async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Result<()> {
+    let mut conn: PgConnection = pool.connect_options().connect().await?;
+    loop {
+        if stream::try_lock_sequencer(&mut conn).await? {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STANDBY) => {}
+            _ = stop.cancelled() => return Ok(()),
+        }
+    }
+    tracing::debug!("this daemon numbers stream events");
+    let every = hub.config.sequence_every;
+    let retention = hub.config.retention;
+    let prune_every = (retention / 2).clamp(Duration::from_millis(100), PRUNE_EVERY);
+    let mut pruned = tokio::time::Instant::now();
+    loop {
+        if pruned.elapsed() >= prune_every {
+            pruned = tokio::time::Instant::now();
+            let batches = stream::prune(&mut conn, retention).await?;
+            stream::prune_tickets(&mut conn).await?;
+            if batches > 0 {
+                tracing::debug!(batches, "pruned stream events past their retention");
+            }
+        }
+        let (moved, _last) = stream::sequence(&mut conn, MAX_ROWS).await?;
+        if moved > 0 {
+            // This process's clients need not wait for the NOTIFY's round trip.
+            hub.fetch.notify_one();
+        }
+        if moved >= MAX_ROWS {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return Ok(()),
+        }
+    }
+}
