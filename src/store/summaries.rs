@@ -302,3 +302,20 @@ pub async fn save_chunk(
     .context("keeping a summary chunk")?;
     Ok(())
 }
+
+/// Send a piece of a summary being made to whoever listens on `channel` (`pg_notify`, so on a
+/// pool it goes out at once, outside any transaction). The payload stays under PostgreSQL's
+/// 8000-byte limit; the caller splits longer ones.
+pub async fn notify_tokens(
+    db: impl PgExecutor<'_>,
+    channel: &str,
+    payload: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(db)
+        .await
+        .context("sending a summary's tokens")?;
+    Ok(())
+}

@@ -3,7 +3,8 @@
 //! `summarise.fallback_to_builtin` is on). A document too long for the model's context is split
 //! into chunks that are summarised one by one (each result kept, so a restarted job resumes
 //! after the last one), then the chunk summaries are summarised (map-reduce). Identical
-//! requests are answered from the cache.
+//! requests are answered from the cache. The final answer's text is streamed as it is made
+//! (`stream.rs`), the built-in summary's sentence by sentence.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::providers::{CompletionRequest, ProviderFailure};
+use super::providers::{CompletionRequest, Piece, ProviderFailure};
+use super::stream::TokenPublisher;
 use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
@@ -23,7 +25,7 @@ use crate::store::summaries::{Chunk, Done, Summary};
 use crate::work::events::{publish, publish_failed};
 use crate::work::finish::{self, Outcome};
 
-use super::summariser::{SYSTEM, Summariser, SummaryOptions, builtin, split};
+use super::summariser::{SYSTEM, Summariser, SummaryOptions, builtin_streaming, split};
 
 /// Most reduce rounds before giving up (each round shrinks the text several times).
 const MAX_ROUNDS: i32 = 6;
@@ -91,12 +93,13 @@ pub struct SummariseKind {
 
 impl SummariseKind {
     /// Summarise with the providers: one call when the text fits the context, else
-    /// map-reduce with every chunk result kept.
+    /// map-reduce with every chunk result kept. The last call's answer streams into `sink`.
     async fn with_models(
         &self,
         id: Uuid,
         text: &str,
         options: &SummaryOptions,
+        sink: &mut (dyn FnMut(Piece) + Send),
     ) -> Result<Done, Failure> {
         let providers = &self.summariser.providers;
         let preferred = options.provider.clone();
@@ -155,22 +158,21 @@ impl SummariseKind {
             }
             source = results.join("\n\n");
         }
-        let answer = providers
-            .complete(&CompletionRequest {
-                system: SYSTEM.into(),
-                document: source,
-                instruction: match chunks {
-                    1 => options.instruction(),
-                    _ => format!(
-                        "The document consists of summaries of consecutive parts of a longer \
-                         document. {}",
-                        options.instruction()
-                    ),
-                },
-                max_chars: options.max_chars(),
-                preferred,
-            })
-            .await?;
+        let request = CompletionRequest {
+            system: SYSTEM.into(),
+            document: source,
+            instruction: match chunks {
+                1 => options.instruction(),
+                _ => format!(
+                    "The document consists of summaries of consecutive parts of a longer \
+                     document. {}",
+                    options.instruction()
+                ),
+            },
+            max_chars: options.max_chars(),
+            preferred,
+        };
+        let answer = providers.complete_streaming(&request, sink).await?;
         tally.add(answer.tokens_in as i32, answer.tokens_out as i32);
         Ok(Done {
             text: answer.text,
@@ -216,43 +218,50 @@ impl JobKind for SummariseKind {
                 .succeeded(&job, &summary, &document, &done, true, None)
                 .await;
         }
-        let done = if self.summariser.providers.is_empty() {
-            builtin(&document.text, &options)
+        // Dropped on cancel, which stops it at once; finished before the outcome is committed.
+        let publisher = TokenPublisher::start(self.pool.clone(), id, summary.owner_id, job.attempt);
+        let mut sink = publisher.sink();
+        let answer = if self.summariser.providers.is_empty() {
+            Ok(builtin_streaming(&document.text, &options, &mut sink))
         } else {
             // Dropping the model calls closes their connections: the provider sees the
             // request cancelled and no further call starts.
             let answer = tokio::select! {
-                answer = self.with_models(id, &document.text, &options) => answer,
+                answer = self.with_models(id, &document.text, &options, &mut sink) => answer,
                 _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
             };
             match answer {
-                Ok(done) => done,
                 Err(Failure::Unavailable(why)) if self.summariser.fallback_to_builtin => {
                     tracing::warn!(summary = %id, reasons = why, "every provider is down; using the built-in summariser");
-                    builtin(&document.text, &options)
+                    Ok(builtin_streaming(&document.text, &options, &mut sink))
                 }
-                Err(Failure::Unavailable(why)) => {
-                    let last = job.attempt >= job.max_attempts;
-                    let error = format!("every provider is unavailable: {why}");
-                    let mut tx = finish::begin(&self.pool, &job).await?;
-                    store::summaries::failed(&mut *tx, id, &error, last).await?;
-                    let failed = Outcome::Failed(JobError::Retry(anyhow!(error)));
-                    return finish::finish(tx, &job, failed).await;
-                }
-                Err(Failure::Permanent(why)) => {
-                    let mut tx = finish::begin(&self.pool, &job).await?;
-                    store::summaries::failed(&mut *tx, id, &why, true).await?;
-                    let payload = json!({
-                        "summary_id": id, "document_id": document.id, "status": "failed",
-                        "error": why, "message": format!("Summary of {} failed", document.title),
-                    });
-                    let (notify, topic) = (self.notifier.config(), Topic::SummariesFinished);
-                    publish_failed(&mut tx, notify, topic, owner, payload, false).await?;
-                    let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
-                    return finish::finish(tx, &job, failed).await;
-                }
-                Err(Failure::Store(e)) => return Err(JobError::Retry(e)),
+                answer => answer,
             }
+        };
+        publisher.finish().await;
+        let done = match answer {
+            Ok(done) => done,
+            Err(Failure::Unavailable(why)) => {
+                let last = job.attempt >= job.max_attempts;
+                let error = format!("every provider is unavailable: {why}");
+                let mut tx = finish::begin(&self.pool, &job).await?;
+                store::summaries::failed(&mut *tx, id, &error, last).await?;
+                let failed = Outcome::Failed(JobError::Retry(anyhow!(error)));
+                return finish::finish(tx, &job, failed).await;
+            }
+            Err(Failure::Permanent(why)) => {
+                let mut tx = finish::begin(&self.pool, &job).await?;
+                store::summaries::failed(&mut *tx, id, &why, true).await?;
+                let payload = json!({
+                    "summary_id": id, "document_id": document.id, "status": "failed",
+                    "error": why, "message": format!("Summary of {} failed", document.title),
+                });
+                let (notify, topic) = (self.notifier.config(), Topic::SummariesFinished);
+                publish_failed(&mut tx, notify, topic, owner, payload, false).await?;
+                let failed = Outcome::Failed(JobError::permanent(anyhow!(why)));
+                return finish::finish(tx, &job, failed).await;
+            }
+            Err(Failure::Store(e)) => return Err(JobError::Retry(e)),
         };
         // A built-in answer that stands in for down providers is not cached: the next identical
         // request should get a model's summary.

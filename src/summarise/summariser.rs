@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::extractive::{self, ExtractiveOptions};
-use super::providers::Providers;
+use super::providers::{Piece, Providers};
 use crate::config::SummariseConfig;
 use crate::metrics::Metrics;
 use crate::store::summaries::Done;
@@ -129,6 +129,16 @@ impl Summariser {
 /// The built-in summary of `text`: its most central sentences, as prose or as bullets. (It
 /// cannot translate: `language` is not used, the document's language is detected.)
 pub fn builtin(text: &str, options: &SummaryOptions) -> Done {
+    builtin_streaming(text, options, &mut |_| {})
+}
+
+/// As [`builtin`], handing `sink` the summary sentence by sentence (each with the space or
+/// line break before it, so the pieces add up to the summary exactly).
+pub fn builtin_streaming(
+    text: &str,
+    options: &SummaryOptions,
+    sink: &mut (dyn FnMut(Piece) + Send),
+) -> Done {
     let bullets = options.style == "bullets";
     let summary = extractive::summarise(
         text,
@@ -142,13 +152,16 @@ pub fn builtin(text: &str, options: &SummaryOptions) -> Done {
             language: None,
         },
     );
-    let text = match bullets {
-        true => (summary.picked.iter())
-            .map(|s| format!("- {s}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        false => summary.text,
+    let (first, between) = match bullets {
+        true => ("- ", "\n- "),
+        false => ("", " "),
     };
+    let mut text = String::new();
+    for (i, sentence) in summary.picked.iter().enumerate() {
+        let piece = format!("{}{sentence}", if i == 0 { first } else { between });
+        text.push_str(&piece);
+        sink(Piece::Text(piece));
+    }
     Done {
         text,
         provider: "builtin".into(),

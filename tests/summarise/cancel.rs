@@ -51,7 +51,7 @@ async fn document(pool: &PgPool, owner: Uuid, n: usize) -> Uuid {
 
 /// A summary of `document` for `owner`, its job and its reserved quota unit, as one
 /// transaction. Returns the summary and job ids.
-async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, Uuid) {
+pub(crate) async fn request_summary(pool: &PgPool, owner: Uuid, document: Uuid) -> (Uuid, Uuid) {
     let mut tx = pool.begin().await.unwrap();
     let summary_id = Uuid::now_v7();
     let args = json!({ "summary_id": summary_id });

@@ -1,14 +1,19 @@
 //! A local stand-in for an OpenAI-compatible API: answers POST /v1/chat/completions in the real
-//! wire format with a scripted behaviour, and records every request it receives.
+//! wire format with a scripted behaviour, and records every request it receives. A request
+//! with `stream: true` gets server-sent events (`data: {chunk}` … `data: [DONE]`) and must ask
+//! for the usage (`stream_options.include_usage`), as OpenAI's API would be asked.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::SinkExt;
+use futures::channel::mpsc;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
-use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler, post};
+use poem::{Body, EndpointExt, IntoResponse, Request, Response, Route, handler, post};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// What the fake provider does with the next request.
@@ -32,6 +37,26 @@ pub enum Behaviour {
     Malformed,
     /// 200 with this text, stopped at the token limit (`finish_reason: "length"`).
     Truncated(String),
+    /// Streamed (only to `stream: true`): these pieces with a pause between them, then
+    /// `finish_reason: "stop"`, the usage and `[DONE]`.
+    Stream {
+        /// The answer's text, piece by piece.
+        pieces: Vec<String>,
+        /// The pause before each piece after the first.
+        gap: Duration,
+    },
+    /// Streamed: these pieces, then the connection is dropped mid-stream.
+    StreamThenDrop(Vec<String>),
+    /// Streamed: `before`, then nothing until [`FakeLlm::release`], then `after` and the end;
+    /// `gap` before each piece after the first.
+    StreamHeld {
+        /// Sent before the hold.
+        before: Vec<String>,
+        /// Sent once released.
+        after: Vec<String>,
+        /// The pause before each piece after the first.
+        gap: Duration,
+    },
 }
 
 /// One request as the fake provider received it.
@@ -61,6 +86,7 @@ impl Received {
 struct State {
     behaviour: Mutex<Behaviour>,
     received: Mutex<Vec<Received>>,
+    gate: Arc<Semaphore>,
 }
 
 /// The running fake provider; stops when dropped.
@@ -76,6 +102,7 @@ impl FakeLlm {
         let state = Arc::new(State {
             behaviour: Mutex::new(behaviour),
             received: Mutex::new(Vec::new()),
+            gate: Arc::new(Semaphore::new(0)),
         });
         let app = Route::new()
             .at("/v1/chat/completions", post(chat))
@@ -107,6 +134,11 @@ impl FakeLlm {
         *self.state.behaviour.lock().expect("the behaviour") = behaviour;
     }
 
+    /// Lets one held stream ([`Behaviour::StreamHeld`]) go on.
+    pub fn release(&self) {
+        self.state.gate.add_permits(1);
+    }
+
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("the request log").clone()
@@ -128,6 +160,9 @@ impl Drop for FakeLlm {
 async fn chat(req: &Request, Json(body): Json<Value>, state: Data<&Arc<State>>) -> Response {
     let authorization = req.header("authorization").map(str::to_owned);
     let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let streamed = body["stream"] == true;
+    // What a real provider needs to send the usage at the end of a stream.
+    let usage_asked = body["stream_options"]["include_usage"] == true;
     state
         .received
         .lock()
@@ -137,11 +172,48 @@ async fn chat(req: &Request, Json(body): Json<Value>, state: Data<&Arc<State>>) 
             body,
         });
     let behaviour = state.behaviour.lock().expect("the behaviour").clone();
+    if streamed && !usage_asked {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "stream_options.include_usage is not set",
+            "invalid_request_error",
+            "fake_check_failed",
+        );
+    }
+    let answer = |text: &str, finish_reason: &'static str| match streamed {
+        true => stream(
+            &model,
+            vec![text.to_owned()],
+            Duration::ZERO,
+            None,
+            End::Finish(finish_reason),
+        ),
+        false => completion(&model, text, finish_reason),
+    };
     match behaviour {
-        Behaviour::Answer(text) => completion(&model, &text, "stop"),
+        Behaviour::Answer(text) => answer(&text, "stop"),
         Behaviour::Slow(pause) => {
             tokio::time::sleep(pause).await;
-            completion(&model, "Too late to matter.", "stop")
+            answer("Too late to matter.", "stop")
+        }
+        Behaviour::Stream { .. } | Behaviour::StreamThenDrop(_) | Behaviour::StreamHeld { .. }
+            if !streamed =>
+        {
+            error(
+                StatusCode::BAD_REQUEST,
+                "this fake streams only when asked to",
+                "invalid_request_error",
+                "fake_check_failed",
+            )
+        }
+        Behaviour::Stream { pieces, gap } => stream(&model, pieces, gap, None, End::Finish("stop")),
+        Behaviour::StreamThenDrop(pieces) => {
+            stream(&model, pieces, Duration::ZERO, None, End::Drop)
+        }
+        Behaviour::StreamHeld { before, after, gap } => {
+            let held = Some((before.len(), state.gate.clone()));
+            let pieces = before.into_iter().chain(after).collect();
+            stream(&model, pieces, gap, held, End::Finish("stop"))
         }
         Behaviour::ServerError => Response::builder()
             .status(StatusCode::INTERNAL_SERVER_ERROR)
@@ -166,12 +238,12 @@ async fn chat(req: &Request, Json(body): Json<Value>, state: Data<&Arc<State>>) 
             "invalid_request_error",
             "context_length_exceeded",
         ),
-        Behaviour::Empty => completion(&model, "", "stop"),
+        Behaviour::Empty => answer("", "stop"),
         Behaviour::Malformed => Response::builder()
             .status(StatusCode::OK)
             .content_type("application/json")
             .body(r#"{"choices": "not a list"}"#),
-        Behaviour::Truncated(text) => completion(&model, &text, "length"),
+        Behaviour::Truncated(text) => answer(&text, "length"),
     }
 }
 
@@ -186,7 +258,7 @@ fn completion(model: &str, text: &str, finish_reason: &str) -> Response {
             "message": {"role": "assistant", "content": text},
             "finish_reason": finish_reason,
         }],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 17, "total_tokens": 137},
+        "usage": usage(),
     }))
     .into_response()
 }
@@ -194,4 +266,82 @@ fn completion(model: &str, text: &str, finish_reason: &str) -> Response {
 fn error(status: StatusCode, message: &str, kind: &str, code: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     Json(body).with_status(status).into_response()
+}
+
+/// How a streamed answer ends.
+enum End {
+    /// A last chunk with this finish reason, the usage, then `[DONE]`.
+    Finish(&'static str),
+    /// The connection breaks.
+    Drop,
+}
+
+/// A streamed answer: one chunk per piece, `gap` before each after the first, waiting after
+/// the first `held.0` pieces until `held.1` gives a permit.
+fn stream(
+    model: &str,
+    pieces: Vec<String>,
+    gap: Duration,
+    held: Option<(usize, Arc<Semaphore>)>,
+    end: End,
+) -> Response {
+    let (mut events, body) = mpsc::channel::<Result<String, std::io::Error>>(16);
+    let model = model.to_owned();
+    tokio::spawn(async move {
+        let chunk = |delta: Value, finish_reason: Value, usage: Value| {
+            let choices = match delta {
+                Value::Null => json!([]),
+                delta => json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]),
+            };
+            let chunk = json!({
+                "id": "chatcmpl-test", "object": "chat.completion.chunk",
+                "created": 1_700_000_000, "model": model, "choices": choices, "usage": usage,
+            });
+            Ok(format!("data: {chunk}\n\n"))
+        };
+        for (i, piece) in pieces.iter().enumerate() {
+            if let Some((at, gate)) = &held
+                && *at == i
+            {
+                let Ok(permit) = gate.acquire().await else {
+                    return;
+                };
+                permit.forget();
+            }
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            let delta = json!({"role": "assistant", "content": piece});
+            // A closed channel: the client went away, as a dropped call does.
+            if events
+                .send(chunk(delta, Value::Null, Value::Null))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let tail = match end {
+            End::Finish(reason) => vec![
+                chunk(json!({}), json!(reason), Value::Null),
+                chunk(Value::Null, Value::Null, usage()),
+                Ok("data: [DONE]\n\n".to_owned()),
+            ],
+            End::Drop => vec![Err(std::io::Error::other("the fake drops the stream"))],
+        };
+        for event in tail {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_bytes_stream(body))
+}
+
+fn usage() -> Value {
+    json!({"prompt_tokens": 120, "completion_tokens": 17, "total_tokens": 137})
 }

@@ -1,4 +1,4 @@
-//! Summaries: the provider layer against local OpenAI-compatible servers.
+//! Summaries: the provider layer against local OpenAI-compatible servers, streamed or not.
 
 mod cancel;
 #[path = "../support/cancel_run.rs"]
@@ -9,3 +9,4 @@ mod providers;
 mod rows;
 #[path = "../scrape/slow_server.rs"]
 mod slow_server;
+mod streaming;

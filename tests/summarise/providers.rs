@@ -25,7 +25,7 @@ fn set_key() {
     ONCE.call_once(|| unsafe { std::env::set_var(KEY_ENV, KEY) });
 }
 
-fn provider(name: &str, llm: &FakeLlm) -> ProviderConfig {
+pub(crate) fn provider(name: &str, llm: &FakeLlm) -> ProviderConfig {
     ProviderConfig {
         name: name.to_owned(),
         base_url: llm.base_url().to_owned(),
@@ -37,11 +37,11 @@ fn provider(name: &str, llm: &FakeLlm) -> ProviderConfig {
     }
 }
 
-fn providers(configs: Vec<ProviderConfig>, cool_down: Duration) -> Providers {
+pub(crate) fn providers(configs: Vec<ProviderConfig>, cool_down: Duration) -> Providers {
     Providers::new(configs, cool_down).expect("providers")
 }
 
-fn request(document: &str) -> CompletionRequest {
+pub(crate) fn request(document: &str) -> CompletionRequest {
     CompletionRequest {
         system: "Write in English.".to_owned(),
         document: document.to_owned(),
@@ -66,7 +66,7 @@ async fn failure(providers: &Providers, req: &CompletionRequest) -> ProviderFail
     }
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn a_failing_provider_is_skipped_and_the_next_ones_answer_is_recorded_as_its() {
@@ -385,7 +385,7 @@ async fn a_missing_key_variable_is_named_when_the_providers_are_built() {
 
 /// The fields recorded on every `llm call` span, by span.
 #[derive(Clone, Default)]
-struct Calls(Arc<Mutex<HashMap<u64, HashMap<String, String>>>>);
+pub(crate) struct Calls(pub(crate) Arc<Mutex<HashMap<u64, HashMap<String, String>>>>);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 

@@ -11,15 +11,26 @@ pub(super) fn check_answer(
     max_chars: usize,
 ) -> Result<String, String> {
     let choice = parsed.choices.first().ok_or("no choices")?;
-    if let Some(refusal) = choice
-        .message
-        .refusal
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-    {
+    check_text(
+        choice.message.refusal.as_deref(),
+        choice.finish_reason,
+        choice.message.content.as_deref().unwrap_or_default(),
+        max_chars,
+    )
+}
+
+/// The same checks on an answer's parts, as a streamed answer is assembled from its chunks:
+/// the refusal field, the finish reason and the text.
+pub(super) fn check_text(
+    refusal: Option<&str>,
+    finish_reason: Option<FinishReason>,
+    content: &str,
+    max_chars: usize,
+) -> Result<String, String> {
+    if let Some(refusal) = refusal.filter(|r| !r.trim().is_empty()) {
         return Err(format!("refused: {}", refusal.trim()));
     }
-    match choice.finish_reason {
+    match finish_reason {
         Some(FinishReason::Length) => return Err("cut off at max_output_tokens".to_owned()),
         Some(FinishReason::ContentFilter) => return Err("stopped by a content filter".to_owned()),
         Some(FinishReason::ToolCalls | FinishReason::FunctionCall) => {
@@ -27,11 +38,11 @@ pub(super) fn check_answer(
         }
         Some(FinishReason::Stop) | None => {}
     }
-    let text = choice.message.content.as_deref().unwrap_or_default().trim();
+    let text = content.trim();
     if text.is_empty() {
         return Err("empty".to_owned());
     }
-    let limit = max_chars.saturating_add(max_chars / 5);
+    let limit = answer_limit(max_chars);
     let length = text.chars().count();
     if length > limit {
         return Err(format!("{length} characters, more than {limit}"));
@@ -46,6 +57,11 @@ pub(super) fn check_answer(
         ));
     }
     Ok(text.to_owned())
+}
+
+/// Longest answer accepted, in characters, when `max_chars` were asked for.
+pub(super) fn answer_limit(max_chars: usize) -> usize {
+    max_chars.saturating_add(max_chars / 5)
 }
 
 /// Whether the answer opens like a refusal rather than a summary.

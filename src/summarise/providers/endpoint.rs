@@ -1,5 +1,6 @@
 //! One provider's endpoint: its HTTP client and key, its cool-down, and one chat completion
 //! call sorted into an answer or the kind of failure (the rule is in the parent module's docs).
+//! The streamed variant of the exchange is in `streamed.rs`.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -7,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use async_openai::config::{Config, OpenAIConfig};
 use async_openai::error::WrappedError;
-use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
+use async_openai::types::chat::{
+    CompletionUsage, CreateChatCompletionRequest, CreateChatCompletionResponse,
+};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,9 +23,9 @@ use crate::domain;
 
 pub(super) struct Provider {
     pub(super) config: ProviderConfig,
-    url: String,
-    headers: HeaderMap,
-    http: reqwest::Client,
+    pub(super) url: String,
+    pub(super) headers: HeaderMap,
+    pub(super) http: reqwest::Client,
     // A std Mutex: it is only held to read or set an instant, never across an await.
     cooling_until: Mutex<Option<Instant>>,
 }
@@ -92,11 +95,13 @@ impl Provider {
             Some(Instant::now() + pause);
     }
 
-    /// One chat completion, in its own span, with the answer checked.
+    /// One chat completion, in its own span, with the answer checked. With `on_text` the answer
+    /// is streamed and each piece of text handed to it as it arrives (see `streamed.rs`).
     pub(super) async fn call(
         &self,
         body: &CreateChatCompletionRequest,
         max_chars: usize,
+        on_text: Option<&mut (dyn FnMut(String) + Send)>,
     ) -> Result<Answer, CallError> {
         // GenAI semantic conventions: a client span `chat {model}`; every provider speaks
         // OpenAI's wire format, hence the system name, and `provider` is the configured name.
@@ -120,10 +125,18 @@ impl Provider {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        let result = self
-            .exchange(body, max_chars, &span)
-            .instrument(span.clone())
-            .await;
+        let result = match on_text {
+            None => {
+                self.exchange(body, max_chars, &span)
+                    .instrument(span.clone())
+                    .await
+            }
+            Some(on_text) => {
+                self.exchange_streamed(body, max_chars, on_text, &span)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         if let Err(e) = &result {
             let kind = match e {
                 CallError::Unavailable { .. } => "unavailable",
@@ -160,32 +173,38 @@ impl Provider {
         if !status.is_success() {
             return Err(classify(status, retry_after, &bytes));
         }
-        let parsed: CreateChatCompletionResponse = serde_json::from_slice(&bytes)
+        self.read_answer(&bytes, max_chars, span)
+    }
+
+    /// A whole (not streamed) chat completion's body, checked.
+    pub(super) fn read_answer(
+        &self,
+        bytes: &[u8],
+        max_chars: usize,
+        span: &tracing::Span,
+    ) -> Result<Answer, CallError> {
+        let parsed: CreateChatCompletionResponse = serde_json::from_slice(bytes)
             .map_err(|e| CallError::BadAnswer(format!("not a chat completion: {e}")))?;
-        span.record("gen_ai.response.model", parsed.model.as_str());
-        let (tokens_in, tokens_out) = parsed
-            .usage
-            .as_ref()
-            .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
-        if parsed.usage.is_some() {
-            span.record("gen_ai.usage.input_tokens", i64::from(tokens_in));
-            span.record("gen_ai.usage.output_tokens", i64::from(tokens_out));
-        }
+        let (tokens_in, tokens_out) = record_usage(span, &parsed.model, parsed.usage.as_ref());
         let text = check_answer(&parsed, max_chars).map_err(CallError::BadAnswer)?;
-        let model = if parsed.model.is_empty() {
-            self.config.model.clone()
-        } else {
-            parsed.model
-        };
         Ok(Answer {
             text,
-            model,
+            model: self.model_or_configured(parsed.model),
             tokens_in,
             tokens_out,
         })
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> CallError {
+    /// The model the provider names, else the configured one.
+    pub(super) fn model_or_configured(&self, reported: String) -> String {
+        if reported.is_empty() {
+            self.config.model.clone()
+        } else {
+            reported
+        }
+    }
+
+    pub(super) fn transport_error(&self, e: &reqwest::Error) -> CallError {
         let why = if e.is_timeout() {
             format!("no answer within {:?}", self.config.timeout)
         } else {
@@ -205,6 +224,25 @@ impl Provider {
     }
 }
 
+/// Records the answering model and the usage (when reported) on the call's span; returns the
+/// prompt and answer tokens, 0 each when not reported.
+pub(super) fn record_usage(
+    span: &tracing::Span,
+    model: &str,
+    usage: Option<&CompletionUsage>,
+) -> (u32, u32) {
+    span.record("gen_ai.response.model", model);
+    let Some(usage) = usage else {
+        return (0, 0);
+    };
+    span.record("gen_ai.usage.input_tokens", i64::from(usage.prompt_tokens));
+    span.record(
+        "gen_ai.usage.output_tokens",
+        i64::from(usage.completion_tokens),
+    );
+    (usage.prompt_tokens, usage.completion_tokens)
+}
+
 fn read_key(env: &str) -> anyhow::Result<Option<SecretString>> {
     if env.trim().is_empty() {
         return Ok(None);
@@ -218,7 +256,11 @@ fn read_key(env: &str) -> anyhow::Result<Option<SecretString>> {
 }
 
 /// Sorts a non-2xx reply by the rule in the module docs.
-fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> CallError {
+pub(super) fn classify(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> CallError {
     let detail = match serde_json::from_slice::<WrappedError>(body) {
         Ok(wrapped) => wrapped.error.to_string(),
         Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
@@ -232,7 +274,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> C
 }
 
 /// `retry-after-ms` (OpenAI's), else `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .get(name)

@@ -16,6 +16,11 @@
 //!   refusal): the next provider is tried; no cool-down, as the answer may be about this
 //!   document rather than the provider.
 //!
+//! Streaming ([`Providers::complete_streaming`]) follows the same rule. Text is handed on as it
+//! arrives; when the provider then fails (the connection drops, an error arrives in the stream,
+//! the whole answer fails the checks) a [`Piece::Restart`] says to drop what came so far, and
+//! the next provider starts over. A provider that fails before its first text needs none.
+//!
 //! async-openai 0.43 supplies the wire types and the endpoint's URL and headers
 //! ([`OpenAIConfig`]). Its `Client` is not used: without the crate's `middleware` feature it
 //! always retries 429s and 5xx itself (three times, sleeping for each `Retry-After`) and drops
@@ -24,6 +29,7 @@
 mod answer;
 mod endpoint;
 mod prompt;
+mod streamed;
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +84,16 @@ pub struct Completion {
     pub elapsed_ms: u64,
     /// Providers passed over before this answer, with the reason.
     pub skipped: Vec<(String, String)>,
+}
+
+/// What a streamed call hands on as the answer arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// The next piece of the answer's text; the pieces since the last restart add up to the
+    /// final answer exactly (it is trimmed at both ends as it streams).
+    Text(String),
+    /// Drop the text so far: the provider failed and the next one starts over.
+    Restart,
 }
 
 /// Why no answer came back.
@@ -167,6 +183,26 @@ impl Providers {
 
     /// Asks the providers in turn until one gives an answer that passes the checks.
     pub async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderFailure> {
+        self.ask(req, None).await
+    }
+
+    /// As [`Providers::complete`], with the answer streamed (`stream: true`): `sink` gets its
+    /// text piece by piece as the model produces it, and a [`Piece::Restart`] when a provider
+    /// fails after some of its text was handed on. The returned text is the pieces since the
+    /// last restart, joined.
+    pub async fn complete_streaming(
+        &self,
+        req: &CompletionRequest,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<Completion, ProviderFailure> {
+        self.ask(req, Some(sink)).await
+    }
+
+    async fn ask(
+        &self,
+        req: &CompletionRequest,
+        mut sink: Option<&mut (dyn FnMut(Piece) + Send)>,
+    ) -> Result<Completion, ProviderFailure> {
         let messages = vec![
             ChatCompletionRequestSystemMessage::from(system_message(&req.system)).into(),
             ChatCompletionRequestUserMessage::from(user_message(req)).into(),
@@ -187,7 +223,22 @@ impl Providers {
                 ..Default::default()
             };
             let started = Instant::now();
-            let called = provider.call(&body, req.max_chars).await;
+            let mut handed_on = false;
+            let called = match sink.as_deref_mut() {
+                None => provider.call(&body, req.max_chars, None).await,
+                Some(sink) => {
+                    let mut on_text = |text: String| {
+                        handed_on = true;
+                        sink(Piece::Text(text));
+                    };
+                    provider
+                        .call(&body, req.max_chars, Some(&mut on_text))
+                        .await
+                }
+            };
+            if let (true, Err(_), Some(sink)) = (handed_on, &called, sink.as_deref_mut()) {
+                sink(Piece::Restart);
+            }
             let call = ModelCall {
                 provider: name,
                 model: &provider.config.model,
