@@ -115,7 +115,7 @@ struct CreateSummary {
 
 /// A summary.
 #[derive(Object)]
-struct SummaryOut {
+pub(crate) struct SummaryOut {
     /// Id.
     id: Uuid,
     /// The document summarised.

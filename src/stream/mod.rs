@@ -7,6 +7,7 @@
 mod listener;
 mod sequencer;
 pub mod subscription;
+pub mod summary;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

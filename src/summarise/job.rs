@@ -96,7 +96,7 @@ impl SummariseKind {
     /// map-reduce with every chunk result kept. The last call's answer streams into `sink`.
     async fn with_models(
         &self,
-        id: Uuid,
+        (id, owner): (Uuid, Uuid),
         text: &str,
         options: &SummaryOptions,
         sink: &mut (dyn FnMut(Piece) + Send),
@@ -153,6 +153,14 @@ impl SummariseKind {
                     model: answer.model,
                 };
                 store::summaries::save_chunk(&self.pool, id, round, idx, &chunk).await?;
+                // Live progress for the summary's stream; losing it loses nothing stored.
+                let progress = json!({
+                    "type": "summary.progress", "owner": owner, "summary": id, "round": round,
+                    "chunks_done": idx + 1, "chunks_total": pieces.len(),
+                });
+                if let Err(e) = store::stream::emit(&self.pool, &[progress]).await {
+                    tracing::debug!(error = %e, "publishing summary progress failed");
+                }
                 tally.add(chunk.tokens_in, chunk.tokens_out);
                 results.push(chunk.text);
             }
@@ -227,7 +235,7 @@ impl JobKind for SummariseKind {
             // Dropping the model calls closes their connections: the provider sees the
             // request cancelled and no further call starts.
             let answer = tokio::select! {
-                answer = self.with_models(id, &document.text, &options, &mut sink) => answer,
+                answer = self.with_models((id, summary.owner_id), &document.text, &options, &mut sink) => answer,
                 _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
             };
             match answer {

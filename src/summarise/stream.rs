@@ -19,7 +19,7 @@ use super::providers::Piece;
 use crate::store;
 
 /// The PostgreSQL channel the pieces of summaries being made are sent to.
-pub const TOKENS_CHANNEL: &str = "workhorse_tokens";
+pub const TOKENS_CHANNEL: &str = crate::store::stream::TOKENS_CHANNEL;
 
 /// Longest payload sent, in bytes (PostgreSQL refuses more than 8000).
 pub const MAX_PAYLOAD: usize = 7000;

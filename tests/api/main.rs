@@ -5,6 +5,9 @@ mod contract;
 mod enums;
 mod errors;
 mod events;
+#[allow(dead_code)]
+#[path = "../summarise/fake_llm.rs"]
+mod fake_llm;
 mod health;
 mod helpers;
 mod http;
@@ -18,5 +21,6 @@ mod schedules;
 mod scrapes;
 mod sse;
 mod summaries;
+mod summary_stream;
 mod tenancy;
 mod validation;

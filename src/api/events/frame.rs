@@ -3,6 +3,7 @@
 //! spec describes the data as [`EventOut`].
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -71,46 +72,65 @@ pub struct EventOut {
     reason: Option<String>,
 }
 
-/// What the stream yields: the reconnection delay first, then the frames.
-pub enum StreamFrame {
-    /// `retry:` for EventSource clients.
-    Retry(Duration),
-    /// A frame from the hub.
-    Frame(Frame),
+/// One SSE event whose data the spec describes as `S`: the data is serialized once (by the
+/// hub, for every client), so the stream carries finished SSE events rather than objects.
+pub struct Described<S> {
+    event: SseEvent,
+    _schema: PhantomData<fn() -> S>,
 }
 
-impl StreamFrame {
+impl<S> Described<S> {
+    /// An event with data `data` of type `event_type`, numbered `id` when it has a number.
+    pub fn new(id: Option<i64>, event_type: &str, data: String) -> Self {
+        let event = SseEvent::message(data).event_type(event_type);
+        let event = match id {
+            Some(id) => event.id(id.to_string()),
+            None => event,
+        };
+        Self::from_event(event)
+    }
+
+    /// The reconnection delay for EventSource clients (`retry:`).
+    pub fn retry(delay: Duration) -> Self {
+        Self::from_event(SseEvent::retry(
+            u64::try_from(delay.as_millis()).unwrap_or(2000),
+        ))
+    }
+
+    fn from_event(event: SseEvent) -> Self {
+        Self {
+            event,
+            _schema: PhantomData,
+        }
+    }
+
+    /// A stream frame from the hub.
+    pub fn frame(frame: Frame) -> Self {
+        let (id, ty, data) = frame.parts();
+        Self::new(id, ty, data)
+    }
+
     /// The SSE event.
     pub fn into_sse(self) -> SseEvent {
-        match self {
-            StreamFrame::Retry(d) => SseEvent::retry(u64::try_from(d.as_millis()).unwrap_or(2000)),
-            StreamFrame::Frame(frame) => {
-                let (id, ty, data) = frame.parts();
-                let event = SseEvent::message(data).event_type(ty);
-                match id {
-                    Some(id) => event.id(id.to_string()),
-                    None => event,
-                }
-            }
-        }
+        self.event
     }
 }
 
-impl Type for StreamFrame {
+impl<S: Type> Type for Described<S> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        EventOut::name()
+        S::name()
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        EventOut::schema_ref()
+        S::schema_ref()
     }
 
     fn register(registry: &mut Registry) {
-        EventOut::register(registry);
+        S::register(registry);
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
@@ -124,11 +144,9 @@ impl Type for StreamFrame {
     }
 }
 
-impl ToJSON for StreamFrame {
+impl<S: Type> ToJSON for Described<S> {
     fn to_json(&self) -> Option<Value> {
-        match self {
-            StreamFrame::Retry(_) => None,
-            StreamFrame::Frame(frame) => serde_json::from_str(&frame.parts().2).ok(),
-        }
+        // Only reached without `to_event`, which every stream here sets.
+        None
     }
 }

@@ -3,6 +3,7 @@
 //! `stream` and `work::stream`; this module speaks HTTP. Guide: docs/events.md.
 
 mod frame;
+mod summary;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -20,7 +21,8 @@ use super::error::ApiError;
 use crate::stream::{Frame, Subscription};
 use crate::work;
 use crate::work::stream::{JobStream, StreamQuery};
-pub use frame::{EventOut, StreamFrame};
+pub use frame::{Described, EventOut};
+pub use summary::SummaryStreamEvent;
 
 #[derive(Tags)]
 enum EventTags {
@@ -39,11 +41,20 @@ pub enum Streamed {
     /// are no longer kept), then events as they commit, a comment line every
     /// `events.keep_alive` while idle, and `close` with a reason when the server ends it.
     #[oai(status = 200)]
-    Events(EventStream<BoxStream<'static, StreamFrame>>),
+    Events(EventStream<BoxStream<'static, Described<EventOut>>>),
     /// The job had already ended when this reconnect came: nothing more will come (an
     /// EventSource stops reconnecting on 204).
     #[oai(status = 204)]
     Over,
+}
+
+/// A summary's live stream.
+#[derive(ApiResponse)]
+pub enum SummaryStreamed {
+    /// `text/event-stream`: `hello`, then `delta` and `progress` events, then `summary` and
+    /// `close`.
+    #[oai(status = 200)]
+    Events(EventStream<BoxStream<'static, Described<SummaryStreamEvent>>>),
 }
 
 /// A stream ticket: put it in `?ticket=` of a stream's URL.
@@ -64,15 +75,19 @@ enum TicketCreated {
 
 /// The SSE response for a subscription: the reconnection delay, then its frames.
 fn sse(state: &ApiState, frames: BoxStream<'static, Frame>) -> Streamed {
+    Streamed::Events(described(state, frames.map(Described::frame).boxed()))
+}
+
+/// An SSE body: the reconnection delay, then `events`, with comment lines while idle.
+pub fn described<S: poem_openapi::types::Type + 'static>(
+    state: &ApiState,
+    events: BoxStream<'static, Described<S>>,
+) -> EventStream<BoxStream<'static, Described<S>>> {
     let config = state.hub.config();
-    let reconnect = config.reconnect;
-    let retry = stream::once(async move { StreamFrame::Retry(reconnect) });
-    let body = retry.chain(frames.map(StreamFrame::Frame)).boxed();
-    Streamed::Events(
-        EventStream::new(body)
-            .keep_alive(config.keep_alive)
-            .to_event(StreamFrame::into_sse),
-    )
+    let retry = stream::once(std::future::ready(Described::retry(config.reconnect)));
+    EventStream::new(retry.chain(events).boxed())
+        .keep_alive(config.keep_alive)
+        .to_event(Described::into_sse)
 }
 
 fn live(subscription: Subscription) -> BoxStream<'static, Frame> {
@@ -166,6 +181,42 @@ impl EventsApi {
             }
             JobStream::Over => Streamed::Over,
         })
+    }
+
+    /// Stream a summary as the model writes it: `delta` events with pieces of text (a
+    /// `restart` means a new provider or attempt starts over), `progress` over the chunks of a
+    /// long document, then `summary` with the stored summary and `close`. A summary that has
+    /// finished sends `summary` at once. Disconnecting does not stop the summary. A client that
+    /// connects mid-way gets the text from that point on (`offset` says where it goes), and the
+    /// whole text in `summary`.
+    #[oai(
+        path = "/summaries/:id/stream",
+        method = "get",
+        operation_id = "summaries_stream"
+    )]
+    async fn summary_stream(
+        &self,
+        auth: StreamAuth,
+        state: Data<&ApiState>,
+        /// The summary.
+        id: Path<Uuid>,
+    ) -> Result<SummaryStreamed, ApiError> {
+        let caller = auth.caller();
+        let owner = (!caller.is_admin()).then_some(caller.user_id);
+        // Follow first, then look: an end between the two is not missed.
+        let items = state.hub.follow_summary(id.0, owner).await?;
+        let found = crate::store::summaries::find(&state.pool, id.0, owner)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("summary {}", id.0)))?;
+        let state = state.0.clone();
+        let events = match found.outcome {
+            Some(_) => {
+                let head = crate::store::stream::head(&state.pool).await?;
+                summary::already_finished(state.clone(), id.0, owner, head)
+            }
+            None => summary::live(state.clone(), id.0, owner, items),
+        };
+        Ok(SummaryStreamed::Events(described(&state, events)))
     }
 
     /// Mint a stream ticket for a browser: `?ticket=` opens the caller's streams for
