@@ -10,6 +10,10 @@
 //!   and sd_notify; [`health`]: component states for `/readyz`.
 //! - [`domain`]: validated types and pure rules; [`store`]: all SQL, the pool, migrations and
 //!   the embedded PostgreSQL cluster.
+//! - [`stream`]: the live event stream inside a process: the sequencer (numbers committed
+//!   changes, one daemon at a time), the listener, the hub that broadcasts each batch once, each
+//!   client's task (replay after `Last-Event-ID`, filters, slow clients dropped), summaries'
+//!   text followers.
 //! - [`engine`]: the job engine (apalis workers over our own queue backend, cancellation,
 //!   leases, sweeper, pruning); [`egress`]: the outbound policy, the browser's filtering proxy
 //!   and the checked, pooled client for webhooks and Web Push.
@@ -24,7 +28,7 @@
 //!   problem+json errors (naming each field at fault), the served spec (`api::spec`: a described
 //!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
 //!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
-//!   `GET /metrics`;
+//!   `GET /metrics`; the event streams (`api::events`: SSE, tickets);
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.

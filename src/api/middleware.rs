@@ -78,7 +78,7 @@ impl<E: Endpoint> Endpoint for HttpEndpoint<E> {
             http.response.status_code = tracing::field::Empty,
             url.path = %path,
             url.scheme = "http",
-            url.query = req.uri().query().unwrap_or(""),
+            url.query = redact_query(req.uri().query().unwrap_or("")),
             network.protocol.version = ?req.version(),
             client.address = %client_address(req.remote_addr()),
             user_agent.original = header_str(req.headers(), "user-agent"),
@@ -298,6 +298,19 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// The query as spans record it: a stream ticket opens the caller's streams, so its value is
+/// replaced.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("ticket", _)) => "ticket=REDACTED",
+            _ => pair,
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +337,14 @@ mod tests {
             HeaderValue::from_static("bad id <script>"),
         );
         assert_ne!(request_id(&headers), "bad id <script>");
+    }
+
+    #[test]
+    fn stream_tickets_never_reach_a_span() {
+        assert_eq!(
+            super::redact_query("topic=job&ticket=wht_secret&all=true"),
+            "topic=job&ticket=REDACTED&all=true"
+        );
+        assert_eq!(super::redact_query(""), "");
     }
 }
