@@ -406,3 +406,48 @@ async fn a_client_of_one_daemon_sees_the_jobs_another_daemon_runs(pool: PgPool) 
         ]
     );
 }
+
+#[sqlx::test]
+async fn events_keep_coming_when_the_sequencing_daemon_stops(pool: PgPool) {
+    // Its own pool: stopping a daemon closes its pool.
+    let own = sqlx::pool::PoolOptions::new()
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("a second pool");
+    let first = spawn_app_without_workers(own).await;
+    // The first daemon holds the sequencer's lock before the second starts.
+    let locked = crate::helpers::eventually(LONG, || async {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_locks");
+        held == 1
+    })
+    .await;
+    assert!(locked, "the first daemon sequences");
+    let second = fast_retries(pool).await;
+    let admin = second.admin_token().await;
+    let mut stream = open(&second, "/v1/events", &admin, None).await;
+    hello(&mut stream).await;
+    let before = second.enqueue(&admin, json!({"kind": "echo"})).await;
+    stream
+        .until(LONG, |e| {
+            e.event == "job.succeeded" && e.data["job"] == before["id"]
+        })
+        .await;
+
+    first.shutdown.cancel();
+    while !first.stopped.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = second.enqueue(&admin, json!({"kind": "echo"})).await;
+    let seen = stream
+        .until(LONG, |e| {
+            e.event == "job.succeeded" && e.data["job"] == after["id"]
+        })
+        .await;
+    assert_eq!(types_of(&seen, after["id"].as_str().expect("id")).len(), 3);
+}

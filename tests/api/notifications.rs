@@ -381,3 +381,39 @@ async fn channels_are_checked_when_created(pool: PgPool) {
         Some(65)
     );
 }
+
+#[sqlx::test]
+async fn delivery_outcomes_reach_the_owners_event_stream(pool: PgPool) {
+    let receiver = Receiver::start(&[500]).await;
+    let app = app(pool, true).await;
+    let (_, token) = app.user_with_token("ann", Role::User).await;
+    let channel = webhook(&app, &token, &receiver.url(), &[]).await;
+    let resp = app
+        .get("/v1/events?topic=delivery&topic=channel.test", Some(&token))
+        .await;
+    let mut stream = crate::sse::SseStream::new(resp);
+    assert_eq!(stream.expect().await.event, "hello");
+    let path = format!("/v1/channels/{}/test", channel["id"].as_str().unwrap());
+    let delivery: Value = app.post(&path, Some(&token)).await.json().await.unwrap();
+
+    let seen = stream
+        .until(Duration::from_secs(30), |e| e.event == "delivery.delivered")
+        .await;
+    let types: Vec<&str> = seen.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        types,
+        ["channel.test", "delivery.failed", "delivery.delivered"]
+    );
+    let failed = &seen[1].data;
+    assert_eq!(failed["delivery"], delivery["id"]);
+    assert_eq!(failed["channel"], channel["id"]);
+    assert_eq!(
+        (&failed["status"], &failed["attempt"]),
+        (&json!(500), &json!(1))
+    );
+    assert_eq!(seen[2].data["attempt"], 2);
+    assert_eq!(
+        seen[0].data["event"], seen[1].data["event"],
+        "the event delivered"
+    );
+}
