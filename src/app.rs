@@ -23,6 +23,7 @@ use crate::metrics::{Metrics, Watched};
 use crate::notify::job::Notifier;
 use crate::scrape::job::Scraper;
 use crate::store::{self, embedded::EmbeddedPostgres};
+use crate::stream::Hub;
 use crate::summarise::summariser::Summariser;
 use crate::work::Work;
 
@@ -91,6 +92,7 @@ pub struct App {
     summariser: Arc<Summariser>,
     notifier: Arc<Notifier>,
     metrics: Metrics,
+    hub: Hub,
 }
 
 impl App {
@@ -118,6 +120,8 @@ impl App {
         // Weak: the scraper holds the metrics, whose callbacks must not keep it (and through
         // it the pool) alive after the app is gone.
         let browser = Arc::downgrade(&scraper);
+        let hub = Hub::new(storage.pool.clone(), config.events.clone());
+        let clients = hub.clone();
         metrics.watch(Watched {
             pool: storage.pool.clone(),
             kinds: registry.catalog().names(),
@@ -128,6 +132,7 @@ impl App {
                 .into_iter()
                 .collect(),
             browser: Box::new(move || browser.upgrade()?.sessions()),
+            stream_clients: Box::new(move || clients.clients() as u64),
         });
         // Bind first, then read the port back: that is how `listen = "127.0.0.1:0"` works.
         let acceptor = TcpListener::bind(config.http.listen)
@@ -152,6 +157,7 @@ impl App {
             summariser,
             notifier,
             metrics,
+            hub,
         })
     }
 
@@ -179,11 +185,8 @@ impl App {
     /// `shutdown.timeout`, then release storage.
     pub async fn run(self) -> anyhow::Result<()> {
         let config = Arc::new(self.config.clone());
-        let hub = crate::stream::Hub::start(
-            self.storage.pool.clone(),
-            self.config.events.clone(),
-            &self.shutdown,
-        );
+        let hub = self.hub.clone();
+        hub.start(&self.shutdown);
         let state = ApiState {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),

@@ -1,6 +1,6 @@
 //! The instruments and the methods the daemon records through: attempts, lateness,
 //! deliveries, pages, model calls, quota refusals, cron ticks and HTTP requests; and the
-//! observed gauges (jobs, pool connections, browser sessions).
+//! observed gauges (jobs, pool connections, browser sessions, stream clients).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +138,7 @@ pub(super) fn observe(
 ) -> Vec<ObservableGauge<i64>> {
     let pool = watched.pool;
     let browser = watched.browser;
+    let stream_clients = watched.stream_clients;
     vec![
         meter
             .i64_observable_gauge("workhorse.jobs")
@@ -169,6 +170,13 @@ pub(super) fn observe(
                 let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                 gauge.observe(count(busy), &[KeyValue::new("state", "in_use")]);
                 gauge.observe(count(idle), &[KeyValue::new("state", "idle")]);
+            })
+            .build(),
+        meter
+            .i64_observable_gauge("workhorse.stream.clients")
+            .with_description("Live event streams (SSE, WebSocket) open on this daemon.")
+            .with_callback(move |gauge| {
+                gauge.observe(i64::try_from(stream_clients()).unwrap_or(i64::MAX), &[]);
             })
             .build(),
     ]

@@ -28,7 +28,7 @@ pub use jobs::JobsGauge;
 
 /// Every metric the daemon exposes, as Prometheus names it (histograms by their base name);
 /// docs/operations.md has one table row for each, and a test holds the two together.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "workhorse_build_info",
     "workhorse_jobs",
     "workhorse_job_attempts_total",
@@ -41,6 +41,7 @@ pub const NAMES: [&str; 15] = [
     "workhorse_quota_refusals_total",
     "workhorse_db_pool_connections",
     "workhorse_browser_sessions",
+    "workhorse_stream_clients",
     "workhorse_schedule_ticks_total",
     "http_server_request_duration_seconds",
     "target_info",
@@ -99,6 +100,9 @@ pub struct Watched {
     /// Browser sessions `(in use, idle)`; `None` before the browser starts. It must not hold
     /// anything that holds this `Metrics` (a reference cycle would outlive the app).
     pub browser: Box<dyn Fn() -> Option<(u64, u64)> + Send + Sync>,
+    /// Clients of the live event stream connected to this process (the same rule as
+    /// `browser`: it must not hold this `Metrics`).
+    pub stream_clients: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
 impl Default for Metrics {

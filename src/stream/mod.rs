@@ -57,21 +57,8 @@ pub(crate) struct Inner {
 }
 
 impl Hub {
-    /// Start the sequencer, the listener and the fetcher; they stop with `stop`.
-    pub fn start(pool: PgPool, config: EventsConfig, stop: &CancellationToken) -> Self {
-        let hub = Self::with_stop(pool.clone(), config, stop.clone());
-        tokio::spawn(sequencer::run(hub.inner.clone(), pool, stop.clone()));
-        tokio::spawn(listener::run(hub.inner.clone(), stop.clone()));
-        tokio::spawn(fetch(hub.inner.clone(), stop.clone()));
-        hub
-    }
-
-    /// A hub whose tasks are not running (the CLI, tests of the parts).
-    pub fn idle(pool: PgPool, config: EventsConfig) -> Self {
-        Self::with_stop(pool, config, CancellationToken::new())
-    }
-
-    fn with_stop(pool: PgPool, config: EventsConfig, stop: CancellationToken) -> Self {
+    /// A hub whose tasks do not run yet: [`Hub::start`] starts them.
+    pub fn new(pool: PgPool, config: EventsConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -80,9 +67,29 @@ impl Hub {
                 tokens: broadcast::channel(BROADCAST_TOKENS).0,
                 head: AtomicI64::new(-1),
                 fetch: Notify::new(),
-                stop,
+                stop: CancellationToken::new(),
             }),
         }
+    }
+
+    /// Start the sequencer, the listener and the fetcher; they stop, and every client's stream
+    /// closes (`shutting_down`), when `stop` is cancelled.
+    pub fn start(&self, stop: &CancellationToken) {
+        let inner = &self.inner;
+        let own = inner.stop.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            own.cancel();
+        });
+        let stop = inner.stop.clone();
+        tokio::spawn(sequencer::run(
+            inner.clone(),
+            inner.pool.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(listener::run(inner.clone(), stop.clone()));
+        tokio::spawn(fetch(inner.clone(), stop));
     }
 
     /// The stream's settings.

@@ -116,6 +116,17 @@ async fn admins_see_everyones_events_only_when_they_ask(pool: PgPool) {
     hello(&mut all).await;
     let mut own = open(&app, "/v1/events", &admin, None).await;
     hello(&mut own).await;
+    let metrics = app
+        .get("/metrics", Some(&admin))
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let clients = metrics
+        .lines()
+        .find(|l| l.starts_with("workhorse_stream_clients"))
+        .expect("the clients gauge");
+    assert!(clients.ends_with(" 2"), "two streams open: {clients}");
     let job = app.enqueue(&bob_token, json!({"kind": "echo"})).await;
     let seen = all.until(LONG, |e| e.data["job"] == job["id"]).await;
     assert!(seen.iter().all(|e| e.event == "job.succeeded"), "{seen:?}");
