@@ -50,4 +50,5 @@ pub mod store;
 pub mod stream;
 pub mod summarise;
 pub mod telemetry;
+pub mod ui;
 pub mod work;

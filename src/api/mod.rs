@@ -139,7 +139,8 @@ pub fn routes(
     let spec = spec::document(&service.spec());
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
-    let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"]);
+    let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"])
+        .with(crate::ui::ROUTES);
     let bodies = BodySchemas::from_spec(&spec_value);
     let recorder = state.metrics.clone();
     let cors = cors(&http.cors_allow_origins);
@@ -147,6 +148,7 @@ pub fn routes(
     let route = Route::new()
         .nest("/", service)
         .nest("/docs", ui)
+        .nest("/ui", crate::ui::routes())
         .at(
             "/metrics",
             get(metrics::MetricsEndpoint::new(metrics.networks())),

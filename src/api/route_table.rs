@@ -73,6 +73,22 @@ impl RouteTable {
         Self(entries)
     }
 
+    /// Add routes served outside the spec (the dashboard), with their methods in `Allow`
+    /// order; `HEAD` is added beside `GET`.
+    pub fn with(mut self, routes: &[(&str, &[&'static str])]) -> Self {
+        self.0.extend(routes.iter().map(|(path, methods)| {
+            RouteEntry {
+                segments: split(path),
+                methods: METHOD_ORDER
+                    .into_iter()
+                    .filter(|m| methods.contains(m) || (*m == "HEAD" && methods.contains(&"GET")))
+                    .collect(),
+            }
+        }));
+        self.0.sort_by_key(RouteEntry::parameters);
+        self
+    }
+
     /// The route matching `path`, if any.
     pub fn find(&self, path: &str) -> Option<&RouteEntry> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

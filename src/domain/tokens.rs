@@ -51,9 +51,14 @@ pub const TICKET_PREFIX: &str = "wht_";
 
 /// A new random stream ticket and its hash (the hash is stored).
 pub fn mint_ticket() -> (String, Vec<u8>) {
+    mint_secret(TICKET_PREFIX)
+}
+
+/// A new random secret (`prefix` and 256 random bits, URL-safe) and its hash.
+pub fn mint_secret(prefix: &str) -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{TICKET_PREFIX}{}", base64url(&bytes));
+    let secret = format!("{prefix}{}", base64url(&bytes));
     let hash = hash(&secret);
     (secret, hash)
 }

@@ -84,7 +84,8 @@ pub(super) async fn sweep(runtime: Arc<Runtime>) {
     }
 }
 
-/// Delete finished jobs and cron ticks past their retention, and expired idempotency keys.
+/// Delete finished jobs and cron ticks past their retention, expired idempotency keys and
+/// dashboard sessions.
 pub(super) async fn prune(runtime: Arc<Runtime>) {
     let mut total = 0;
     loop {
@@ -106,6 +107,9 @@ pub(super) async fn prune(runtime: Arc<Runtime>) {
     }
     if let Err(e) = crate::store::schedules::prune(&runtime.pool, runtime.config.retention).await {
         tracing::warn!(error = format!("{e:#}"), "pruning old cron ticks failed");
+    }
+    if let Err(e) = crate::store::sessions::prune(&runtime.pool).await {
+        tracing::warn!(error = %e, "pruning expired dashboard sessions failed");
     }
     let keys = crate::store::idempotency::KEY_LIFETIME;
     if let Err(e) = crate::store::idempotency::prune_idempotency(&runtime.pool, keys).await {

@@ -12,6 +12,7 @@ pub mod quotas;
 pub mod records;
 pub mod schedules;
 pub mod scrapes;
+pub mod sessions;
 pub mod stream;
 pub mod summaries;
 pub mod tokens;

@@ -1,6 +1,8 @@
 //! API tests: the real `App` on a free port over a fresh PostgreSQL database per test.
 
 mod auth;
+#[path = "../common/chromedriver.rs"]
+mod chromedriver;
 mod contract;
 mod enums;
 mod errors;
@@ -23,4 +25,5 @@ mod sse;
 mod summaries;
 mod summary_stream;
 mod tenancy;
+mod ui;
 mod validation;

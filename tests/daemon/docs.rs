@@ -1,102 +1,20 @@
 //! API docs: Swagger UI rendered by headless Chromium, and the OpenAPI document checked by
 //! `openapi-spec-validator` and against `workhorse openapi`.
 
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde_json::{Value, json};
+use fantoccini::Locator;
+use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::chromedriver::Chromedriver;
 use crate::helpers::{
-    CONFIGURED_START, Daemon, Sandbox, TestDatabase, eventually, free_port, fresh_database, http,
+    CONFIGURED_START, Daemon, Sandbox, TestDatabase, eventually, fresh_database, http,
 };
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Swagger UI renders from inline assets, but Chromium's first start on a busy machine is slow.
 const RENDER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A chromedriver child on a loopback port, stopped (with its browsers) when dropped.
-struct Chromedriver {
-    child: Child,
-    port: u16,
-    dir: TempDir,
-}
-
-impl Chromedriver {
-    async fn start() -> Self {
-        let dir = TempDir::new().expect("creating the chromedriver dir");
-        let port = free_port();
-        let log = File::create(dir.path().join("chromedriver.log")).expect("creating its log");
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting chromedriver (apt-get install chromium-driver)");
-        let driver = Self { child, port, dir };
-        let status = format!("{}/status", driver.url());
-        eventually(Duration::from_secs(20), "chromedriver ready", async || {
-            let response = http().get(&status).send().await.ok()?;
-            let body: Value = response.json().await.ok()?;
-            (body["value"]["ready"] == true).then_some(())
-        })
-        .await;
-        driver
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Headless Chromium with a fresh profile, no sandbox (we run as root), nothing phoned home.
-    fn capabilities(&self) -> serde_json::Map<String, Value> {
-        let profile = self.dir.path().join("profile");
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--no-first-run",
-                    "--disable-sync",
-                    "--no-proxy-server",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        });
-        match caps {
-            Value::Object(map) => map,
-            _ => unreachable!("capabilities are an object"),
-        }
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        // SIGTERM first: chromedriver then takes its browsers down with it.
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A ready daemon on a fresh database. The daemon comes last so it is dropped first.
 async fn documented_daemon() -> (TestDatabase, Sandbox, Daemon) {
@@ -123,15 +41,9 @@ async fn served_spec(daemon: &Daemon) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn swagger_ui_renders_the_operations_and_the_authorize_button_in_chromium() {
     // Arrange
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (_db, _sandbox, daemon) = documented_daemon().await;
     let driver = Chromedriver::start().await;
-    let browser = ClientBuilder::rustls()
-        .expect("a rustls WebDriver client")
-        .capabilities(driver.capabilities())
-        .connect(&driver.url())
-        .await
-        .expect("a Chromium session");
+    let browser = driver.browser().await;
 
     // Act
     browser

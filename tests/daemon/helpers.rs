@@ -300,14 +300,6 @@ pub fn http() -> reqwest::Client {
         .expect("building the HTTP client")
 }
 
-/// A port that was free a moment ago, for servers that cannot report the port they bound.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a probe socket")
-        .port()
-}
-
 /// Call `probe` until it returns `Some`, failing the test with `what` after `within`.
 pub async fn eventually<T>(
     within: Duration,

@@ -1,6 +1,8 @@
 //! Process-level tests of the `workhorse` binary: config, storage, lifecycle, telemetry, docs.
 
 mod chaos;
+#[path = "../common/chromedriver.rs"]
+mod chromedriver;
 mod clients;
 mod config;
 mod docs;

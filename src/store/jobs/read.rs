@@ -179,3 +179,20 @@ pub async fn count_by_kind_and_state(
     .await?;
     Ok(rows)
 }
+
+/// Jobs by state as the API names them (`scheduled` included), of `owner` or everyone's.
+pub async fn count_by_state(
+    db: impl PgExecutor<'_>,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query_as(
+        "SELECT CASE WHEN state = 'pending' AND run_at > now() THEN 'scheduled' ELSE state END \
+                AS shown, count(*) \
+         FROM jobs WHERE ($1::uuid IS NULL OR owner_id = $1) \
+         GROUP BY shown ORDER BY shown",
+    )
+    .bind(owner)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}

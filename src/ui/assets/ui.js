@@ -1,0 +1,31 @@
+// Live updates: the server sends `changed` at most once a second with the jobs that changed;
+// every element with data-live="<url>" is re-fetched (its `fragment`), and data-job limits it
+// to one job's changes. No framework, no build step.
+(function () {
+  "use strict";
+  const parts = Array.from(document.querySelectorAll("[data-live]"));
+  const status = document.getElementById("live-status");
+  if (!parts.length || !window.EventSource) return;
+  let busy = false;
+  async function refresh(ids) {
+    if (busy) return;
+    busy = true;
+    try {
+      for (const el of parts) {
+        const job = el.getAttribute("data-job");
+        if (job && ids && !ids.includes(job)) continue;
+        const res = await fetch(el.getAttribute("data-live"), { credentials: "same-origin" });
+        if (res.ok) el.innerHTML = await res.text();
+      }
+    } finally {
+      busy = false;
+    }
+  }
+  const source = new EventSource("/ui/events");
+  source.addEventListener("changed", (e) => {
+    const data = JSON.parse(e.data);
+    refresh(data.truncated ? null : data.jobs);
+  });
+  source.addEventListener("open", () => { if (status) status.textContent = "live"; });
+  source.addEventListener("error", () => { if (status) status.textContent = "reconnecting…"; });
+})();

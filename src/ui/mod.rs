@@ -1,0 +1,85 @@
+//! The dashboard at `/ui`: server-rendered pages (typed maud templates, a stylesheet and a
+//! small script compiled into the binary; nothing from a CDN) over the same use cases as the
+//! API, signed in with an API token, updated live from the event stream. Guide:
+//! docs/dashboard.md.
+
+// Page handlers stop early with the response to send (a redirect to sign in, an error page);
+// those are the rare path, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod jobs;
+mod layout;
+mod live;
+mod session;
+
+use maud::html;
+use poem::http::header;
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, Route, get, handler, post};
+
+use crate::api::ApiState;
+use crate::store;
+
+pub use session::COOKIE;
+
+/// Every dashboard path (with `{id}` for parameters) and its methods, for the route table
+/// (span names, `Allow` on a 405); `routes` serves exactly these.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/ui", &["GET"]),
+    ("/ui/login", &["GET", "POST"]),
+    ("/ui/logout", &["POST"]),
+    ("/ui/events", &["GET"]),
+    ("/ui/jobs", &["GET"]),
+    ("/ui/jobs/{id}", &["GET"]),
+    ("/ui/jobs/{id}/retry", &["POST"]),
+    ("/ui/jobs/{id}/cancel", &["POST"]),
+    ("/ui/assets/ui.js", &["GET"]),
+];
+
+/// The dashboard's routes, to nest under `/ui`.
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", get(overview))
+        .at("/login", get(session::login_page).post(session::login))
+        .at("/logout", post(session::logout))
+        .at("/events", get(live::events))
+        .at("/jobs", get(jobs::list))
+        .at("/jobs/:id", get(jobs::show))
+        .at("/jobs/:id/retry", post(jobs::retry))
+        .at("/jobs/:id/cancel", post(jobs::cancel))
+        .at("/assets/ui.js", get(script))
+}
+
+#[handler]
+fn script() -> Response {
+    layout::JS
+        .with_content_type("text/javascript; charset=utf-8")
+        .with_header(header::CACHE_CONTROL, "max-age=300")
+        .into_response()
+}
+
+#[handler]
+async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
+    let session = match session::required(req, &state).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    let owner = session.caller.owner_filter();
+    let counts = match store::jobs::count_by_state(&state.pool, owner).await {
+        Ok(c) => c,
+        Err(e) => return layout::failure(&e),
+    };
+    let body = html! {
+        h1 { "Overview" }
+        h2 { @if owner.is_none() { "All jobs" } @else { "Your jobs" } }
+        div.cards {
+            @for (state_name, n) in &counts {
+                a.card href=(format!("/ui/jobs?state={state_name}")) {
+                    b { (n) } (layout::state(state_name))
+                }
+            }
+            @if counts.is_empty() { p.muted { "No jobs yet." } }
+        }
+    };
+    layout::page("Overview", &session, body)
+}

@@ -1,0 +1,236 @@
+//! The dashboard in real Chromium through chromedriver: sign in with a token, the jobs page
+//! lists the signed-in user's jobs and shows a new one without a reload, Retry on a dead job
+//! makes a new attempt, another user's job is not found, sign-out ends the session; and over
+//! plain HTTP: a form without the CSRF token is refused, a revoked token ends its sessions.
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use workhorse::domain::users::Role;
+
+use crate::chromedriver::Chromedriver;
+use crate::helpers::{TestApp, echo_charges_scrape, eventually, spawn_app_with};
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+async fn app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, |c| {
+        echo_charges_scrape(c, 100);
+        c.jobs.backoff_base = Duration::from_millis(50);
+        c.jobs.backoff_jitter = 0.0;
+    })
+    .await
+}
+
+async fn job(app: &TestApp, token: &str, id: &str) -> Value {
+    app.get_json(&format!("/v1/jobs/{id}"), token).await
+}
+
+async fn dead_job(app: &TestApp, token: &str) -> String {
+    let body = json!({"kind": "echo", "args": {"fail_permanently": true}});
+    let id = app.enqueue(token, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let dead = eventually(WITHIN, || async {
+        job(app, token, &id).await["state"] == "dead"
+    })
+    .await;
+    assert!(dead, "the job died");
+    id
+}
+
+async fn source(browser: &Client) -> String {
+    browser.source().await.expect("the page source")
+}
+
+async fn path(browser: &Client) -> String {
+    browser
+        .current_url()
+        .await
+        .expect("a URL")
+        .path()
+        .to_owned()
+}
+
+#[sqlx::test]
+async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: PgPool) {
+    let app = app(pool).await;
+    let (_, alice) = app.user_with_token("alice", Role::User).await;
+    let (_, bob) = app.user_with_token("bob", Role::User).await;
+    let first = app.enqueue(&alice, json!({"kind": "echo"})).await;
+    let bobs = app.enqueue(&bob, json!({"kind": "echo"})).await;
+    let dead = dead_job(&app, &alice).await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.browser().await;
+
+    // Not signed in: the sign-in form.
+    browser
+        .goto(&app.url("/ui/jobs"))
+        .await
+        .expect("opening /ui/jobs");
+    assert_eq!(path(&browser).await, "/ui/login");
+    let field = browser
+        .find(Locator::Css("input[name=token]"))
+        .await
+        .expect("a token field");
+    field.send_keys(&alice).await.expect("typing the token");
+    let submit = browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("a button");
+    submit.click().await.expect("signing in");
+    assert_eq!(path(&browser).await, "/ui");
+
+    // Her jobs, not bob's.
+    browser
+        .goto(&app.url("/ui/jobs"))
+        .await
+        .expect("opening /ui/jobs");
+    let page = source(&browser).await;
+    assert!(
+        page.contains(first["id"].as_str().expect("id")),
+        "her job is listed"
+    );
+    assert!(
+        !page.contains(bobs["id"].as_str().expect("id")),
+        "bob's is not"
+    );
+
+    // A job created after the page loaded appears without a reload.
+    let later = app.enqueue(&alice, json!({"kind": "echo"})).await;
+    let row = format!("tr[data-id='{}']", later["id"].as_str().expect("id"));
+    let appeared = eventually(WITHIN, || async {
+        browser.find(Locator::Css(&row)).await.is_ok()
+    })
+    .await;
+    assert!(appeared, "the new job appeared live");
+    assert_eq!(path(&browser).await, "/ui/jobs", "no navigation happened");
+
+    // Retry on a dead job makes a new attempt.
+    browser
+        .goto(&app.url(&format!("/ui/jobs/{dead}")))
+        .await
+        .expect("the dead job");
+    let retry = browser
+        .find(Locator::Css("form[action$='/retry'] button"))
+        .await
+        .expect("Retry");
+    retry.click().await.expect("retrying");
+    let attempted = eventually(WITHIN, || async {
+        job(&app, &alice, &dead).await["errors"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 2
+    })
+    .await;
+    assert!(attempted, "a second attempt ran");
+
+    // Another user's job is not there for her.
+    let bobs_page = format!("/ui/jobs/{}", bobs["id"].as_str().expect("id"));
+    browser
+        .goto(&app.url(&bobs_page))
+        .await
+        .expect("bob's job page");
+    assert!(source(&browser).await.contains("not found"));
+
+    // Sign out ends the session.
+    browser.goto(&app.url("/ui")).await.expect("the overview");
+    let sign_out = browser
+        .find(Locator::Css("form[action='/ui/logout'] button"))
+        .await;
+    sign_out
+        .expect("Sign out")
+        .click()
+        .await
+        .expect("signing out");
+    assert_eq!(path(&browser).await, "/ui/login");
+    browser
+        .goto(&app.url("/ui/jobs"))
+        .await
+        .expect("opening /ui/jobs");
+    assert_eq!(path(&browser).await, "/ui/login");
+    browser.close().await.expect("closing the browser");
+}
+
+/// Sign in over HTTP; returns the session cookie.
+async fn sign_in(app: &TestApp, token: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let resp = client
+        .post(app.url("/ui/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("signing in");
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    cookie.split(';').next().expect("name=value").to_owned()
+}
+
+#[sqlx::test]
+async fn forms_without_the_csrf_token_are_refused_and_revoking_the_token_signs_out(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let (_, alice) = app.user_with_token("alice", Role::User).await;
+    let dead = dead_job(&app, &alice).await;
+    let cookie = sign_in(&app, &alice).await;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let post = |form: Vec<(&'static str, &'static str)>| {
+        client
+            .post(app.url(&format!("/ui/jobs/{dead}/retry")))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+    };
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let resp = post(form).await.expect("posted");
+        assert_eq!(resp.status().as_u16(), 403);
+        assert!(resp.text().await.expect("a page").contains("CSRF"));
+    }
+    assert_eq!(
+        job(&app, &alice, &dead).await["state"],
+        "dead",
+        "nothing happened"
+    );
+
+    let bad = client
+        .post(app.url("/ui/login"))
+        .form(&[("token", "wh_not-a-token")])
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(bad.status().as_u16(), 401);
+
+    let page = client
+        .get(app.url("/ui"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("got");
+    assert_eq!(page.status().as_u16(), 200);
+    sqlx::query("UPDATE api_tokens SET revoked_at = now()")
+        .execute(&pool)
+        .await
+        .expect("revoked");
+    let page = client
+        .get(app.url("/ui"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("got");
+    assert_eq!(page.status().as_u16(), 303, "back to the sign-in page");
+}
