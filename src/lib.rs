@@ -1,7 +1,7 @@
 //! Workhorse: one daemon for an HTTP API, durable PostgreSQL-backed jobs, cron schedules,
 //! scraping, summaries and push notifications.
 //!
-//! Map of the crate (imports point one way: api, cli, job kinds → work → store, engine,
+//! Map of the crate (imports point one way: api, ui, cli, job kinds → work → store, engine,
 //! egress → domain):
 //! - [`config`]: figment layers into typed structs; [`telemetry`]: logs (pretty, journal with
 //!   syslog priorities, JSON), the panic hook, OTLP traces; [`metrics`]: the instruments,
@@ -29,6 +29,8 @@
 //!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
 //!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
 //!   `GET /metrics`; the event streams (`api::events`: SSE, tickets);
+//!   [`ui`]: the dashboard at `/ui` (sign-in with a token into a server-side session, CSRF on
+//!   every form, pages over the same use cases, live refresh from the event stream);
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.
