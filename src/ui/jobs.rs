@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::layout::{self, page, state};
+use super::layout::{self, page, state, time};
 use super::session::{Session, check_csrf, required};
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
@@ -34,11 +34,6 @@ pub struct Filters {
 
 fn nonempty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
 }
 
 fn shown_state(stored: &str, run_at: DateTime<Utc>) -> &'static str {

@@ -31,6 +31,7 @@ pub fn page(title: &str, session: &Session, body: Markup) -> Response {
                     nav aria-label="Main" {
                         a href="/ui" { "Overview" }
                         a href="/ui/jobs" { "Jobs" }
+                        a href="/ui/scrapes" { "Scrapes" }
                     }
                     div.who {
                         span { (who.role.as_str()) " · " (who.plan) }
@@ -118,4 +119,10 @@ pub fn failure(error: &anyhow::Error) -> Response {
 /// A state badge.
 pub fn state(name: &str) -> Markup {
     html! { span class=(format!("state state-{name}")) { (name) } }
+}
+
+/// A time as the dashboard shows it (UTC), or nothing.
+pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }

@@ -10,6 +10,7 @@
 mod jobs;
 mod layout;
 mod live;
+mod scrapes;
 mod session;
 
 use maud::html;
@@ -33,6 +34,9 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/ui/jobs/{id}", &["GET"]),
     ("/ui/jobs/{id}/retry", &["POST"]),
     ("/ui/jobs/{id}/cancel", &["POST"]),
+    ("/ui/scrapes", &["GET"]),
+    ("/ui/scrapes/{id}", &["GET"]),
+    ("/ui/scrapes/{id}/screenshot.png", &["GET"]),
     ("/ui/assets/ui.js", &["GET"]),
 ];
 
@@ -47,6 +51,9 @@ pub fn routes() -> Route {
         .at("/jobs/:id", get(jobs::show))
         .at("/jobs/:id/retry", post(jobs::retry))
         .at("/jobs/:id/cancel", post(jobs::cancel))
+        .at("/scrapes", get(scrapes::list))
+        .at("/scrapes/:id", get(scrapes::show))
+        .at("/scrapes/:id/screenshot.png", get(scrapes::screenshot))
         .at("/assets/ui.js", get(script))
 }
 

@@ -26,4 +26,5 @@ mod summaries;
 mod summary_stream;
 mod tenancy;
 mod ui;
+mod ui_pages;
 mod validation;
