@@ -182,34 +182,19 @@ async fn me_out(
     config: &Config,
     user: store::users::User,
 ) -> Result<MeOut, ApiError> {
-    let tz = &config.quotas.default_timezone;
-    let counters = store::quotas::usage(&mut *conn, user.id, tz).await?;
-    let (_, next_reset) = store::quotas::current_period(&mut *conn, user.id, tz).await?;
+    let (standing, next_reset) = work::quotas::standing(conn, config, &user).await?;
     let plan = config.plan(&user.plan);
     let admin = user.role == Role::Admin;
-    let mut actions: Vec<String> = plan.quotas.keys().cloned().collect();
-    actions.extend(counters.iter().map(|c| c.action.clone()));
-    actions.sort();
-    actions.dedup();
-    let quotas = (actions.into_iter())
-        .map(|action| {
-            let limit = (!admin).then(|| plan.quotas.get(&action).copied().unwrap_or(0));
-            let counter = counters.iter().find(|c| c.action == action);
-            let used = counter.map_or(0, |c| c.used);
-            let reserved = counter.map_or(0, |c| c.reserved);
-            QuotaOut {
-                remaining: limit.map(|l| (i64::from(l) - used - reserved).max(0)),
-                limit,
-                used,
-                reserved,
-                resets_at: counter.map_or(next_reset, |c| c.resets_at),
-                action,
-            }
+    let quotas = (standing.into_iter())
+        .map(|q| QuotaOut {
+            action: q.action,
+            limit: q.limit,
+            used: q.used,
+            reserved: q.reserved,
+            remaining: q.remaining,
+            resets_at: q.resets_at,
         })
-        .collect::<Vec<QuotaOut>>();
-    // After a zone change the running periods keep their ends, which the zone's next
-    // midnight no longer tells: the next reset is the earliest of them.
-    let next_reset = (quotas.iter().map(|q| q.resets_at).min()).unwrap_or(next_reset);
+        .collect();
     Ok(MeOut {
         quotas,
         rate_limit: RateLimitOut {

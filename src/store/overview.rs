@@ -74,3 +74,61 @@ pub async fn dead_deliveries(conn: &mut PgConnection) -> anyhow::Result<i64> {
             .await?,
     )
 }
+
+/// Finished jobs in one five-minute bucket of the last hour.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Bucket {
+    /// The bucket's start.
+    pub start: DateTime<Utc>,
+    /// Jobs that succeeded.
+    pub succeeded: i64,
+    /// Jobs that died or were cancelled.
+    pub failed: i64,
+}
+
+/// The most finished jobs [`last_hour`] reads: the chart of a busy installation comes from its
+/// most recent jobs rather than from a scan of millions of rows.
+pub const SAMPLE: i64 = 20_000;
+
+/// What finished in the last hour (of `owner`, or everyone's), by five-minute bucket, and the
+/// lateness (start minus due time) p50 and p95 in seconds, over the most recent [`SAMPLE`]
+/// finished jobs (read newest first through the finished-jobs index).
+pub async fn last_hour(
+    conn: &mut PgConnection,
+    owner: Option<Uuid>,
+) -> anyhow::Result<(Vec<Bucket>, Option<(f64, f64)>)> {
+    let buckets = sqlx::query_as(
+        "WITH recent AS ( \
+             SELECT finished_at, state, started_at, run_at FROM jobs \
+             WHERE state IN ('succeeded', 'dead', 'cancelled') \
+               AND finished_at > now() - interval '1 hour' \
+               AND ($1::uuid IS NULL OR owner_id = $1) \
+             ORDER BY finished_at DESC LIMIT $2) \
+         SELECT date_bin('5 minutes', finished_at, now() - interval '1 hour') AS start, \
+                count(*) FILTER (WHERE state = 'succeeded') AS succeeded, \
+                count(*) FILTER (WHERE state <> 'succeeded') AS failed \
+         FROM recent GROUP BY 1 ORDER BY 1",
+    )
+    .bind(owner)
+    .bind(SAMPLE)
+    .fetch_all(&mut *conn)
+    .await?;
+    let lateness: Option<(Option<f64>, Option<f64>)> = sqlx::query_as(
+        "WITH recent AS ( \
+             SELECT started_at, run_at FROM jobs \
+             WHERE state IN ('succeeded', 'dead', 'cancelled') \
+               AND finished_at > now() - interval '1 hour' \
+               AND ($1::uuid IS NULL OR owner_id = $1) AND started_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT $2) \
+         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY e), \
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY e) \
+         FROM (SELECT greatest(extract(epoch FROM started_at - run_at), 0)::float8 AS e \
+               FROM recent) l",
+    )
+    .bind(owner)
+    .bind(SAMPLE)
+    .fetch_optional(conn)
+    .await?;
+    let lateness = lateness.and_then(|(p50, p95)| Some((p50?, p95?)));
+    Ok((buckets, lateness))
+}

@@ -10,16 +10,12 @@
 mod jobs;
 mod layout;
 mod live;
+mod overview;
 mod scrapes;
 mod session;
 
-use maud::html;
 use poem::http::header;
-use poem::web::Data;
-use poem::{IntoResponse, Request, Response, Route, get, handler, post};
-
-use crate::api::ApiState;
-use crate::store;
+use poem::{IntoResponse, Response, Route, get, handler, post};
 
 pub use session::COOKIE;
 
@@ -43,7 +39,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 /// The dashboard's routes, to nest under `/ui`.
 pub fn routes() -> Route {
     Route::new()
-        .at("/", get(overview))
+        .at("/", get(overview::overview))
         .at("/login", get(session::login_page).post(session::login))
         .at("/logout", post(session::logout))
         .at("/events", get(live::events))
@@ -63,30 +59,4 @@ fn script() -> Response {
         .with_content_type("text/javascript; charset=utf-8")
         .with_header(header::CACHE_CONTROL, "max-age=300")
         .into_response()
-}
-
-#[handler]
-async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
-    let session = match session::required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    let owner = session.caller.owner_filter();
-    let counts = match store::jobs::count_by_state(&state.pool, owner).await {
-        Ok(c) => c,
-        Err(e) => return layout::failure(&e),
-    };
-    let body = html! {
-        h1 { "Overview" }
-        h2 { @if owner.is_none() { "All jobs" } @else { "Your jobs" } }
-        div.cards {
-            @for (state_name, n) in &counts {
-                a.card href=(format!("/ui/jobs?state={state_name}")) {
-                    b { (n) } (layout::state(state_name))
-                }
-            }
-            @if counts.is_empty() { p.muted { "No jobs yet." } }
-        }
-    };
-    layout::page("Overview", &session, body)
 }

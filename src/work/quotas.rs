@@ -65,3 +65,57 @@ pub async fn charge(
         }
     }
 }
+
+/// Where a user stands on one of their plan's daily quotas.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// The action, e.g. `scrape`.
+    pub action: String,
+    /// Units per period; `None`: not limited (admins).
+    pub limit: Option<u32>,
+    /// Units used by jobs that succeeded in the current period.
+    pub used: i64,
+    /// Units held by jobs still running.
+    pub reserved: i64,
+    /// Units left now; `None` when not limited.
+    pub remaining: Option<i64>,
+    /// When the units come back.
+    pub resets_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every quota of `user`'s plan (and any action they hold units of) with where they stand,
+/// by action; and the earliest reset (after a zone change the running periods keep their
+/// ends, which the zone's next midnight no longer tells).
+pub async fn standing(
+    conn: &mut PgConnection,
+    config: &crate::config::Config,
+    user: &store::users::User,
+) -> WorkResult<(Vec<Standing>, chrono::DateTime<chrono::Utc>)> {
+    let tz = &config.quotas.default_timezone;
+    let counters = store::quotas::usage(&mut *conn, user.id, tz).await?;
+    let (_, next_reset) = store::quotas::current_period(&mut *conn, user.id, tz).await?;
+    let plan = config.plan(&user.plan);
+    let admin = user.role == crate::domain::users::Role::Admin;
+    let mut actions: Vec<String> = plan.quotas.keys().cloned().collect();
+    actions.extend(counters.iter().map(|c| c.action.clone()));
+    actions.sort();
+    actions.dedup();
+    let quotas: Vec<Standing> = (actions.into_iter())
+        .map(|action| {
+            let limit = (!admin).then(|| plan.quotas.get(&action).copied().unwrap_or(0));
+            let counter = counters.iter().find(|c| c.action == action);
+            let used = counter.map_or(0, |c| c.used);
+            let reserved = counter.map_or(0, |c| c.reserved);
+            Standing {
+                remaining: limit.map(|l| (i64::from(l) - used - reserved).max(0)),
+                limit,
+                used,
+                reserved,
+                resets_at: counter.map_or(next_reset, |c| c.resets_at),
+                action,
+            }
+        })
+        .collect();
+    let next_reset = (quotas.iter().map(|q| q.resets_at).min()).unwrap_or(next_reset);
+    Ok((quotas, next_reset))
+}

@@ -42,6 +42,11 @@ async fn sign_in(browser: &Client, app: &TestApp, token: &str) {
         .await
         .expect("a button");
     submit.click().await.expect("signing in");
+    let signed_in = eventually(Duration::from_secs(10), || async {
+        browser.current_url().await.is_ok_and(|u| u.path() == "/ui")
+    })
+    .await;
+    assert!(signed_in, "signed in");
 }
 
 /// Open `path`, check it rendered (its `h1`), and keep a screenshot when asked to.
@@ -127,5 +132,15 @@ async fn the_scrape_page_shows_its_screenshot_and_every_main_page_renders(pool: 
     visit(&browser, &app, &format!("/ui/jobs/{job}"), "job").await;
     visit(&browser, &app, "/ui/scrapes", "scrapes").await;
     visit(&browser, &app, &format!("/ui/scrapes/{id}"), "scrape").await;
+
+    // An admin's overview: queues, instances, schedules.
+    let admin = app.admin_token().await;
+    browser.delete_all_cookies().await.expect("signed out");
+    sign_in(&browser, &app, &admin).await;
+    visit(&browser, &app, "/ui", "overview-admin").await;
+    let html = browser.source().await.expect("source");
+    for heading in ["Queues", "Schedules", "Finished in the last hour"] {
+        assert!(html.contains(heading), "{heading} on the admin's overview");
+    }
     browser.close().await.expect("closing the browser");
 }
