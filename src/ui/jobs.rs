@@ -280,6 +280,13 @@ pub struct ActionForm {
     csrf: Option<String>,
 }
 
+impl ActionForm {
+    /// The CSRF token it carries.
+    pub fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 #[handler]
 pub async fn retry(
     req: &Request,

@@ -32,6 +32,9 @@ pub fn page(title: &str, session: &Session, body: Markup) -> Response {
                         a href="/ui" { "Overview" }
                         a href="/ui/jobs" { "Jobs" }
                         a href="/ui/scrapes" { "Scrapes" }
+                        a href="/ui/schedules" { "Schedules" }
+                        a href="/ui/channels" { "Channels" }
+                        a href="/ui/deliveries" { "Deliveries" }
                     }
                     div.who {
                         span { (who.role.as_str()) " · " (who.plan) }

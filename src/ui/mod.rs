@@ -10,7 +10,9 @@
 mod jobs;
 mod layout;
 mod live;
+mod notify;
 mod overview;
+mod schedules;
 mod scrapes;
 mod session;
 
@@ -33,6 +35,12 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/ui/scrapes", &["GET"]),
     ("/ui/scrapes/{id}", &["GET"]),
     ("/ui/scrapes/{id}/screenshot.png", &["GET"]),
+    ("/ui/schedules", &["GET"]),
+    ("/ui/schedules/{name}/trigger", &["POST"]),
+    ("/ui/channels", &["GET"]),
+    ("/ui/channels/{id}/test", &["POST"]),
+    ("/ui/deliveries", &["GET"]),
+    ("/ui/deliveries/{id}/retry", &["POST"]),
     ("/ui/assets/ui.js", &["GET"]),
 ];
 
@@ -50,6 +58,12 @@ pub fn routes() -> Route {
         .at("/scrapes", get(scrapes::list))
         .at("/scrapes/:id", get(scrapes::show))
         .at("/scrapes/:id/screenshot.png", get(scrapes::screenshot))
+        .at("/schedules", get(schedules::list))
+        .at("/schedules/:name/trigger", post(schedules::trigger))
+        .at("/channels", get(notify::channels))
+        .at("/channels/:id/test", post(notify::test_channel))
+        .at("/deliveries", get(notify::deliveries))
+        .at("/deliveries/:id/retry", post(notify::retry_delivery))
         .at("/assets/ui.js", get(script))
 }
 

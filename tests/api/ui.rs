@@ -234,3 +234,108 @@ async fn forms_without_the_csrf_token_are_refused_and_revoking_the_token_signs_o
         .expect("got");
     assert_eq!(page.status().as_u16(), 303, "back to the sign-in page");
 }
+
+#[poem::handler]
+fn always_500() -> poem::Response {
+    poem::Response::builder()
+        .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+        .body("down")
+}
+
+#[sqlx::test]
+async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(pool: PgPool) {
+    let receiver =
+        crate::helpers::Loopback::start(poem::Route::new().at("/hook", always_500)).await;
+    let app = spawn_app_with(pool, |c| {
+        c.egress.allow = vec!["127.0.0.1".into()];
+        c.notify.retry_schedule = vec![Duration::from_millis(50)];
+        c.notify.retry_jitter = 0.0;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let body =
+        json!({"kind": "webhook", "name": "ops hook", "url": receiver.url("/hook"), "topics": []});
+    let resp = app.post_json("/v1/channels", Some(&admin), &body).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let driver = Chromedriver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&app.url("/ui/login"))
+        .await
+        .expect("the sign-in page");
+    let field = browser
+        .find(Locator::Css("input[name=token]"))
+        .await
+        .expect("a token field");
+    field.send_keys(&admin).await.expect("typing");
+    let submit = browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("a button");
+    submit.click().await.expect("signing in");
+
+    // Run the injector now with other arguments.
+    browser
+        .goto(&app.url("/ui/schedules"))
+        .await
+        .expect("schedules");
+    let form = "form[action='/ui/schedules/inject/trigger']";
+    let args = browser
+        .find(Locator::Css(&format!("{form} input[name=args]")))
+        .await;
+    args.expect("an args field")
+        .send_keys("{\"rows\": 3}")
+        .await
+        .expect("typing");
+    let run = browser
+        .find(Locator::Css(&format!("{form} button")))
+        .await
+        .expect("Run now");
+    run.click().await.expect("running");
+    assert!(
+        path(&browser).await.starts_with("/ui/jobs/"),
+        "on the job's page"
+    );
+    let page = source(&browser).await;
+    assert!(
+        page.contains("\"rows\": 3") && page.contains("inject"),
+        "the job with its args"
+    );
+
+    // Send a test to the channel: its delivery fails twice and is dead; Retry brings it back.
+    browser
+        .goto(&app.url("/ui/channels"))
+        .await
+        .expect("channels");
+    let test = browser
+        .find(Locator::Css("form[action$='/test'] button"))
+        .await
+        .expect("a test");
+    test.click().await.expect("sending a test");
+    assert_eq!(path(&browser).await, "/ui/deliveries");
+    let retry = "form[action$='/retry'] button";
+    let dead = eventually(WITHIN, || async {
+        browser.find(Locator::Css(retry)).await.is_ok()
+    })
+    .await;
+    assert!(
+        dead,
+        "the dead delivery shows a Retry button without a reload"
+    );
+    let deliveries: Value = app.get_json("/v1/deliveries", &admin).await;
+    let first = deliveries["items"][0].clone();
+    assert_eq!(
+        (&first["state"], &first["attempts"]),
+        (&json!("dead"), &json!(2))
+    );
+    browser
+        .find(Locator::Css(retry))
+        .await
+        .expect("Retry")
+        .click()
+        .await
+        .expect("retrying");
+    let again = eventually(WITHIN, || async { receiver.hits() >= 3 }).await;
+    assert!(again, "the retried delivery was attempted again");
+    browser.close().await.expect("closing the browser");
+}

@@ -1,0 +1,112 @@
+//! `/ui/schedules`: the cron schedules from `jobs/*.toml` with their zone, next and last run;
+//! admins trigger one now, with optional arguments merged over the schedule's, through the same
+//! `work::schedules::trigger` as `POST /v1/schedules/{name}/trigger`.
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::jobs::refused;
+use super::layout::{self, page, time};
+use super::session::{check_csrf, required};
+use crate::api::ApiState;
+use crate::work;
+
+#[handler]
+pub async fn list(req: &Request, state: Data<&ApiState>) -> Response {
+    let session = match required(req, &state).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    let statuses = match work::schedules::list(&state.pool, &state.schedules).await {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
+    let admin = session.caller.is_admin();
+    let body = html! {
+        h1 { "Schedules" }
+        @if statuses.is_empty() { p.muted { "No schedules are configured (jobs/*.toml)." } }
+        @for st in &statuses {
+            @let s = &st.schedule;
+            section.card {
+                h2 { (s.name) @if !s.enabled { " " span.muted { "(disabled)" } } }
+                @if !s.description.is_empty() { p { (s.description) } }
+                dl {
+                    dt { "Cron" } dd.mono { (s.cron_expr) }
+                    dt { "Zone" } dd { (s.timezone.name()) }
+                    dt { "Job kind" } dd { (s.kind) }
+                    dt { "Arguments" } dd.mono { (s.args) }
+                    dt { "Next run" } dd { (time(st.next_run_at)) }
+                    dt { "Last run" } dd {
+                        @if let Some(last) = &st.last_run {
+                            (time(Some(last.fired_at))) @if last.manual { " (triggered)" }
+                            @if let Some(job) = last.job_id {
+                                " " a href=(format!("/ui/jobs/{job}")) { "job" }
+                                @if let Some(js) = last.job_state { " " (layout::state(js)) }
+                            }
+                        } @else { "never" }
+                    }
+                }
+                @if admin {
+                    form.filters method="post" action=(format!("/ui/schedules/{}/trigger", s.name)) {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        label { "Arguments to override (JSON object, optional)"
+                            input type="text" name="args" size="40" placeholder="{}";
+                        }
+                        button type="submit" { "Run now" }
+                    }
+                }
+            }
+        }
+    };
+    page("Schedules", &session, body)
+}
+
+/// The trigger form.
+#[derive(Deserialize)]
+pub struct TriggerForm {
+    csrf: Option<String>,
+    args: Option<String>,
+}
+
+#[handler]
+pub async fn trigger(
+    req: &Request,
+    state: Data<&ApiState>,
+    Path(name): Path<String>,
+    Form(form): Form<TriggerForm>,
+) -> Response {
+    let session = match required(req, &state).await {
+        Ok(s) => s,
+        Err(to_login) => return to_login,
+    };
+    if let Err(refused) = check_csrf(&session, form.csrf.as_deref()) {
+        return refused;
+    }
+    let overrides = match form
+        .args
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(v @ Value::Object(_)) => Some(v),
+            _ => {
+                return layout::error_page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "The arguments must be a JSON object, like {\"rows\": 10}.",
+                );
+            }
+        },
+    };
+    let work = &state.work;
+    match work::schedules::trigger(work, &session.caller, &state.schedules, &name, overrides).await
+    {
+        Ok(job) => Redirect::see_other(format!("/ui/jobs/{job}")).into_response(),
+        Err(e) => refused(e),
+    }
+}
