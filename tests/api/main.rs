@@ -20,3 +20,4 @@ mod sse;
 mod summaries;
 mod tenancy;
 mod validation;
+mod ws;
