@@ -21,3 +21,4 @@ mod summaries;
 mod tenancy;
 mod validation;
 mod ws;
+mod ws_client;

@@ -5,128 +5,18 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use workhorse::domain::users::Role;
 
 use crate::helpers::{TestApp, echo_charges_scrape, spawn_app_with};
 use crate::sse::SseStream;
+use crate::ws_client::{Got, Ws, request};
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// An open `/v1/ws`.
-struct Ws {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-/// What a connection receives: JSON messages, Pings, and the Close frame.
-#[derive(Debug)]
-enum Got {
-    Json(Value),
-    Ping,
-    Close(u16, String),
-}
-
-fn request(app: &TestApp, path: &str, token: Option<&str>) -> http::Request<()> {
-    let mut req = format!("ws://{}{path}", app.addr)
-        .into_client_request()
-        .expect("a request");
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().expect("a header value");
-        req.headers_mut().insert("authorization", value);
-    }
-    req
-}
-
-impl Ws {
-    async fn open(app: &TestApp, token: &str) -> Self {
-        Self::open_path(app, "/v1/ws", Some(token)).await
-    }
-
-    async fn open_path(app: &TestApp, path: &str, token: Option<&str>) -> Self {
-        let (socket, resp) = tokio_tungstenite::connect_async(request(app, path, token))
-            .await
-            .expect("the upgrade");
-        assert_eq!(resp.status().as_u16(), 101);
-        Self { socket }
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.send_raw(Message::text(message.to_string())).await;
-    }
-
-    async fn send_raw(&mut self, message: Message) {
-        self.socket.send(message).await.expect("sent");
-    }
-
-    /// The next message, Pings and Pongs included, within `within`.
-    async fn next_any(&mut self, within: Duration) -> Option<Got> {
-        loop {
-            let message = tokio::time::timeout(within, self.socket.next())
-                .await
-                .ok()??
-                .expect("reading the socket");
-            return Some(match message {
-                Message::Text(text) => Got::Json(serde_json::from_str(&text).expect("JSON")),
-                Message::Ping(_) => Got::Ping,
-                Message::Close(frame) => {
-                    let frame = frame.expect("a close frame with a code");
-                    Got::Close(frame.code.into(), frame.reason.to_string())
-                }
-                Message::Pong(_) => continue,
-                other => panic!("unexpected {other:?}"),
-            });
-        }
-    }
-
-    /// The next JSON message (Pings skipped) within `within`.
-    async fn next(&mut self, within: Duration) -> Option<Value> {
-        loop {
-            match self.next_any(within).await? {
-                Got::Json(value) => return Some(value),
-                Got::Ping => continue,
-                Got::Close(code, reason) => panic!("closed: {code} {reason}"),
-            }
-        }
-    }
-
-    async fn expect(&mut self) -> Value {
-        self.next(Duration::from_secs(10))
-            .await
-            .expect("a message within 10 s")
-    }
-
-    /// Send `message` and return the reply, which must be of type `kind`.
-    async fn ask(&mut self, message: Value, kind: &str) -> Value {
-        self.send(message).await;
-        let reply = self.expect().await;
-        assert_eq!(reply["type"], kind, "{reply}");
-        reply
-    }
-
-    /// Messages until one satisfies `done` (included), within `within`.
-    async fn until(&mut self, within: Duration, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let message = self
-                .next(left)
-                .await
-                .unwrap_or_else(|| panic!("no match within {within:?} after {seen:#?}"));
-            let stop = done(&message);
-            seen.push(message);
-            if stop {
-                return seen;
-            }
-        }
-    }
-}
 
 /// The `hello` after the first subscribe's ack; returns its head.
 async fn subscribed(ws: &mut Ws, message: Value) -> i64 {
@@ -239,11 +129,8 @@ async fn after_an_unsubscribe_its_events_stop_and_the_rest_go_on(pool: PgPool) {
         assert_eq!(app.post(&path, Some(&alice)).await.status().as_u16(), 200);
     }
     // `a` was cancelled first: had the unsubscribe not taken, its event would come first.
-    let next = ws.expect().await;
-    assert_eq!(
-        (&next["type"], &next["job"]),
-        (&json!("job.cancelled"), &b["id"])
-    );
+    let seen = ws.until(LONG, |e| e["type"] == "job.cancelled").await;
+    assert!(seen.iter().all(|e| e["job"] == b["id"]), "{seen:#?}");
 
     // The last resource gone: nothing is selected (not everything), until a new subscribe.
     let ack = ws
@@ -507,4 +394,74 @@ async fn the_server_pings_and_closes_a_client_that_stops_answering(pool: PgPool)
         matches!(got.last(), Some(Got::Close(1001, r)) if r == "heartbeat_timeout"),
         "{got:?}"
     );
+}
+
+#[sqlx::test]
+async fn a_client_that_does_not_read_is_dropped_while_others_keep_up(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), |c| {
+        c.jobs.run_workers = false;
+        c.events.client_buffer = 16;
+        c.events.slow_after = Duration::from_millis(300);
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let mut fast = Ws::open(&app, &admin).await;
+    subscribed(&mut fast, json!({"type": "subscribe", "all": true})).await;
+    // A small receive buffer, and never read once subscribed.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let conn = socket.connect(app.addr).await.expect("connects");
+    let (socket, _) = tokio_tungstenite::client_async(
+        request(&app, "/v1/ws", Some(&admin)),
+        MaybeTlsStream::Plain(conn),
+    )
+    .await
+    .expect("the upgrade");
+    let mut slow = Ws { socket };
+    subscribed(&mut slow, json!({"type": "subscribe", "all": true})).await;
+
+    // 30,000 events (about 8 MB) in one statement: far more than the socket buffers hold.
+    const JOBS: usize = 30_000;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, args, max_attempts) \
+         SELECT gen_random_uuid(), 'echo', '{}', 1 FROM generate_series(1, $1)",
+    )
+    .bind(JOBS as i32)
+    .execute(&pool)
+    .await
+    .expect("jobs inserted");
+    for _ in 0..JOBS {
+        let e = fast.next(LONG).await.expect("the fast client keeps up");
+        assert_eq!(e["type"], "job.queued", "{e}");
+    }
+
+    // The stalled client, read at last: some events, then the end of the connection, with
+    // the reason when it took the goodbye in time (it did not read for long here).
+    let (mut events, mut reason) = (0, None);
+    loop {
+        match tokio::time::timeout(LONG, slow.socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let message: Value = serde_json::from_str(&text).expect("JSON");
+                match message["type"].as_str() {
+                    Some("job.queued") => events += 1,
+                    Some("close") => reason = Some(message["reason"].clone()),
+                    _ => panic!("unexpected {message}"),
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                let frame = frame.expect("a code");
+                assert_eq!(u16::from(frame.code), 1013, "try again later");
+                assert_eq!(frame.reason.as_str(), "slow_consumer");
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            // Dropped without the goodbye, or at the end.
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("still open after {events} events"),
+        }
+    }
+    assert!(events < JOBS, "dropped before it got everything");
+    if let Some(reason) = reason {
+        assert_eq!(reason, "slow_consumer");
+    }
 }
