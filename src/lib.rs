@@ -24,7 +24,7 @@
 //!   problem+json errors (naming each field at fault), the served spec (`api::spec`: a described
 //!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
 //!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
-//!   `GET /metrics`;
+//!   `GET /metrics`, and `GET /v1/ws` (the live event stream over a WebSocket, outside the spec);
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.
