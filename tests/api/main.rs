@@ -22,3 +22,4 @@ mod tenancy;
 mod validation;
 mod ws;
 mod ws_client;
+mod ws_ends;

@@ -127,3 +127,11 @@ impl Ws {
         }
     }
 }
+
+/// The `hello` after the first subscribe's ack; returns its head.
+pub async fn subscribed(ws: &mut Ws, message: Value) -> i64 {
+    ws.ask(message, "subscribed").await;
+    let hello = ws.expect().await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    hello["head"].as_i64().expect("a head")
+}
