@@ -1,6 +1,7 @@
 //! How `/v1/ws` connections end: the heartbeat closes a client that stops answering, a client
 //! that does not read is dropped while others keep up, and shutdown tells every connection
-//! why; each with a `close` message and a Close frame carrying the reason.
+//! why, each with a `close` message and a Close frame carrying the reason; a message over the
+//! read limit ends the connection.
 
 use std::time::Duration;
 
@@ -143,4 +144,22 @@ async fn at_shutdown_every_connection_is_told_why(pool: PgPool) {
             "{frame:?}"
         );
     }
+}
+
+#[sqlx::test]
+async fn a_message_over_the_read_limit_ends_the_connection(pool: PgPool) {
+    let app = no_workers(pool).await;
+    let (_, alice) = app.user_with_token("alice", Role::User).await;
+    let mut ws = Ws::open(&app, &alice).await;
+    let huge = format!(r#"{{"type":"ping","x":"{}"}}"#, "x".repeat(2 << 20));
+    // The server may stop reading before the client has written it all.
+    let _ = futures::SinkExt::send(&mut ws.socket, Message::text(huge)).await;
+    // Not answered with an `error` (as a message over 64 KiB is): dropped.
+    let got = tokio::time::timeout(LONG, ws.socket.next())
+        .await
+        .expect("the connection ends");
+    assert!(
+        matches!(got, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "{got:?}"
+    );
 }

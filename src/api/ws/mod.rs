@@ -25,8 +25,8 @@ use crate::stream::{Frame, Subscription};
 use crate::work::stream::Selection;
 use message::{BadMessage, ClientMessage};
 
-/// Largest message the socket reads at all; a larger one fails the connection (1009). Up to
-/// this size an oversized message is answered with an `error` instead.
+/// Largest message the socket reads at all; a larger one drops the connection. Up to this
+/// size a message over `message::MAX_MESSAGE` is answered with an `error` instead.
 const MAX_READ: usize = 1024 * 1024;
 
 /// The upgrade: refused with problem+json before it happens (426 without `Upgrade:
