@@ -28,7 +28,8 @@
 //!   problem+json errors (naming each field at fault), the served spec (`api::spec`: a described
 //!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
 //!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
-//!   `GET /metrics`; the event streams (`api::events`: SSE, tickets);
+//!   `GET /metrics`; the event streams (`api::events`: SSE, tickets; `api::ws`: `GET /v1/ws`,
+//!   the same stream over a WebSocket, outside the spec);
 //!   [`ui`]: the dashboard at `/ui` (sign-in with a token into a server-side session, CSRF on
 //!   every form, pages over the same use cases, live refresh from the event stream);
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,

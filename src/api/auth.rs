@@ -1,4 +1,6 @@
-//! Bearer-token authentication: the security scheme Swagger's *Authorize* button fills in.
+//! Bearer-token authentication: the security scheme Swagger's *Authorize* button fills in, and
+//! the stream ticket browsers use for streams. `/v1/ws`, outside the spec, runs the same checks
+//! ([`caller_of_token`], [`caller_of_ticket`]).
 
 use poem::Request;
 use poem::http::StatusCode;
@@ -55,13 +57,19 @@ impl BearerAuth {
 }
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
+    caller_of_token(req, &bearer.token).await
+}
+
+/// The caller an API token (`wh_...`) names, within their rate limit; a 401, 429 or 503
+/// otherwise.
+pub async fn caller_of_token(req: &Request, token: &str) -> poem::Result<Caller> {
     let unauthorized = || {
         poem::Error::from_string(
             "the bearer token is not valid (unknown, malformed or revoked)",
             StatusCode::UNAUTHORIZED,
         )
     };
-    if !tokens::looks_like_token(&bearer.token) {
+    if !tokens::looks_like_token(token) {
         return Err(unauthorized());
     }
     let state = req
@@ -69,7 +77,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
     let found = async {
         let mut conn = state.pool.acquire().await?;
-        let caller = store::tokens::authenticate(&mut conn, &tokens::hash(&bearer.token)).await?;
+        let caller = store::tokens::authenticate(&mut conn, &tokens::hash(token)).await?;
         anyhow::Ok((conn, caller))
     }
     .await;
@@ -121,6 +129,11 @@ impl StreamAuth {
 }
 
 async fn check_ticket(req: &Request, key: poem_openapi::auth::ApiKey) -> poem::Result<Caller> {
+    caller_of_ticket(req, &key.key).await
+}
+
+/// The caller a live stream ticket (`wht_...`) names; a 401 or 503 otherwise.
+pub async fn caller_of_ticket(req: &Request, ticket: &str) -> poem::Result<Caller> {
     let unauthorized = || {
         poem::Error::from_string(
             "send a bearer token (Authorization: Bearer wh_...) or a live stream ticket \
@@ -129,7 +142,7 @@ async fn check_ticket(req: &Request, key: poem_openapi::auth::ApiKey) -> poem::R
             StatusCode::UNAUTHORIZED,
         )
     };
-    if !tokens::looks_like_ticket(&key.key) {
+    if !tokens::looks_like_ticket(ticket) {
         return Err(unauthorized());
     }
     let state = req
@@ -137,7 +150,7 @@ async fn check_ticket(req: &Request, key: poem_openapi::auth::ApiKey) -> poem::R
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
     let found = async {
         let mut conn = state.pool.acquire().await?;
-        store::stream::redeem_ticket(&mut conn, &tokens::hash(&key.key)).await
+        store::stream::redeem_ticket(&mut conn, &tokens::hash(ticket)).await
     }
     .await;
     match found {

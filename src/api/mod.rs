@@ -25,6 +25,7 @@ pub mod spec;
 pub mod tokens;
 pub mod users;
 pub mod validation;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -109,7 +110,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
         "One daemon for an HTTP API, durable PostgreSQL-backed jobs, cron schedules, scraping, \
          summaries and push notifications. Authenticate with a bearer token \
          (`workhorse admin create-token` prints the first one); every error is an RFC 9457 \
-         `application/problem+json` document carrying the request id.",
+         `application/problem+json` document carrying the request id. The live event stream \
+         is also a WebSocket at `GET /v1/ws` (JSON subscribe/unsubscribe messages, the same \
+         event objects as `/v1/events`), which this spec cannot describe: see docs/events.md.",
     )
 }
 
@@ -139,14 +142,19 @@ pub fn routes(
     let spec = spec::document(&service.spec());
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
-    let table = RouteTable::from_spec(&spec_value, &["/docs", "/openapi.json", "/metrics"])
-        .with(crate::ui::ROUTES);
+    let table = RouteTable::from_spec(
+        &spec_value,
+        &["/docs", "/openapi.json", "/metrics", "/v1/ws"],
+    )
+    .with(crate::ui::ROUTES);
     let bodies = BodySchemas::from_spec(&spec_value);
     let recorder = state.metrics.clone();
     let cors = cors(&http.cors_allow_origins);
 
     let route = Route::new()
         .nest("/", service)
+        // A WebSocket, which the OpenAPI service cannot describe.
+        .at("/v1/ws", get(ws::upgrade))
         .nest("/docs", ui)
         .nest("/ui", crate::ui::routes())
         .at(

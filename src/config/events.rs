@@ -14,7 +14,8 @@ pub struct EventsConfig {
     /// older ones get a `reset` event.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// How often an idle stream sends a comment line, so proxies keep it open.
+    /// How often an idle SSE stream sends a comment line, and a WebSocket a Ping, so proxies
+    /// keep them open; a WebSocket that sends nothing for twice this is closed.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
     /// The reconnection delay sent to EventSource clients (`retry:`).
@@ -22,8 +23,8 @@ pub struct EventsConfig {
     pub reconnect: Duration,
     /// Events waiting for one client before the stream stops taking more.
     pub client_buffer: usize,
-    /// A client whose buffer stays full this long is dropped (`close`, reason
-    /// `slow_consumer`).
+    /// A client whose buffer stays full this long, or a WebSocket that does not take a message
+    /// this long, is dropped (`close`, reason `slow_consumer`).
     #[serde(with = "humantime_serde")]
     pub slow_after: Duration,
     /// How often the sequencer looks for committed changes to number.

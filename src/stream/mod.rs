@@ -107,6 +107,11 @@ impl Hub {
         self.inner.tokens.subscribe()
     }
 
+    /// Cancelled when the daemon shuts down: a connection not subscribed yet closes too.
+    pub fn stopping(&self) -> CancellationToken {
+        self.inner.stop.clone()
+    }
+
     /// Clients connected to this process.
     pub fn clients(&self) -> usize {
         self.inner.events.receiver_count()

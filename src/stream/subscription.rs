@@ -2,7 +2,8 @@
 //! forwards the hub's live batches through the client's filter into a bounded buffer. A client
 //! whose buffer stays full for `events.slow_after` is dropped with `close`, reason
 //! `slow_consumer`; the task itself catching up after a burst reads the database instead of
-//! growing memory.
+//! growing memory. A WebSocket changes its stream's filter while it runs
+//! ([`Subscription::set_filter`]).
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -10,7 +11,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use super::{Batch, Hub, Inner, parse};
@@ -84,7 +85,17 @@ pub struct Request {
 pub struct Subscription {
     rx: mpsc::Receiver<Frame>,
     reason: Arc<OnceLock<&'static str>>,
+    filter: watch::Sender<Option<Filter>>,
     done: bool,
+}
+
+impl Subscription {
+    /// Filter the events forwarded from now on with `filter`; `None` forwards none. Events
+    /// already forwarded stay in the buffer, so a caller that needs the change to be exact
+    /// filters what it reads too.
+    pub fn set_filter(&self, filter: Option<Filter>) {
+        self.filter.send_replace(filter);
+    }
 }
 
 impl Stream for Subscription {
@@ -130,11 +141,12 @@ impl Hub {
         };
         let (tx, rx) = mpsc::channel(hub.config.client_buffer);
         let reason = Arc::new(OnceLock::new());
+        let (filter, filter_rx) = watch::channel(Some(request.filter));
         let client = Client {
             hub,
             tx,
             reason: reason.clone(),
-            filter: request.filter,
+            filter: filter_rx,
             until_job_ends: request.until_job_ends,
             cursor,
         };
@@ -144,6 +156,7 @@ impl Hub {
         Ok(Subscription {
             rx,
             reason,
+            filter,
             done: false,
         })
     }
@@ -161,7 +174,8 @@ struct Client {
     hub: Arc<Inner>,
     tx: mpsc::Sender<Frame>,
     reason: Arc<OnceLock<&'static str>>,
-    filter: Filter,
+    /// `None`: forward nothing.
+    filter: watch::Receiver<Option<Filter>>,
     until_job_ends: Option<Uuid>,
     /// The last number this client has been given or skipped.
     cursor: i64,
@@ -222,7 +236,12 @@ impl Client {
                 continue;
             }
             self.cursor = event.seq;
-            if !self.filter.matches(event) {
+            let wanted = self
+                .filter
+                .borrow()
+                .as_ref()
+                .is_some_and(|f| f.matches(event));
+            if !wanted {
                 continue;
             }
             self.send(Frame::Event(event.clone())).await?;

@@ -98,6 +98,92 @@ pub async fn open(
         .await?)
 }
 
+/// What a WebSocket is subscribed to: the union of its subscribes less its unsubscribes,
+/// checked by the same rules as a stream's query. Nothing before the first subscribe; an
+/// empty first subscribe selects every event the caller may see (as `/v1/events` with no
+/// query does). An unsubscribe that leaves no topic where there were topics, or no resource
+/// where there were resources, selects nothing until the next subscribe, which starts afresh
+/// (an empty list would mean "any" and widen the stream instead).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    query: StreamQuery,
+    active: bool,
+}
+
+impl Selection {
+    /// What is selected; `None`: nothing.
+    pub fn query(&self) -> Option<&StreamQuery> {
+        self.active.then_some(&self.query)
+    }
+
+    /// Add `more`'s topics and resources (`all` turns on seeing everyone's) and return the
+    /// new filter; unchanged when refused.
+    pub fn subscribe(&mut self, caller: &Caller, more: StreamQuery) -> WorkResult<Filter> {
+        let mut next = match self.active {
+            true => self.query.clone(),
+            false => StreamQuery::default(),
+        };
+        add(&mut next.topics, more.topics);
+        add(&mut next.jobs, more.jobs);
+        add(&mut next.scrapes, more.scrapes);
+        add(&mut next.summaries, more.summaries);
+        add(&mut next.crawls, more.crawls);
+        next.all |= more.all;
+        let checked = filter(caller, next.clone())?;
+        self.query = next;
+        self.active = true;
+        Ok(checked)
+    }
+
+    /// Remove `less`'s topics and resources (`all` turns seeing everyone's off) and return
+    /// the new filter, `None` when nothing is selected any more; unchanged when refused.
+    pub fn unsubscribe(
+        &mut self,
+        caller: &Caller,
+        less: StreamQuery,
+    ) -> WorkResult<Option<Filter>> {
+        // The same checks of topics and sizes as a subscribe's, so a typo is not ignored.
+        filter(
+            caller,
+            StreamQuery {
+                all: false,
+                ..less.clone()
+            },
+        )?;
+        if !self.active {
+            return Ok(None);
+        }
+        let mut next = self.query.clone();
+        next.topics.retain(|t| !less.topics.contains(t));
+        next.jobs.retain(|x| !less.jobs.contains(x));
+        next.scrapes.retain(|x| !less.scrapes.contains(x));
+        next.summaries.retain(|x| !less.summaries.contains(x));
+        next.crawls.retain(|x| !less.crawls.contains(x));
+        next.all &= !less.all;
+        let emptied = (!self.query.topics.is_empty() && next.topics.is_empty())
+            || (resources(&self.query) > 0 && resources(&next) == 0);
+        if emptied {
+            *self = Self::default();
+            return Ok(None);
+        }
+        let checked = filter(caller, next.clone())?;
+        self.query = next;
+        Ok(Some(checked))
+    }
+}
+
+fn add<T: PartialEq>(to: &mut Vec<T>, from: Vec<T>) {
+    for x in from {
+        if !to.contains(&x) {
+            to.push(x);
+        }
+    }
+}
+
+fn resources(query: &StreamQuery) -> usize {
+    query.jobs.len() + query.scrapes.len() + query.summaries.len() + query.crawls.len()
+}
+
 /// A job's stream: its current state first, then its changes until it ends.
 pub enum JobStream {
     /// The job is running or waiting: live.
@@ -166,4 +252,96 @@ pub async fn ticket(hub: &Hub, caller: &Caller) -> WorkResult<(String, DateTime<
     let (secret, hash) = tokens::mint_ticket();
     store::stream::create_ticket(hub.pool(), &hash, token_id, expires_at).await?;
     Ok((secret, expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::users::Role;
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            user_id: Uuid::new_v4(),
+            role,
+            token_id: None,
+            plan: "free".into(),
+        }
+    }
+
+    fn topics(names: &[&str]) -> StreamQuery {
+        StreamQuery {
+            topics: names.iter().map(|t| t.to_string()).collect(),
+            ..StreamQuery::default()
+        }
+    }
+
+    #[test]
+    fn a_selection_grows_and_shrinks_and_never_widens_to_all() {
+        let user = caller(Role::User);
+        let mut s = Selection::default();
+        assert!(s.query().is_none(), "nothing before the first subscribe");
+        let f = s
+            .subscribe(&user, topics(&["job", "delivery"]))
+            .expect("known");
+        assert_eq!((f.owner, f.topics.len()), (Some(user.user_id), 2));
+        let f = s
+            .subscribe(&user, topics(&["job.dead", "job"]))
+            .expect("known");
+        assert_eq!(f.topics, ["job", "delivery", "job.dead"], "no duplicates");
+        let f = s
+            .unsubscribe(&user, topics(&["job", "job.dead"]))
+            .expect("known");
+        assert_eq!(f.map(|f| f.topics), Some(vec!["delivery".to_string()]));
+        assert_eq!(
+            s.unsubscribe(&user, topics(&["delivery"])).expect("known"),
+            None
+        );
+        assert!(
+            s.query().is_none(),
+            "the last topic gone: nothing, not everything"
+        );
+        let f = s.subscribe(&user, topics(&["channel"])).expect("known");
+        assert_eq!(f.topics, ["channel"], "starts afresh");
+
+        let job = Uuid::new_v4();
+        let by_job = StreamQuery {
+            jobs: vec![job],
+            ..StreamQuery::default()
+        };
+        s.subscribe(&user, by_job.clone()).expect("a job");
+        assert_eq!(s.unsubscribe(&user, by_job).expect("a job"), None);
+    }
+
+    #[test]
+    fn a_selection_refuses_what_a_stream_refuses_and_stays_as_it_was() {
+        let user = caller(Role::User);
+        let mut s = Selection::default();
+        s.subscribe(&user, topics(&["job"])).expect("known");
+        let all = StreamQuery {
+            all: true,
+            ..StreamQuery::default()
+        };
+        assert!(matches!(
+            s.subscribe(&user, all.clone()),
+            Err(WorkError::Forbidden(_))
+        ));
+        assert!(s.subscribe(&user, topics(&["jobs.dead"])).is_err());
+        assert!(s.unsubscribe(&user, topics(&["jobs.dead"])).is_err());
+        assert_eq!(
+            s.query().map(|q| q.topics.clone()),
+            Some(vec!["job".into()])
+        );
+
+        let admin = caller(Role::Admin);
+        let mut s = Selection::default();
+        assert_eq!(
+            s.subscribe(&admin, all.clone()).expect("an admin").owner,
+            None
+        );
+        let own = s
+            .unsubscribe(&admin, all)
+            .expect("an admin")
+            .expect("still selected");
+        assert_eq!(own.owner, Some(admin.user_id));
+    }
 }

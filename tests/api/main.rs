@@ -28,3 +28,6 @@ mod tenancy;
 mod ui;
 mod ui_pages;
 mod validation;
+mod ws;
+mod ws_client;
+mod ws_ends;
