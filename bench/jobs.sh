@@ -7,6 +7,8 @@
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.
 # BENCH_JOBS_BIN=path runs an already built program instead (e.g. a debug build, to smoke-test).
+# BENCH_NO_STREAM=1 takes the live event stream's triggers off the scratch database first, to
+# measure what they cost (the stream's sequencer runs in both cases, as in the daemon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-release}"

@@ -2,6 +2,10 @@
 //! database: bulk enqueue, single enqueue through `POST /v1/jobs`, draining no-op jobs,
 //! pickup latency into an idle worker, lateness of scheduled jobs. Prints a Markdown table
 //! with each target. Run it through `bench/jobs.sh` (release build); `--quick` smoke-tests it.
+//!
+//! The live event stream's sequencer runs throughout, as in the daemon. With
+//! `BENCH_NO_STREAM=1` the stream's triggers are taken off the scratch database first (the
+//! sequencer then finds nothing to number), to measure what they cost the engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,15 +16,36 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use workhorse::app::{App, Storage};
-use workhorse::config::{Config, DatabaseConfig, JobsConfig};
+use workhorse::config::{Config, DatabaseConfig, EventsConfig, JobsConfig};
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::store::{self, jobs};
+use workhorse::stream::Hub;
 
 /// How long an engine may take to stop; every job has finished by then.
 const SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// Takes the live event stream's triggers off the benchmark database: `jobs_notify_insert`
+/// back to its body before the stream (migration `job_engine`), the statement triggers that
+/// feed `stream_pending` disabled.
+const NO_STREAM_SQL: &str = "
+    CREATE OR REPLACE FUNCTION jobs_notify_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('workhorse_jobs', kind) FROM (SELECT DISTINCT kind FROM inserted) AS kinds;
+        RETURN NULL;
+    END
+    $$;
+    ALTER TABLE jobs DISABLE TRIGGER jobs_stream_update;
+    ALTER TABLE events DISABLE TRIGGER events_stream_insert;
+    ALTER TABLE deliveries DISABLE TRIGGER deliveries_stream_update;";
+
+/// Whether `BENCH_NO_STREAM` asks for the stream's triggers to be taken off.
+fn no_stream() -> bool {
+    std::env::var("BENCH_NO_STREAM").is_ok_and(|v| !v.is_empty() && v != "0")
+}
 
 /// Sizes and connection; every size has a full and a `--quick` default.
 #[path = "support/mod.rs"]
@@ -94,6 +119,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?;
     support::warn_if_debug();
+    if no_stream() {
+        println!("(BENCH_NO_STREAM: the live event stream's triggers were off)\n");
+    }
     println!("| measure | value | target | |\n|---|---|---|---|");
     for row in rows {
         println!("{row}");
@@ -107,6 +135,26 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     // The daemon's own pool settings.
     let pool = store::connect_lazy(url, &DatabaseConfig::default())?;
     store::migrate(&pool, Duration::from_secs(10)).await?;
+    if no_stream() {
+        eprintln!("BENCH_NO_STREAM: taking the live event stream's triggers off");
+        sqlx::raw_sql(NO_STREAM_SQL)
+            .execute(&pool)
+            .await
+            .context("taking the stream's triggers off")?;
+    }
+    // The sequencer, as the daemon runs it; the hub's fetcher has no clients.
+    let stop = CancellationToken::new();
+    let _hub = Hub::start(pool.clone(), EventsConfig::default(), &stop);
+    let measured = phases(args, url, &pool).await;
+    stop.cancel();
+    let rows = measured?;
+    pool.close().await;
+    Ok(rows)
+}
+
+/// Every phase in turn, emptying the queue between them; returns the table rows.
+async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let pool = pool.clone();
     let jobs_config = JobsConfig {
         concurrency: args.concurrency,
         ..JobsConfig::default()
@@ -173,7 +221,6 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     truncate(&pool).await?;
 
     rows.extend(idle_engine(args, &pool, &jobs_config).await?);
-    pool.close().await;
     Ok(rows)
 }
 
@@ -525,7 +572,7 @@ async fn start_engine(pool: &PgPool, config: &JobsConfig) -> anyhow::Result<Engi
 }
 
 async fn truncate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges")
+    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges, stream_pending, stream_events")
         .execute(pool)
         .await
         .context("truncating jobs")?;
