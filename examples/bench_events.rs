@@ -109,9 +109,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     eprintln!("drain: {drain_jobs} jobs, no clients");
-    let rss_before = daemon.rss_kib()?;
+    let rss_start = daemon.rss_kib()?;
     let alone = drain(&pool, owner, drain_jobs, "drain-alone").await?;
     settle_stream(&pool).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = daemon.rss_kib()?;
 
     eprintln!("load: opening {clients} clients");
     let fleet = Fleet::open(&url, &args.token, clients, timed).await?;
@@ -139,8 +141,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     let per_client = (rss_idle as f64 - rss_before as f64) / clients as f64;
     rows.push(row(
-        "daemon RSS, no clients (after a drain)",
-        mib(rss_before),
+        "daemon RSS, no clients: after start / after a drain",
+        format!("{} / {}", mib(rss_start), mib(rss_before)),
     ));
     rows.push(row(
         &format!("daemon RSS, {} idle SSE clients", thousands(clients as f64)),

@@ -44,14 +44,19 @@ const NO_STREAM_SQL: &str = "
 
 /// Whether `BENCH_NO_STREAM` asks for the stream's triggers to be taken off.
 fn no_stream() -> bool {
-    std::env::var("BENCH_NO_STREAM").is_ok_and(|v| !v.is_empty() && v != "0")
+    env_flag("BENCH_NO_STREAM")
+}
+
+/// Whether the environment variable `name` is set to something other than empty or 0.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Sizes and connection; every size has a full and a `--quick` default.
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{admin_token, ms, pct, thousands};
+use support::{CpuSnapshot, admin_token, ms, pct, thousands};
 
 #[derive(Parser)]
 #[command(about = "Benchmark the job engine (see bench/jobs.sh)")]
@@ -122,6 +127,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if no_stream() {
         println!("(BENCH_NO_STREAM: the live event stream's triggers were off)\n");
     }
+    if env_flag("BENCH_NO_SEQUENCER") {
+        println!("(BENCH_NO_SEQUENCER: no sequencer ran)\n");
+    }
     println!("| measure | value | target | |\n|---|---|---|---|");
     for row in rows {
         println!("{row}");
@@ -144,7 +152,11 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     }
     // The sequencer, as the daemon runs it; the hub's fetcher has no clients.
     let stop = CancellationToken::new();
-    let _hub = Hub::start(pool.clone(), EventsConfig::default(), &stop);
+    if env_flag("BENCH_NO_SEQUENCER") {
+        eprintln!("BENCH_NO_SEQUENCER: no sequencer; the stream's pending changes pile up");
+    } else {
+        Hub::start(pool.clone(), EventsConfig::default(), &stop);
+    }
     let measured = phases(args, url, &pool).await;
     stop.cancel();
     let rows = measured?;
@@ -163,14 +175,16 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
 
     let (total, chunk) = (args.size(args.bulk, 100_000, 5_000), args.bulk_chunk);
     eprintln!("bulk enqueue: {total} jobs in statements of {chunk}");
+    let before = CpuSnapshot::take(&pool).await?;
     let rate = bulk_enqueue(&pool, total, chunk).await?;
+    let cpu = cpu_note(&pool, before, total).await?;
     rows.push(row(
         &format!(
             "bulk enqueue, {} jobs, {} per INSERT (one transaction each)",
             thousands(total as f64),
             thousands(chunk.min(total) as f64)
         ),
-        format!("{} jobs/s", thousands(rate)),
+        format!("{} jobs/s{cpu}", thousands(rate)),
         "≥ 50,000 jobs/s",
         Some(rate >= 50_000.0),
     ));
@@ -207,14 +221,17 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
         "drain: {total} no-op jobs at concurrency {}",
         args.concurrency
     );
-    let (rate, secs) = drain_jobs(&pool, &jobs_config, total).await?;
+    let (rate, secs, cpu) = drain_jobs(&pool, &jobs_config, total).await?;
     rows.push(row(
         &format!(
             "drain {} no-op echo jobs, concurrency {}",
             thousands(total as f64),
             args.concurrency
         ),
-        format!("{} jobs/s ({secs:.2} s from engine start)", thousands(rate)),
+        format!(
+            "{} jobs/s ({secs:.2} s from engine start){cpu}",
+            thousands(rate)
+        ),
         "≥ 5,000 jobs/s",
         Some(rate >= 5_000.0),
     ));
@@ -415,12 +432,13 @@ async fn post_job(
 }
 
 /// Pre-enqueue `total` no-op jobs, start the engine and time until all have succeeded, on the
-/// database's clock: engine start → last finished_at. Returns jobs/s and seconds.
+/// database's clock: engine start → last finished_at. Returns jobs/s, seconds and the CPU
+/// spent.
 async fn drain_jobs(
     pool: &PgPool,
     config: &JobsConfig,
     total: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, String)> {
     let args = vec![json!({}); total.min(10_000)];
     let mut conn = pool.acquire().await.context("acquiring a connection")?;
     let mut created = 0;
@@ -439,6 +457,7 @@ async fn drain_jobs(
         .fetch_one(pool)
         .await
         .context("reading the database clock")?;
+    let before = CpuSnapshot::take(pool).await?;
     let engine = start_engine(pool, config).await?;
     let deadline =
         Instant::now() + Duration::from_secs(30) + Duration::from_millis(5) * total as u32;
@@ -459,6 +478,7 @@ async fn drain_jobs(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let cpu = cpu_note(pool, before, total).await?;
     engine.shutdown(SHUTDOWN).await;
     waited?;
     let (succeeded, last): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
@@ -472,7 +492,25 @@ async fn drain_jobs(
         "only {succeeded} of {total} jobs succeeded"
     );
     let secs = (last.context("no job finished")? - started).as_seconds_f64();
-    Ok((total as f64 / secs, secs))
+    Ok((total as f64 / secs, secs, cpu))
+}
+
+/// "; CPU per 1,000 jobs: …" since `before`, or nothing when /proc does not show the server.
+async fn cpu_note(
+    pool: &PgPool,
+    before: Option<CpuSnapshot>,
+    jobs: usize,
+) -> anyhow::Result<String> {
+    let (Some(before), Some(now)) = (before, CpuSnapshot::take(pool).await?) else {
+        return Ok(String::new());
+    };
+    let (own, backends) = now.since(&before);
+    let per = 1000.0 / jobs.max(1) as f64;
+    Ok(format!(
+        "; CPU per 1,000 jobs: this process {:.0} ms, PostgreSQL backends {:.0} ms",
+        own * per * 1000.0,
+        backends * per * 1000.0
+    ))
 }
 
 /// Enqueue `samples` single jobs 10–20 ms apart into an idle engine; returns each job's
