@@ -110,7 +110,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     eprintln!("drain: {drain_jobs} jobs, no clients");
     let rss_start = daemon.rss_kib()?;
+    let reads = stream_reads(&pool).await?;
+    let cpu = daemon.cpu_ticks()?;
     let alone = drain(&pool, owner, drain_jobs, "drain-alone").await?;
+    let alone_cpu = daemon.share(cpu, alone.secs)?;
+    let alone_reads = stream_reads(&pool).await? - reads;
     settle_stream(&pool).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = daemon.rss_kib()?;
@@ -120,9 +124,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = daemon.rss_kib()?;
     eprintln!("load: {rate} jobs/s for {secs} s");
+    let reads = stream_reads(&pool).await?;
     let load = load(&pool, &fleet, &daemon, owner, rate, secs, args.every_ms).await?;
     let since_load = Instant::now();
     let settled = settle(&pool, &fleet, clients as u64).await?;
+    let load_reads = stream_reads(&pool).await? - reads;
     let stats = fleet.close().await;
     let load_end_us = settled.last_receipt_us.saturating_sub(load.started_us);
     let delivery_secs = (load_end_us as f64 / 1e6).max(load.secs);
@@ -134,8 +140,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     eprintln!("drain: {drain_jobs} jobs, {clients} clients");
     let fleet = Fleet::open(&url, &args.token, clients, 0).await?;
+    let reads = stream_reads(&pool).await?;
+    let cpu = daemon.cpu_ticks()?;
     let crowded = drain(&pool, owner, drain_jobs, "drain-crowded").await?;
+    let crowded_cpu = daemon.share(cpu, crowded.secs)?;
     let crowded_settled = settle(&pool, &fleet, clients as u64).await?;
+    let crowded_reads = stream_reads(&pool).await? - reads;
     let crowded_stats = fleet.close().await;
 
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
@@ -206,6 +216,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ));
     rows.push(row(
+        "reads of stream_events from the load's start until delivery settled",
+        thousands(load_reads as f64),
+    ));
+    rows.push(row(
         "streams the server closed during the load",
         closes(&stats),
     ));
@@ -222,7 +236,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "drain {} no-op jobs, no clients",
             thousands(drain_jobs as f64)
         ),
-        alone.describe(),
+        format!(
+            "{}; daemon CPU {:.0}%; {} reads of stream_events",
+            alone.describe(),
+            alone_cpu * 100.0,
+            thousands(alone_reads as f64)
+        ),
     ));
     let got: u64 = crowded_stats.iter().map(|s| s.events).sum();
     let want: u64 = (crowded_stats.iter())
@@ -235,8 +254,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             thousands(clients as f64)
         ),
         format!(
-            "{}; {} of {} events delivered; closed: {}",
+            "{}; daemon CPU {:.0}%; {} reads of stream_events; {} of {} events delivered; \
+             closed: {}",
             crowded.describe(),
+            crowded_cpu * 100.0,
+            thousands(crowded_reads as f64),
             thousands(got as f64),
             thousands(want as f64),
             closes(&crowded_stats)
@@ -266,6 +288,12 @@ impl Proc {
         let line = (status.lines().find(|l| l.starts_with("VmRSS:"))).context("no VmRSS")?;
         let kib = line.split_whitespace().nth(1).context("an empty VmRSS")?;
         kib.parse().context("parsing VmRSS")
+    }
+
+    /// The share of one core the daemon used since `ticks` (utime + stime) over `secs`.
+    fn share(&self, ticks: u64, secs: f64) -> anyhow::Result<f64> {
+        let spent = self.cpu_ticks()?.saturating_sub(ticks);
+        Ok(spent as f64 / self.clk_tck as f64 / secs.max(0.001))
     }
 
     /// utime + stime in clock ticks.
@@ -367,6 +395,20 @@ async fn insert(
     .await
     .context("inserting echo jobs")?;
     Ok(())
+}
+
+/// Index and sequential scans of `stream_events` so far (the hub's fetches and the clients'
+/// catch-ups from the database), from the statistics collector.
+async fn stream_reads(pool: &PgPool) -> anyhow::Result<i64> {
+    // The counters are flushed about once a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    sqlx::query_scalar(
+        "SELECT (coalesce(idx_scan, 0) + coalesce(seq_scan, 0))::int8 \
+         FROM pg_stat_user_tables WHERE relname = 'stream_events'",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the scans of stream_events")
 }
 
 /// A drain's rate.
