@@ -64,6 +64,10 @@ struct Args {
     /// Seconds of load [default: 20, quick 3].
     #[arg(long)]
     secs: Option<f64>,
+    /// The streams' query string: everyone's events by default; a filter that matches
+    /// nothing (`all=true&topic=delivery`) keeps the clients connected but silent.
+    #[arg(long, default_value = "all=true")]
+    query: String,
     /// Milliseconds between the load's inserts.
     #[arg(long, default_value_t = 10)]
     every_ms: u64,
@@ -90,7 +94,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rate = args.size(args.rate, 2000.0, 200.0);
     let secs = args.size(args.secs, 20.0, 3.0);
     let drain_jobs = args.size(args.drain, 20_000, 2_000);
-    let url = format!("{}/v1/events?all=true", args.url.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/events?{}",
+        args.url.trim_end_matches('/'),
+        args.query
+    );
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&args.database_url)
