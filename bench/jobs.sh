@@ -7,6 +7,10 @@
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.
 # BENCH_JOBS_BIN=path runs an already built program instead (e.g. a debug build, to smoke-test).
+# BENCH_NO_STREAM=1 takes the live event stream's triggers off the scratch database first, to
+# measure what they cost (the stream's sequencer runs in both cases, as in the daemon);
+# BENCH_NO_SEQUENCER=1 runs no sequencer (the triggers' own cost). Bulk and drain also report
+# the CPU this process and the database's backends spent per 1,000 jobs (from /proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-release}"

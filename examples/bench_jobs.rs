@@ -2,6 +2,10 @@
 //! database: bulk enqueue, single enqueue through `POST /v1/jobs`, draining no-op jobs,
 //! pickup latency into an idle worker, lateness of scheduled jobs. Prints a Markdown table
 //! with each target. Run it through `bench/jobs.sh` (release build); `--quick` smoke-tests it.
+//!
+//! The live event stream's sequencer runs throughout, as in the daemon. With
+//! `BENCH_NO_STREAM=1` the stream's triggers are taken off the scratch database first (the
+//! sequencer then finds nothing to number), to measure what they cost the engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,21 +16,47 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use workhorse::app::{App, Storage};
-use workhorse::config::{Config, DatabaseConfig, JobsConfig};
+use workhorse::config::{Config, DatabaseConfig, EventsConfig, JobsConfig};
 use workhorse::engine::Engine;
 use workhorse::health::Health;
 use workhorse::store::{self, jobs};
+use workhorse::stream::Hub;
 
 /// How long an engine may take to stop; every job has finished by then.
 const SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// Takes the live event stream's triggers off the benchmark database: `jobs_notify_insert`
+/// back to its body before the stream (migration `job_engine`), the statement triggers that
+/// feed `stream_pending` disabled.
+const NO_STREAM_SQL: &str = "
+    CREATE OR REPLACE FUNCTION jobs_notify_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('workhorse_jobs', kind) FROM (SELECT DISTINCT kind FROM inserted) AS kinds;
+        RETURN NULL;
+    END
+    $$;
+    ALTER TABLE jobs DISABLE TRIGGER jobs_stream_update;
+    ALTER TABLE events DISABLE TRIGGER events_stream_insert;
+    ALTER TABLE deliveries DISABLE TRIGGER deliveries_stream_update;";
+
+/// Whether `BENCH_NO_STREAM` asks for the stream's triggers to be taken off.
+fn no_stream() -> bool {
+    env_flag("BENCH_NO_STREAM")
+}
+
+/// Whether the environment variable `name` is set to something other than empty or 0.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
 
 /// Sizes and connection; every size has a full and a `--quick` default.
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{admin_token, ms, pct, thousands};
+use support::{CpuSnapshot, admin_token, ms, pct, thousands};
 
 #[derive(Parser)]
 #[command(about = "Benchmark the job engine (see bench/jobs.sh)")]
@@ -94,6 +124,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await?;
     support::warn_if_debug();
+    if no_stream() {
+        println!("(BENCH_NO_STREAM: the live event stream's triggers were off)\n");
+    }
+    if env_flag("BENCH_NO_SEQUENCER") {
+        println!("(BENCH_NO_SEQUENCER: no sequencer ran)\n");
+    }
     println!("| measure | value | target | |\n|---|---|---|---|");
     for row in rows {
         println!("{row}");
@@ -107,6 +143,30 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     // The daemon's own pool settings.
     let pool = store::connect_lazy(url, &DatabaseConfig::default())?;
     store::migrate(&pool, Duration::from_secs(10)).await?;
+    if no_stream() {
+        eprintln!("BENCH_NO_STREAM: taking the live event stream's triggers off");
+        sqlx::raw_sql(NO_STREAM_SQL)
+            .execute(&pool)
+            .await
+            .context("taking the stream's triggers off")?;
+    }
+    // The sequencer, as the daemon runs it; the hub's fetcher has no clients.
+    let stop = CancellationToken::new();
+    if env_flag("BENCH_NO_SEQUENCER") {
+        eprintln!("BENCH_NO_SEQUENCER: no sequencer; the stream's pending changes pile up");
+    } else {
+        Hub::start(pool.clone(), EventsConfig::default(), &stop);
+    }
+    let measured = phases(args, url, &pool).await;
+    stop.cancel();
+    let rows = measured?;
+    pool.close().await;
+    Ok(rows)
+}
+
+/// Every phase in turn, emptying the queue between them; returns the table rows.
+async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let pool = pool.clone();
     let jobs_config = JobsConfig {
         concurrency: args.concurrency,
         ..JobsConfig::default()
@@ -115,14 +175,16 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
 
     let (total, chunk) = (args.size(args.bulk, 100_000, 5_000), args.bulk_chunk);
     eprintln!("bulk enqueue: {total} jobs in statements of {chunk}");
+    let before = CpuSnapshot::take(&pool).await?;
     let rate = bulk_enqueue(&pool, total, chunk).await?;
+    let cpu = cpu_note(&pool, before, total).await?;
     rows.push(row(
         &format!(
             "bulk enqueue, {} jobs, {} per INSERT (one transaction each)",
             thousands(total as f64),
             thousands(chunk.min(total) as f64)
         ),
-        format!("{} jobs/s", thousands(rate)),
+        format!("{} jobs/s{cpu}", thousands(rate)),
         "≥ 50,000 jobs/s",
         Some(rate >= 50_000.0),
     ));
@@ -159,21 +221,23 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
         "drain: {total} no-op jobs at concurrency {}",
         args.concurrency
     );
-    let (rate, secs) = drain_jobs(&pool, &jobs_config, total).await?;
+    let (rate, secs, cpu) = drain_jobs(&pool, &jobs_config, total).await?;
     rows.push(row(
         &format!(
             "drain {} no-op echo jobs, concurrency {}",
             thousands(total as f64),
             args.concurrency
         ),
-        format!("{} jobs/s ({secs:.2} s from engine start)", thousands(rate)),
+        format!(
+            "{} jobs/s ({secs:.2} s from engine start){cpu}",
+            thousands(rate)
+        ),
         "≥ 5,000 jobs/s",
         Some(rate >= 5_000.0),
     ));
     truncate(&pool).await?;
 
     rows.extend(idle_engine(args, &pool, &jobs_config).await?);
-    pool.close().await;
     Ok(rows)
 }
 
@@ -368,12 +432,13 @@ async fn post_job(
 }
 
 /// Pre-enqueue `total` no-op jobs, start the engine and time until all have succeeded, on the
-/// database's clock: engine start → last finished_at. Returns jobs/s and seconds.
+/// database's clock: engine start → last finished_at. Returns jobs/s, seconds and the CPU
+/// spent.
 async fn drain_jobs(
     pool: &PgPool,
     config: &JobsConfig,
     total: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, String)> {
     let args = vec![json!({}); total.min(10_000)];
     let mut conn = pool.acquire().await.context("acquiring a connection")?;
     let mut created = 0;
@@ -392,6 +457,7 @@ async fn drain_jobs(
         .fetch_one(pool)
         .await
         .context("reading the database clock")?;
+    let before = CpuSnapshot::take(pool).await?;
     let engine = start_engine(pool, config).await?;
     let deadline =
         Instant::now() + Duration::from_secs(30) + Duration::from_millis(5) * total as u32;
@@ -412,6 +478,7 @@ async fn drain_jobs(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let cpu = cpu_note(pool, before, total).await?;
     engine.shutdown(SHUTDOWN).await;
     waited?;
     let (succeeded, last): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
@@ -425,7 +492,25 @@ async fn drain_jobs(
         "only {succeeded} of {total} jobs succeeded"
     );
     let secs = (last.context("no job finished")? - started).as_seconds_f64();
-    Ok((total as f64 / secs, secs))
+    Ok((total as f64 / secs, secs, cpu))
+}
+
+/// "; CPU per 1,000 jobs: …" since `before`, or nothing when /proc does not show the server.
+async fn cpu_note(
+    pool: &PgPool,
+    before: Option<CpuSnapshot>,
+    jobs: usize,
+) -> anyhow::Result<String> {
+    let (Some(before), Some(now)) = (before, CpuSnapshot::take(pool).await?) else {
+        return Ok(String::new());
+    };
+    let (own, backends) = now.since(&before);
+    let per = 1000.0 / jobs.max(1) as f64;
+    Ok(format!(
+        "; CPU per 1,000 jobs: this process {:.0} ms, PostgreSQL backends {:.0} ms",
+        own * per * 1000.0,
+        backends * per * 1000.0
+    ))
 }
 
 /// Enqueue `samples` single jobs 10–20 ms apart into an idle engine; returns each job's
@@ -525,7 +610,7 @@ async fn start_engine(pool: &PgPool, config: &JobsConfig) -> anyhow::Result<Engi
 }
 
 async fn truncate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges")
+    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges, stream_pending, stream_events")
         .execute(pool)
         .await
         .context("truncating jobs")?;

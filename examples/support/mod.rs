@@ -118,3 +118,55 @@ pub fn thousands(value: f64) -> String {
     }
     out
 }
+
+/// CPU time (user + system, in clock ticks of 1/100 s) of this process and of each PostgreSQL
+/// backend serving the current database of a pool, from /proc: the server must run on this
+/// machine. Background processes (WAL writer, checkpointer) are not counted.
+pub struct CpuSnapshot {
+    own: u64,
+    backends: std::collections::HashMap<i32, u64>,
+}
+
+/// Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+impl CpuSnapshot {
+    /// Now, or `None` when /proc does not show the backends (another machine).
+    pub async fn take(pool: &PgPool) -> anyhow::Result<Option<Self>> {
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+        )
+        .fetch_all(pool)
+        .await
+        .context("listing the database's backends")?;
+        let Some(own) = proc_ticks("self") else {
+            return Ok(None);
+        };
+        let mut backends = std::collections::HashMap::new();
+        for pid in pids {
+            match proc_ticks(&pid.to_string()) {
+                Some(ticks) => backends.insert(pid, ticks),
+                None => return Ok(None),
+            };
+        }
+        Ok(Some(Self { own, backends }))
+    }
+
+    /// Seconds of CPU since `earlier` (this process, the backends); backends that started
+    /// meanwhile count from zero.
+    pub fn since(&self, earlier: &Self) -> (f64, f64) {
+        let own = self.own.saturating_sub(earlier.own) as f64 / USER_HZ;
+        let backends: u64 = (self.backends.iter())
+            .map(|(pid, now)| now.saturating_sub(earlier.backends.get(pid).copied().unwrap_or(0)))
+            .sum();
+        (own, backends as f64 / USER_HZ)
+    }
+}
+
+/// utime + stime of /proc/<pid>/stat.
+fn proc_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state is the first field, utime the 12th.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
