@@ -155,7 +155,7 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     if env_flag("BENCH_NO_SEQUENCER") {
         eprintln!("BENCH_NO_SEQUENCER: no sequencer; the stream's pending changes pile up");
     } else {
-        Hub::start(pool.clone(), EventsConfig::default(), &stop);
+        Hub::new(pool.clone(), EventsConfig::default()).start(&stop);
     }
     let measured = phases(args, url, &pool).await;
     stop.cancel();
