@@ -42,13 +42,10 @@ pub async fn find(
     .fetch_optional(conn)
     .await?;
     row.map(|(token_id, user_id, role, plan, csrf)| {
-        let caller = Caller {
-            user_id,
-            role: role.parse().map_err(anyhow::Error::msg)?,
-            token_id: Some(token_id),
-            plan,
-        };
-        Ok((caller, csrf))
+        Ok((
+            super::tokens::caller_of_row((token_id, user_id, role, plan))?,
+            csrf,
+        ))
     })
     .transpose()
 }

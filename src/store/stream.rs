@@ -165,15 +165,7 @@ pub async fn redeem_ticket(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Resu
     .bind(hash)
     .fetch_optional(conn)
     .await?;
-    row.map(|(token_id, user_id, role, plan)| {
-        Ok(Caller {
-            user_id,
-            role: role.parse().map_err(anyhow::Error::msg)?,
-            token_id: Some(token_id),
-            plan,
-        })
-    })
-    .transpose()
+    row.map(super::tokens::caller_of_row).transpose()
 }
 
 /// A job's current state as a stream event object (without a number), if it exists and, with

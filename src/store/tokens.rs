@@ -92,15 +92,20 @@ pub async fn authenticate(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Resul
     .bind(hash)
     .fetch_optional(conn)
     .await?;
-    row.map(|(token_id, user_id, role, plan)| {
-        Ok(Caller {
-            user_id,
-            role: role.parse().map_err(anyhow::Error::msg)?,
-            token_id: Some(token_id),
-            plan,
-        })
+    row.map(caller_of_row).transpose()
+}
+
+/// The caller a token row stands for: `(token id, user id, role, plan)`, as the token, ticket
+/// and session lookups read it.
+pub(crate) fn caller_of_row(
+    (token_id, user_id, role, plan): (Uuid, Uuid, String, String),
+) -> anyhow::Result<Caller> {
+    Ok(Caller {
+        user_id,
+        role: role.parse().map_err(anyhow::Error::msg)?,
+        token_id: Some(token_id),
+        plan,
     })
-    .transpose()
 }
 
 /// Tokens of a user, newest first.
