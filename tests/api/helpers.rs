@@ -136,6 +136,21 @@ impl TestApp {
     pub async fn admin_token(&self) -> String {
         self.user_with_token("root", Role::Admin).await.1
     }
+
+    /// Event streams the daemon serves now (the `workhorse_stream_clients` gauge).
+    pub async fn stream_clients(&self, admin: &str) -> u64 {
+        let metrics = self
+            .get("/metrics", Some(admin))
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("workhorse_stream_clients "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the clients gauge")
+    }
 }
 
 /// Assert `resp` is an RFC 9457 problem with `status` and `code`, carrying the request id of
@@ -361,4 +376,16 @@ impl TestApp {
         }
         quota
     }
+}
+
+/// `n` queued `echo` jobs inserted in one statement: `n` `job.queued` events at once.
+pub async fn insert_queued(pool: &PgPool, n: usize) {
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, args, max_attempts) \
+         SELECT gen_random_uuid(), 'echo', '{}', 1 FROM generate_series(1, $1)",
+    )
+    .bind(i32::try_from(n).expect("a count that fits"))
+    .execute(pool)
+    .await
+    .expect("jobs inserted");
 }
