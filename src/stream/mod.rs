@@ -4,6 +4,7 @@
 //! client's own task ([`subscription`]) filters, replays what it missed from the database, and
 //! drops it when it cannot keep up. Decisions: docs/events.md.
 
+mod channels;
 mod listener;
 mod sequencer;
 pub mod subscription;
@@ -24,9 +25,6 @@ use crate::store::stream as store;
 
 pub use subscription::{Frame, Subscription};
 
-/// Batches the hub keeps for clients' tasks that fell behind for a moment; a task further
-/// behind catches up from the database.
-const BROADCAST_BATCHES: usize = 1_024;
 /// Summary text pieces waiting for slow readers; older ones are skipped.
 const BROADCAST_TOKENS: usize = 4_096;
 /// How often the hub looks for new events without being told (a lost notification).
@@ -46,7 +44,7 @@ pub struct Hub {
 pub(crate) struct Inner {
     pool: PgPool,
     config: EventsConfig,
-    events: broadcast::Sender<Batch>,
+    channels: channels::Channels,
     tokens: broadcast::Sender<Arc<Value>>,
     /// The last number broadcast.
     head: AtomicI64,
@@ -63,7 +61,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 pool,
                 config,
-                events: broadcast::channel(BROADCAST_BATCHES).0,
+                channels: channels::Channels::new(),
                 tokens: broadcast::channel(BROADCAST_TOKENS).0,
                 head: AtomicI64::new(-1),
                 fetch: Notify::new(),
@@ -114,7 +112,7 @@ impl Hub {
 
     /// Clients connected to this process.
     pub fn clients(&self) -> usize {
-        self.inner.events.receiver_count()
+        self.inner.channels.receivers()
     }
 }
 
@@ -139,6 +137,13 @@ async fn fetch(hub: Arc<Inner>, stop: CancellationToken) {
 }
 
 async fn fetch_new(hub: &Inner) -> sqlx::Result<()> {
+    if hub.channels.receivers() == 0 {
+        // Nobody here follows the stream: keep up with its head only.
+        let head = store::head(&hub.pool).await?;
+        if hub.channels.advance_idle(&hub.head, head) {
+            return Ok(());
+        }
+    }
     loop {
         let head = hub.head.load(Ordering::Acquire);
         let batches = store::after(&hub.pool, head, FETCH_BATCHES).await?;
@@ -149,8 +154,7 @@ async fn fetch_new(hub: &Inner) -> sqlx::Result<()> {
                 continue;
             };
             hub.head.store(last, Ordering::Release);
-            // No receiver is fine: nobody is connected.
-            let _ = hub.events.send(events);
+            hub.channels.send(&events);
         }
         if !full {
             return Ok(());

@@ -73,6 +73,10 @@ impl Frame {
 pub struct Request {
     /// Whose events, of which types, about what.
     pub filter: Filter,
+    /// The one user whose events this stream may ever carry, whatever its filter becomes (a
+    /// user's streams); `None`: anyone's (an admin's). The hub sends such a stream only that
+    /// user's events.
+    pub scope: Option<Uuid>,
     /// Resume after this number (`Last-Event-ID`), replaying what was missed.
     pub since: Option<i64>,
     /// Sent first, after `hello`: the resource's current state.
@@ -123,8 +127,7 @@ impl Hub {
         let hub = self.inner.clone();
         // Subscribe before reading the head: every batch broadcast after the head was read is
         // in `live`, and the ones before it are in the database.
-        let live = hub.events.subscribe();
-        let mut head = hub.head.load(std::sync::atomic::Ordering::Acquire);
+        let (live, mut head) = hub.channels.subscribe(request.scope, &hub.head);
         if head < 0 {
             head = store::head(&hub.pool).await?;
         }

@@ -44,6 +44,7 @@ impl Hub {
                     summaries: vec![id],
                     ..Filter::default()
                 },
+                scope: owner,
                 ..Request::default()
             })
             .await?;

@@ -36,8 +36,9 @@ pub async fn events(req: &Request, state: Data<&ApiState>) -> Response {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    let owner = session.caller.owner_filter();
     let filter = Filter {
-        owner: session.caller.owner_filter(),
+        owner,
         topics: vec!["job".into()],
         ..Filter::default()
     };
@@ -45,6 +46,7 @@ pub async fn events(req: &Request, state: Data<&ApiState>) -> Response {
         .hub
         .subscribe(StreamRequest {
             filter,
+            scope: owner,
             ..Default::default()
         })
         .await

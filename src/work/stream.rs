@@ -92,6 +92,8 @@ pub async fn open(
     Ok(hub
         .subscribe(Request {
             filter,
+            // A WebSocket may widen its filter later: an admin's to everyone's.
+            scope: (!caller.is_admin()).then_some(caller.user_id),
             since,
             ..Request::default()
         })
@@ -231,6 +233,7 @@ pub async fn open_job(
                 jobs: vec![id],
                 ..Filter::default()
             },
+            scope: owner,
             since,
             snapshot,
             until_job_ends: Some(id),
