@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark the live event stream on this machine: starts the release daemon (workers on)
-# against a scratch database, opens 1,000 SSE clients on GET /v1/events?all=true from one
-# process, inserts echo jobs straight into `jobs` at 2,000 jobs/s for 20 s (three events each:
-# queued, running, succeeded) and measures the latency from each event's `at` to its receipt
-# (50 timed clients), events delivered per second, the daemon's RSS (no clients, idle clients,
-# under load) and CPU, and the engine's drain rate without and with the clients connected.
+# against a scratch database, opens 1,000 SSE clients on GET /v1/events from one process (by
+# default 1,000 users each following their own events, the jobs theirs in turn; `--tenants 0`
+# makes every client the admin on `?all=true`, so each event reaches all of them), inserts echo
+# jobs straight into `jobs` at 2,000 jobs/s for 20 s (three events each: queued, running,
+# succeeded) and measures the latency from each event's `at` to its receipt (50 timed
+# clients), events delivered per second, the daemon's RSS (no clients, idle clients, under
+# load) and CPU, and the engine's drain rate without and with the clients connected.
 # Runs examples/bench_events.rs; prints a Markdown table for docs/benchmarks.md (progress goes
 # to stderr); drops the database and stops the daemon when done or interrupted.
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL), psql, curl. Arguments go to the

@@ -4,6 +4,11 @@
 //! to its receipt and the events delivered per second while echo jobs are inserted at a fixed
 //! rate; the daemon's CPU over the load; and the engine's drain rate without clients and with
 //! them connected. Prints a Markdown table; progress goes to stderr.
+//!
+//! By default every client is a different user following their own events and the jobs
+//! belong to those users in turn (the many-tenants case: each event reaches one client);
+//! `--tenants 0` opens every client on the admin's token with `--query` (by default
+//! `all=true`: each event reaches every client).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,8 +69,13 @@ struct Args {
     /// Seconds of load [default: 20, quick 3].
     #[arg(long)]
     secs: Option<f64>,
-    /// The streams' query string: everyone's events by default; a filter that matches
-    /// nothing (`all=true&topic=delivery`) keeps the clients connected but silent.
+    /// Users the clients are spread over, each following their own events, the jobs theirs
+    /// in turn [default: as many as clients]; 0: every client is the admin, with `--query`.
+    #[arg(long)]
+    tenants: Option<usize>,
+    /// The admin's streams' query string with `--tenants 0`: everyone's events by default; a
+    /// filter that matches nothing (`all=true&topic=delivery`) keeps the clients connected
+    /// but silent.
     #[arg(long, default_value = "all=true")]
     query: String,
     /// Milliseconds between the load's inserts.
@@ -94,11 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rate = args.size(args.rate, 2000.0, 200.0);
     let secs = args.size(args.secs, 20.0, 3.0);
     let drain_jobs = args.size(args.drain, 20_000, 2_000);
-    let url = format!(
-        "{}/v1/events?{}",
-        args.url.trim_end_matches('/'),
-        args.query
-    );
+    let tenants = args.tenants.unwrap_or(clients);
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&args.database_url)
@@ -110,6 +116,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .context("finding the admin user")?;
     ensure!(args.clk_tck > 0, "--clk-tck must be above 0");
+    let audience = Audience::new(&pool, &args, owner, tenants, clients).await?;
+    let url = format!(
+        "{}/v1/events?{}",
+        args.url.trim_end_matches('/'),
+        audience.query
+    );
     let daemon = Proc {
         pid: args.daemon_pid,
         clk_tck: args.clk_tck,
@@ -120,7 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss_start = daemon.rss_kib()?;
     let reads = stream_reads(&pool).await?;
     let cpu = daemon.cpu_ticks()?;
-    let alone = drain(&pool, owner, drain_jobs, "drain-alone").await?;
+    let alone = drain(&pool, &audience.owners, drain_jobs, "drain-alone").await?;
     let alone_cpu = daemon.share(cpu, alone.secs)?;
     let alone_reads = stream_reads(&pool).await? - reads;
     settle_stream(&pool).await?;
@@ -128,14 +140,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss_before = daemon.rss_kib()?;
 
     eprintln!("load: opening {clients} clients");
-    let fleet = Fleet::open(&url, &args.token, clients, timed).await?;
+    let fleet = Fleet::open(&url, &audience.tokens, clients, timed).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = daemon.rss_kib()?;
     eprintln!("load: {rate} jobs/s for {secs} s");
     let reads = stream_reads(&pool).await?;
-    let load = load(&pool, &fleet, &daemon, owner, rate, secs, args.every_ms).await?;
+    let load = load(
+        &pool,
+        &fleet,
+        &daemon,
+        &audience.owners,
+        rate,
+        secs,
+        args.every_ms,
+    )
+    .await?;
     let since_load = Instant::now();
-    let settled = settle(&pool, &fleet, clients as u64).await?;
+    let settled = settle(&pool, &fleet, &audience).await?;
     let load_reads = stream_reads(&pool).await? - reads;
     let stats = fleet.close().await;
     let load_end_us = settled.last_receipt_us.saturating_sub(load.started_us);
@@ -147,12 +168,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     eprintln!("drain: {drain_jobs} jobs, {clients} clients");
-    let fleet = Fleet::open(&url, &args.token, clients, 0).await?;
+    let fleet = Fleet::open(&url, &audience.tokens, clients, 0).await?;
     let reads = stream_reads(&pool).await?;
     let cpu = daemon.cpu_ticks()?;
-    let crowded = drain(&pool, owner, drain_jobs, "drain-crowded").await?;
+    let crowded = drain(&pool, &audience.owners, drain_jobs, "drain-crowded").await?;
     let crowded_cpu = daemon.share(cpu, crowded.secs)?;
-    let crowded_settled = settle(&pool, &fleet, clients as u64).await?;
+    let crowded_settled = settle(&pool, &fleet, &audience).await?;
     let crowded_reads = stream_reads(&pool).await? - reads;
     let crowded_stats = fleet.close().await;
 
@@ -189,10 +210,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
         ),
     ));
-    let expected: u64 = stats
-        .iter()
-        .map(|s| (head - s.hello_head).max(0) as u64)
-        .sum();
+    let hellos: Vec<i64> = stats.iter().map(|s| s.hello_head).collect();
+    let expected = audience.expected(&pool, &hellos, head).await?;
     let received: u64 = stats.iter().map(|s| s.events).sum();
     rows.push(row(
         "events delivered (all clients)",
@@ -252,9 +271,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ));
     let got: u64 = crowded_stats.iter().map(|s| s.events).sum();
-    let want: u64 = (crowded_stats.iter())
-        .map(|s| (crowded_settled.head - s.hello_head).max(0) as u64)
-        .sum();
+    let hellos: Vec<i64> = crowded_stats.iter().map(|s| s.hello_head).collect();
+    let want = (audience.expected(&pool, &hellos, crowded_settled.head)).await?;
     rows.push(row(
         &format!(
             "drain {} no-op jobs, {} clients connected",
@@ -274,6 +292,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     pool.close().await;
     support::warn_if_debug();
+    println!("{}\n", audience.describe(clients));
     println!("| measure | value |\n|---|---|");
     for row in rows {
         println!("{row}");
@@ -337,7 +356,7 @@ async fn load(
     pool: &PgPool,
     fleet: &Fleet,
     daemon: &Proc,
-    owner: Uuid,
+    owners: &[Uuid],
     rate: f64,
     secs: f64,
     every_ms: u64,
@@ -364,7 +383,7 @@ async fn load(
         tick.tick().await;
         let due = (started.elapsed().as_secs_f64().min(secs) * rate) as u64;
         if due > inserted {
-            insert(&mut conn, owner, due - inserted, "load").await?;
+            insert(&mut conn, owners, due - inserted, "load").await?;
             inserted = due;
         }
     }
@@ -395,7 +414,7 @@ struct Settled {
 
 /// Wait until every job finished, every change is numbered and the clients have either all
 /// received everything or stopped receiving for [`QUIET`] (or [`SETTLE_TIMEOUT`]).
-async fn settle(pool: &PgPool, fleet: &Fleet, clients: u64) -> anyhow::Result<Settled> {
+async fn settle(pool: &PgPool, fleet: &Fleet, audience: &Audience) -> anyhow::Result<Settled> {
     let jobs_done_after = wait_jobs(pool, SETTLE_TIMEOUT).await?;
     let done = succeeded(pool, "load").await?.0;
     if jobs_done_after.is_none() {
@@ -403,15 +422,17 @@ async fn settle(pool: &PgPool, fleet: &Fleet, clients: u64) -> anyhow::Result<Se
         cancel_live(pool).await?;
     }
     let head = settle_stream(pool).await?;
+    let expected = audience
+        .expected(pool, &fleet.shared.hellos(), head)
+        .await?;
     let started = Instant::now();
     let mut seen = fleet.shared.events.load(Ordering::Relaxed);
     let mut quiet_since = Instant::now();
     while started.elapsed() < SETTLE_TIMEOUT {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = fleet.shared.events.load(Ordering::Relaxed);
-        // Every client has everything from its hello to the head.
-        let hellos = fleet.shared.hello_heads.load(Ordering::Relaxed);
-        if now >= (clients * head as u64).saturating_sub(hellos) {
+        // Every client has everything it follows from its hello to the head.
+        if now >= expected {
             break;
         }
         if now != seen {
@@ -448,4 +469,100 @@ fn closes(stats: &[ClientStats]) -> String {
 
 fn row(what: &str, value: String) -> String {
     format!("| {what} | {value} |")
+}
+
+/// Who the clients are and whose the jobs are.
+struct Audience {
+    /// Client `i` streams with `tokens[i % len]`.
+    tokens: Vec<String>,
+    /// Whose events client `i` follows: `follows[i % len]`; `None`: everyone's.
+    follows: Vec<Option<Uuid>>,
+    /// The jobs' owners, in turn.
+    owners: Vec<Uuid>,
+    /// The streams' query string.
+    query: String,
+}
+
+impl Audience {
+    async fn new(
+        pool: &PgPool,
+        args: &Args,
+        admin: Uuid,
+        tenants: usize,
+        clients: usize,
+    ) -> anyhow::Result<Self> {
+        if tenants == 0 {
+            let all = args.query.split('&').any(|p| p == "all=true");
+            return Ok(Self {
+                tokens: vec![args.token.clone()],
+                follows: vec![(!all).then_some(admin)],
+                owners: vec![admin],
+                query: args.query.clone(),
+            });
+        }
+        eprintln!("creating {tenants} users with a token each");
+        let users = support::user_tokens(pool, tenants.min(clients)).await?;
+        Ok(Self {
+            tokens: users.iter().map(|u| u.1.clone()).collect(),
+            follows: users.iter().map(|u| Some(u.0)).collect(),
+            owners: users.iter().map(|u| u.0).collect(),
+            query: String::new(),
+        })
+    }
+
+    fn describe(&self, clients: usize) -> String {
+        match self.follows.as_slice() {
+            [None] => format!(
+                "{clients} clients on the admin's token, each following everyone's events \
+                 (`{}`): each event reaches every client.",
+                self.query
+            ),
+            _ => format!(
+                "{clients} clients of {} users, each following their own events; the jobs \
+                 belong to those users in turn, so each event reaches {} client(s).",
+                self.tokens.len(),
+                clients.div_ceil(self.tokens.len())
+            ),
+        }
+    }
+
+    /// Events the clients should have received from their `hellos` up to `head`.
+    async fn expected(&self, pool: &PgPool, hellos: &[i64], head: i64) -> anyhow::Result<u64> {
+        let from = hellos
+            .iter()
+            .copied()
+            .filter(|h| *h >= 0)
+            .min()
+            .unwrap_or(head);
+        // Each followed user's event numbers in (from, head], in order.
+        let rows: Vec<(Option<Uuid>, i64)> = sqlx::query_as(
+            "SELECT (x.e ->> 'owner')::uuid, b.first_seq + x.i - 1 \
+             FROM stream_events b, jsonb_array_elements(b.events) WITH ORDINALITY AS x(e, i) \
+             WHERE b.last_seq > $1 AND b.first_seq + x.i - 1 BETWEEN $1 + 1 AND $2 \
+             ORDER BY 2",
+        )
+        .bind(from)
+        .bind(head)
+        .fetch_all(pool)
+        .await
+        .context("counting the followed events")?;
+        let mut by_owner: std::collections::HashMap<Uuid, Vec<i64>> = Default::default();
+        for (owner, seq) in rows {
+            if let Some(owner) = owner {
+                by_owner.entry(owner).or_default().push(seq);
+            }
+        }
+        let mut expected = 0;
+        for (i, hello) in hellos.iter().enumerate() {
+            let hello = (*hello).max(from);
+            expected += match self.follows[i % self.follows.len()] {
+                None => (head - hello).max(0) as u64,
+                Some(owner) => by_owner.get(&owner).map_or(0, |seqs| {
+                    (seqs.partition_point(|s| *s <= head) - seqs.partition_point(|s| *s <= hello))
+                        as u64
+                }),
+            };
+        }
+        Ok(expected)
+    }
 }

@@ -89,6 +89,23 @@ pub async fn admin_token(pool: &PgPool) -> anyhow::Result<String> {
     Ok(minted.secret)
 }
 
+/// `n` users of role `user`, each with a token: their ids and tokens.
+pub async fn user_tokens(pool: &PgPool, n: usize) -> anyhow::Result<Vec<(uuid::Uuid, String)>> {
+    let mut conn = pool.acquire().await.context("acquiring a connection")?;
+    let mut users = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("tenant {i}");
+        let user = NewUser::parse(&name, None, Role::User, None).map_err(anyhow::Error::msg)?;
+        let user = store::users::insert_user(&mut conn, &user)
+            .await
+            .context("creating a user")?;
+        let minted = tokens::mint();
+        store::tokens::insert_token(&mut conn, user.id, "bench", &minted).await?;
+        users.push((user.id, minted.secret));
+    }
+    Ok(users)
+}
+
 /// The `p`th percentile (nearest rank) of sorted `values`; NaN when there are none.
 pub fn pct(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {

@@ -17,19 +17,21 @@ const DRAIN_CHUNK: usize = 10_000;
 /// How long jobs and delivery may go on before the figures are taken anyway.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Insert `n` no-op echo jobs of `owner` in one statement, tagged `tag`.
+/// Insert `n` no-op echo jobs in one statement, tagged `tag`, their owners taken from
+/// `owners` in turn.
 pub async fn insert(
     conn: &mut sqlx::PgConnection,
-    owner: Uuid,
+    owners: &[Uuid],
     n: u64,
     tag: &str,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO jobs (id, kind, args, max_attempts, owner_id) \
-         SELECT gen_random_uuid(), 'echo', jsonb_build_object('message', $3::text), 1, $1 \
-         FROM generate_series(1, $2)",
+         SELECT gen_random_uuid(), 'echo', jsonb_build_object('message', $3::text), 1, \
+                $1[1 + g % cardinality($1)] \
+         FROM generate_series(1, $2) AS g",
     )
-    .bind(owner)
+    .bind(owners)
     .bind(n as i64)
     .bind(tag)
     .execute(conn)
@@ -82,13 +84,18 @@ impl Drained {
 
 /// Insert `total` jobs in one transaction, then time from its commit to the last one's
 /// `finished_at` (database clock), for at most [`SETTLE_TIMEOUT`].
-pub async fn drain(pool: &PgPool, owner: Uuid, total: usize, tag: &str) -> anyhow::Result<Drained> {
+pub async fn drain(
+    pool: &PgPool,
+    owners: &[Uuid],
+    total: usize,
+    tag: &str,
+) -> anyhow::Result<Drained> {
     let mut conn = pool.acquire().await.context("acquiring a connection")?;
     let mut tx = conn.begin().await.context("beginning a transaction")?;
     let mut created = 0;
     while created < total {
         let n = DRAIN_CHUNK.min(total - created);
-        insert(&mut tx, owner, n as u64, tag).await?;
+        insert(&mut tx, owners, n as u64, tag).await?;
         created += n;
     }
     tx.commit().await.context("committing the drain's jobs")?;

@@ -4,8 +4,8 @@
 //! changing transaction's `now()`) to the moment its last byte arrived. The other clients
 //! only count, so that the load generator stays cheap next to the daemon on the same cores.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -32,8 +32,15 @@ pub struct Shared {
     pub events: AtomicU64,
     /// Microseconds from the fleet's start to the last chunk any client received.
     pub last_receipt_us: AtomicU64,
-    /// The sum of the heads the clients' `hello`s announced.
-    pub hello_heads: AtomicU64,
+    /// The head each client's `hello` announced (-1 before it came), by client.
+    pub hellos: Mutex<Vec<i64>>,
+}
+
+impl Shared {
+    /// The heads the clients' `hello`s announced, by client.
+    pub fn hellos(&self) -> Vec<i64> {
+        self.hellos.lock().map(|h| h.clone()).unwrap_or_default()
+    }
 }
 
 /// One client's figures when the fleet closes.
@@ -60,21 +67,25 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Open `clients` streams at `url` with `token`, the first `timed` of them timing every
-    /// event; returns once every one has received `hello`.
+    /// Open `clients` streams at `url`, client `i` with `tokens[i % tokens.len()]`, the first
+    /// `timed` of them timing every event; returns once every one has received `hello`.
     pub async fn open(
         url: &str,
-        token: &str,
+        tokens: &[String],
         clients: usize,
         timed: usize,
     ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!tokens.is_empty(), "no token to open streams with");
         let http = reqwest::Client::builder()
             .http1_only()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(0)
             .build()
             .context("building the HTTP client")?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            hellos: Mutex::new(vec![-1; clients]),
+            ..Shared::default()
+        });
         let stop = CancellationToken::new();
         let epoch = Instant::now();
         let opening = Arc::new(Semaphore::new(OPENING));
@@ -85,7 +96,8 @@ impl Fleet {
             let client = Client {
                 http: http.clone(),
                 url: url.to_string(),
-                token: token.to_string(),
+                index: i,
+                token: tokens[i % tokens.len()].clone(),
                 timed: i < timed,
                 shared: shared.clone(),
                 epoch,
@@ -136,6 +148,7 @@ impl Fleet {
 struct Client {
     http: reqwest::Client,
     url: String,
+    index: usize,
     token: String,
     timed: bool,
     shared: Arc<Shared>,
@@ -160,7 +173,9 @@ impl Client {
             }
         };
         drop(permit);
-        (self.shared.hello_heads).fetch_add(stats.hello_head.max(0) as u64, Ordering::Relaxed);
+        if let Ok(mut hellos) = self.shared.hellos.lock() {
+            hellos[self.index] = stats.hello_head;
+        }
         let _ = ready.send(Ok(()));
         let mut reader = Reader::default();
         self.take(&mut reader, &mut stats, &rest);
