@@ -13,14 +13,14 @@ DO $$ DECLARE i int; BEGIN
     UPDATE jobs j SET state = 'running' FROM next WHERE j.id = next.id;
     UPDATE jobs SET state = 'succeeded' WHERE state = 'running';
   END LOOP; END $$;
-VACUUM ANALYZE stream_pending;
+VACUUM ANALYZE stream_changes;
 CREATE TEMP TABLE r (mode text, what text, exec float8, trig float8);
 DO $$ DECLARE p json; i int; BEGIN
   FOR i IN 1..100 LOOP
-    EXECUTE $q$EXPLAIN (ANALYZE, FORMAT JSON) WITH moved AS (DELETE FROM stream_pending WHERE id IN (SELECT id FROM stream_pending ORDER BY id LIMIT 6) RETURNING id, events), agg AS (SELECT count(DISTINCT m.id) AS moved_rows, count(*) AS n, jsonb_agg(x.e ORDER BY m.id, x.i) AS events FROM moved m CROSS JOIN LATERAL jsonb_array_elements(m.events) WITH ORDINALITY AS x(e, i)), head AS (UPDATE stream_head SET seq = seq + agg.n FROM agg WHERE agg.n > 0 RETURNING stream_head.seq, agg.n, agg.events, agg.moved_rows), ins AS (INSERT INTO stream_events (first_seq, last_seq, events) SELECT seq - n + 1, seq, events FROM head RETURNING last_seq) SELECT head.moved_rows, ins.last_seq FROM head, ins WHERE pg_notify('workhorse_stream', ins.last_seq::text)::text IS NOT NULL$q$ INTO p;
+    EXECUTE $q$EXPLAIN (ANALYZE, FORMAT JSON) WITH next AS (SELECT id, n, sum(n) OVER (ORDER BY id) AS upto FROM (SELECT id, n FROM stream_changes WHERE first_seq IS NULL ORDER BY id LIMIT 6) AS waiting), total AS (SELECT count(*) AS rows, coalesce(max(upto), 0) AS n FROM next), head AS (UPDATE stream_head SET seq = seq + total.n FROM total WHERE total.n > 0 RETURNING stream_head.seq - total.n AS base, stream_head.seq, total.rows), numbered AS (UPDATE stream_changes c SET first_seq = head.base + next.upto - next.n + 1, last_seq = head.base + next.upto FROM next, head WHERE c.id = next.id) SELECT head.rows, head.seq FROM head WHERE pg_notify('workhorse_stream', head.seq::text)::text IS NOT NULL$q$ INTO p;
     INSERT INTO r VALUES ('on', 'sequence 6 pending rows (48 events)', (p->0->>'Execution Time')::float8, 0);
   END LOOP; END $$;
-TRUNCATE jobs, echo_runs, quota_charges, stream_pending, stream_events;
+TRUNCATE jobs, echo_runs, quota_charges, stream_changes;
 CREATE OR REPLACE FUNCTION pg_temp.measure(mode text, n int) RETURNS void LANGUAGE plpgsql AS $f$
 DECLARE p json; i int; w uuid := '00000000-0000-0000-0000-000000000001';
 BEGIN

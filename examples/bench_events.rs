@@ -243,7 +243,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ));
     rows.push(row(
-        "reads of stream_events from the load's start until delivery settled",
+        "reads of stream_changes from the load's start until delivery settled",
         thousands(load_reads as f64),
     ));
     rows.push(row(
@@ -264,7 +264,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             thousands(drain_jobs as f64)
         ),
         format!(
-            "{}; daemon CPU {:.0}%; {} reads of stream_events",
+            "{}; daemon CPU {:.0}%; {} reads of stream_changes",
             alone.describe(),
             alone_cpu * 100.0,
             thousands(alone_reads as f64)
@@ -280,7 +280,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             thousands(clients as f64)
         ),
         format!(
-            "{}; daemon CPU {:.0}%; {} reads of stream_events; {} of {} events delivered; \
+            "{}; daemon CPU {:.0}%; {} reads of stream_changes; {} of {} events delivered; \
              closed: {}",
             crowded.describe(),
             crowded_cpu * 100.0,
@@ -536,9 +536,11 @@ impl Audience {
             .unwrap_or(head);
         // Each followed user's event numbers in (from, head], in order.
         let rows: Vec<(Option<Uuid>, i64)> = sqlx::query_as(
-            "SELECT (x.e ->> 'owner')::uuid, b.first_seq + x.i - 1 \
-             FROM stream_events b, jsonb_array_elements(b.events) WITH ORDINALITY AS x(e, i) \
-             WHERE b.last_seq > $1 AND b.first_seq + x.i - 1 BETWEEN $1 + 1 AND $2 \
+            "SELECT o.owner, b.first_seq + o.i - 1 \
+             FROM stream_changes b, \
+                  unnest(coalesce(b.owner, ARRAY(SELECT (e ->> 'owner')::uuid \
+                      FROM jsonb_array_elements(b.events) AS e))) WITH ORDINALITY AS o(owner, i) \
+             WHERE b.last_seq > $1 AND b.first_seq + o.i - 1 BETWEEN $1 + 1 AND $2 \
              ORDER BY 2",
         )
         .bind(from)

@@ -30,7 +30,7 @@ const SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// Takes the live event stream's triggers off the benchmark database: `jobs_notify_insert`
 /// back to its body before the stream (migration `job_engine`), the statement triggers that
-/// feed `stream_pending` disabled.
+/// feed `stream_changes` disabled.
 const NO_STREAM_SQL: &str = "
     CREATE OR REPLACE FUNCTION jobs_notify_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -610,7 +610,7 @@ async fn start_engine(pool: &PgPool, config: &JobsConfig) -> anyhow::Result<Engi
 }
 
 async fn truncate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges, stream_pending, stream_events")
+    sqlx::query("TRUNCATE jobs, echo_runs, quota_charges, stream_changes")
         .execute(pool)
         .await
         .context("truncating jobs")?;

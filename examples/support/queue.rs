@@ -1,6 +1,6 @@
 //! The job queue side of `bench_events`: echo jobs inserted straight into `jobs`, drains
 //! timed on the database's clock, waiting for the queue and the stream's sequencer to settle,
-//! and the reads of `stream_events`. An overloaded run is reported, not failed: what did not
+//! and the reads of `stream_changes`. An overloaded run is reported, not failed: what did not
 //! finish within [`SETTLE_TIMEOUT`] is counted and cancelled.
 
 use std::time::{Duration, Instant};
@@ -40,18 +40,18 @@ pub async fn insert(
     Ok(())
 }
 
-/// Index and sequential scans of `stream_events` so far (the hub's fetches and the clients'
+/// Index and sequential scans of `stream_changes` so far (the hub's fetches and the clients'
 /// catch-ups from the database), from the statistics collector.
 pub async fn stream_reads(pool: &PgPool) -> anyhow::Result<i64> {
     // The counters are flushed about once a second.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     sqlx::query_scalar(
         "SELECT (coalesce(idx_scan, 0) + coalesce(seq_scan, 0))::int8 \
-         FROM pg_stat_user_tables WHERE relname = 'stream_events'",
+         FROM pg_stat_user_tables WHERE relname = 'stream_changes'",
     )
     .fetch_one(pool)
     .await
-    .context("reading the scans of stream_events")
+    .context("reading the scans of stream_changes")
 }
 
 /// A drain's rate.
@@ -170,7 +170,8 @@ pub async fn settle_stream(pool: &PgPool) -> anyhow::Result<i64> {
     let started = Instant::now();
     loop {
         let (pending, head): (bool, i64) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM stream_pending), (SELECT seq FROM stream_head)",
+            "SELECT EXISTS (SELECT 1 FROM stream_changes WHERE first_seq IS NULL), \
+             (SELECT seq FROM stream_head)",
         )
         .fetch_one(pool)
         .await

@@ -1,10 +1,11 @@
-//! The live event stream's tables (migration `event_stream`): triggers append each statement's
-//! events to `stream_pending`; [`sequence`] numbers committed ones into `stream_events` in
-//! commit order and announces the last number; readers fetch numbered batches with [`after`].
+//! The live event stream's tables (migrations `event_stream`, `stream_changes`): triggers
+//! append each statement's events to `stream_changes` (job changes column-wise, others as
+//! JSON); [`sequence`] numbers committed rows where they are, in commit order, and announces
+//! the last number; readers fetch numbered rows with [`after`], as JSON events.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -38,29 +39,25 @@ pub async fn try_lock_sequencer(conn: &mut PgConnection) -> sqlx::Result<bool> {
         .await
 }
 
-/// Number up to `max_rows` committed pending rows, oldest first, as one batch, and NOTIFY its
-/// last number. Returns how many pending rows were moved (0: nothing was waiting) and the last
-/// number given out. One statement: it commits or not as a whole.
+/// Number up to `max_rows` committed rows not numbered yet, oldest first, and NOTIFY the last
+/// number. Returns how many rows were numbered (0: nothing was waiting) and the last number
+/// given out. One statement: it commits or not as a whole.
 pub async fn sequence(conn: &mut PgConnection, max_rows: i64) -> sqlx::Result<(i64, i64)> {
     let row: Option<(i64, i64)> = sqlx::query_as(
-        "WITH moved AS ( \
-             DELETE FROM stream_pending WHERE id IN \
-                 (SELECT id FROM stream_pending ORDER BY id LIMIT $1) \
-             RETURNING id, events), \
-         agg AS ( \
-             SELECT count(DISTINCT m.id) AS moved_rows, count(*) AS n, \
-                    jsonb_agg(x.e ORDER BY m.id, x.i) AS events \
-             FROM moved m CROSS JOIN LATERAL jsonb_array_elements(m.events) \
-                 WITH ORDINALITY AS x(e, i)), \
+        "WITH next AS ( \
+             SELECT id, n, sum(n) OVER (ORDER BY id) AS upto FROM ( \
+                 SELECT id, n FROM stream_changes WHERE first_seq IS NULL \
+                 ORDER BY id LIMIT $1) AS waiting), \
+         total AS (SELECT count(*) AS rows, coalesce(max(upto), 0) AS n FROM next), \
          head AS ( \
-             UPDATE stream_head SET seq = seq + agg.n FROM agg WHERE agg.n > 0 \
-             RETURNING stream_head.seq, agg.n, agg.events, agg.moved_rows), \
-         ins AS ( \
-             INSERT INTO stream_events (first_seq, last_seq, events) \
-             SELECT seq - n + 1, seq, events FROM head RETURNING last_seq) \
-         SELECT head.moved_rows, ins.last_seq \
-         FROM head, ins \
-         WHERE pg_notify('workhorse_stream', ins.last_seq::text)::text IS NOT NULL",
+             UPDATE stream_head SET seq = seq + total.n FROM total WHERE total.n > 0 \
+             RETURNING stream_head.seq - total.n AS base, stream_head.seq, total.rows), \
+         numbered AS ( \
+             UPDATE stream_changes c \
+             SET first_seq = head.base + next.upto - next.n + 1, last_seq = head.base + next.upto \
+             FROM next, head WHERE c.id = next.id) \
+         SELECT head.rows, head.seq FROM head \
+         WHERE pg_notify('workhorse_stream', head.seq::text)::text IS NOT NULL",
     )
     .bind(max_rows)
     .fetch_optional(conn)
@@ -77,29 +74,134 @@ pub async fn head<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<i64> {
 
 /// The lowest number still kept, or `None` when every event was pruned.
 pub async fn oldest<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT min(first_seq) FROM stream_events")
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT first_seq FROM stream_changes WHERE last_seq IS NOT NULL \
+         ORDER BY last_seq LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
 }
 
-/// The batches holding events numbered above `after`, oldest first, at most `limit` batches.
+/// A numbered row as stored: job changes column-wise, or JSON events.
+#[derive(sqlx::FromRow)]
+struct Changes {
+    first_seq: i64,
+    at: DateTime<Utc>,
+    job: Option<Vec<Uuid>>,
+    owner: Option<Vec<Option<Uuid>>>,
+    kind: Option<Vec<String>>,
+    state: Option<Vec<String>>,
+    attempt: Option<Vec<i32>>,
+    max_attempts: Option<Vec<i32>>,
+    error: Option<Vec<Option<String>>>,
+    scrape: Option<Vec<Option<String>>>,
+    summary: Option<Vec<Option<String>>>,
+    events: Option<Value>,
+}
+
+impl Changes {
+    /// The row's events as the stream sends them, each with the row's `at`.
+    fn into_batch(self) -> Batch {
+        let at = Value::String(self.at.to_rfc3339_opts(SecondsFormat::Micros, false));
+        let events = match (self.events, self.job) {
+            (Some(Value::Array(mut events)), _) => {
+                for event in &mut events {
+                    if let Some(object) = event.as_object_mut() {
+                        object.entry("at").or_insert_with(|| at.clone());
+                    }
+                }
+                events
+            }
+            (_, Some(jobs)) => {
+                let column = JobColumns {
+                    owner: self.owner.unwrap_or_default(),
+                    kind: self.kind.unwrap_or_default(),
+                    state: self.state.unwrap_or_default(),
+                    attempt: self.attempt.unwrap_or_default(),
+                    max_attempts: self.max_attempts.unwrap_or_default(),
+                    error: self.error.unwrap_or_default(),
+                    scrape: self.scrape.unwrap_or_default(),
+                    summary: self.summary.unwrap_or_default(),
+                };
+                (jobs.iter().enumerate())
+                    .map(|(i, job)| column.event(i, *job, &at))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Batch {
+            first_seq: self.first_seq,
+            events: Value::Array(events),
+        }
+    }
+}
+
+/// A statement's job changes, one array per field.
+struct JobColumns {
+    owner: Vec<Option<Uuid>>,
+    kind: Vec<String>,
+    state: Vec<String>,
+    attempt: Vec<i32>,
+    max_attempts: Vec<i32>,
+    error: Vec<Option<String>>,
+    scrape: Vec<Option<String>>,
+    summary: Vec<Option<String>>,
+}
+
+impl JobColumns {
+    /// Job `i`'s event, as `stream_job_event` (migration `event_stream`) writes a snapshot.
+    fn event(&self, i: usize, job: Uuid, at: &Value) -> Value {
+        let state = self.state.get(i).map_or("", String::as_str);
+        let mut event = serde_json::Map::new();
+        let kind = if state == "pending" { "queued" } else { state };
+        event.insert("type".into(), Value::String(format!("job.{kind}")));
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                event.insert(key.into(), value);
+            }
+        };
+        let text = |column: &[Option<String>]| column.get(i).cloned().flatten().map(Value::from);
+        put(
+            "owner",
+            self.owner
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|o| o.to_string().into()),
+        );
+        put("at", Some(at.clone()));
+        put("job", Some(job.to_string().into()));
+        put("kind", self.kind.get(i).cloned().map(Value::from));
+        put("state", Some(state.into()));
+        put("attempt", self.attempt.get(i).copied().map(Value::from));
+        put(
+            "max_attempts",
+            self.max_attempts.get(i).copied().map(Value::from),
+        );
+        put("error", text(&self.error));
+        put("scrape", text(&self.scrape));
+        put("summary", text(&self.summary));
+        Value::Object(event)
+    }
+}
+
+/// The numbered rows holding events numbered above `after`, oldest first, at most `limit`
+/// rows, as batches of JSON events.
 pub async fn after<'e>(
     db: impl PgExecutor<'e>,
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Batch>> {
-    let rows: Vec<(i64, Value)> = sqlx::query_as(
-        "SELECT first_seq, events FROM stream_events WHERE last_seq > $1 \
-         ORDER BY first_seq LIMIT $2",
+    let rows: Vec<Changes> = sqlx::query_as(
+        "SELECT first_seq, at, job, owner, kind, state, attempt, max_attempts, error, scrape, \
+                summary, events \
+         FROM stream_changes WHERE last_seq > $1 ORDER BY last_seq LIMIT $2",
     )
     .bind(after)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(first_seq, events)| Batch { first_seq, events })
-        .collect())
+    Ok(rows.into_iter().map(Changes::into_batch).collect())
 }
 
 /// Append events written by the application itself (summary progress) in the caller's
@@ -108,22 +210,18 @@ pub async fn emit<'e>(db: impl PgExecutor<'e>, events: &[Value]) -> sqlx::Result
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO stream_pending (events) \
-         SELECT jsonb_agg(e || jsonb_build_object('at', now()) ORDER BY i) \
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS x(e, i)",
-    )
-    .bind(Value::Array(events.to_vec()))
-    .execute(db)
-    .await?;
+    sqlx::query("INSERT INTO stream_changes (n, events) SELECT jsonb_array_length($1), $1")
+        .bind(Value::Array(events.to_vec()))
+        .execute(db)
+        .await?;
     Ok(())
 }
 
-/// Delete batches older than `retention`; returns how many went.
+/// Delete numbered rows older than `retention`; returns how many went.
 pub async fn prune<'e>(db: impl PgExecutor<'e>, retention: Duration) -> sqlx::Result<u64> {
     let cutoff =
         Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-    let done = sqlx::query("DELETE FROM stream_events WHERE created_at < $1")
+    let done = sqlx::query("DELETE FROM stream_changes WHERE last_seq IS NOT NULL AND at < $1")
         .bind(cutoff)
         .execute(db)
         .await?;

@@ -1,6 +1,7 @@
 //! The sequencer: one daemon at a time (by advisory lock on its own connection) numbers the
-//! committed changes the triggers left in `stream_pending`, in commit order, and announces the
-//! last number; it also prunes what is past retention. Another daemon takes over within a second of this one's connection closing.
+//! committed changes the triggers left in `stream_changes`, in commit order, and announces
+//! the last number; it also prunes what is past retention. Another daemon takes over within a
+//! second of this one's connection closing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Inner;
 use crate::store::stream;
 
-/// Most pending rows (statements) numbered as one batch.
+/// Most rows (statements) numbered at once.
 const MAX_ROWS: i64 = 1_000;
 /// How long a daemon that is not the sequencer waits before trying the lock again.
 const STANDBY: Duration = Duration::from_secs(1);
@@ -65,12 +66,12 @@ async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Re
                 tracing::debug!(batches, "pruned stream events past their retention");
             }
         }
-        let (moved, _last) = stream::sequence(&mut conn, MAX_ROWS).await?;
-        if moved > 0 {
+        let (numbered, _last) = stream::sequence(&mut conn, MAX_ROWS).await?;
+        if numbered > 0 {
             // This process's clients need not wait for the NOTIFY's round trip.
             hub.fetch.notify_one();
         }
-        if moved >= MAX_ROWS {
+        if numbered >= MAX_ROWS {
             continue;
         }
         tokio::select! {

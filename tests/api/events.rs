@@ -205,7 +205,7 @@ async fn a_reconnect_past_retention_gets_a_reset(pool: PgPool) {
     tokio::time::timeout(LONG, until_numbered)
         .await
         .expect("numbered");
-    sqlx::query("DELETE FROM stream_events WHERE first_seq <= $1")
+    sqlx::query("DELETE FROM stream_changes WHERE first_seq <= $1")
         .bind(head + 1)
         .execute(&pool)
         .await
