@@ -7,6 +7,7 @@
 // those are the rare path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod extract;
 mod jobs;
 mod layout;
 mod live;
