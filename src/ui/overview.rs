@@ -49,14 +49,7 @@ pub async fn overview(session: Session, state: Data<&ApiState>) -> PageResult {
             div.cards { @for q in &quotas {
                 div.card {
                     span.muted { (q.action) }
-                    @match q.limit {
-                        Some(limit) => {
-                            b { (q.used + q.reserved) " / " (limit) }
-                            meter min="0" max=(limit) value=(q.used + q.reserved)
-                                aria-label=(format!("{} quota used", q.action)) {}
-                        }
-                        None => { b { (q.used + q.reserved) } span.muted { "not limited" } }
-                    }
+                    (layout::quota(q))
                     span.muted { "resets " (time(Some(q.resets_at))) }
                 }
             } }
