@@ -115,10 +115,18 @@ pub async fn sign_in(browser: &Client, app: &TestApp, token: &str) {
 /// Open `path`, check it rendered (its `h1`) with nothing on the console's error level, and
 /// keep a screenshot named `name` when `WORKHORSE_UI_SCREENSHOTS` names a directory.
 pub async fn visit(browser: &Client, app: &TestApp, path: &str, name: &str) {
+    let started = std::time::Instant::now();
     browser
         .goto(&app.url(path))
         .await
         .expect("opening the page");
+    // Regression: streams of pages left behind held the browser's connections, and every
+    // few pages the next one waited a minute for a free one.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "{path} took {took:?} to load"
+    );
     browser
         .find(Locator::Css("main h1"))
         .await
