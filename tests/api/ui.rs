@@ -12,7 +12,7 @@ use workhorse::domain::users::Role;
 
 use crate::chromedriver::Chromedriver;
 use crate::helpers::{TestApp, echo_charges_scrape, eventually, spawn_app_with};
-use crate::ui_support::{client, path, session_cookie, sign_in, source};
+use crate::ui_support::{arrives, client, path, session_cookie, sign_in, source};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -124,7 +124,7 @@ async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: P
         .click()
         .await
         .expect("signing out");
-    assert_eq!(path(&browser).await, "/ui/login");
+    assert!(arrives(&browser, "/ui/login").await, "signed out");
     browser
         .goto(&app.url("/ui/jobs"))
         .await
@@ -230,10 +230,7 @@ async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(po
         .await
         .expect("Run now");
     run.click().await.expect("running");
-    assert!(
-        path(&browser).await.starts_with("/ui/jobs/"),
-        "on the job's page"
-    );
+    assert!(arrives(&browser, "/ui/jobs/").await, "on the job's page");
     let page = source(&browser).await;
     assert!(
         page.contains("\"rows\": 3") && page.contains("inject"),
@@ -250,7 +247,10 @@ async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(po
         .await
         .expect("a test");
     test.click().await.expect("sending a test");
-    assert_eq!(path(&browser).await, "/ui/deliveries");
+    assert!(
+        arrives(&browser, "/ui/deliveries").await,
+        "on the deliveries"
+    );
     let retry = "form[action$='/retry'] button";
     let dead = eventually(WITHIN, || async {
         browser.find(Locator::Css(retry)).await.is_ok()

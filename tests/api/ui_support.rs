@@ -89,6 +89,16 @@ pub async fn path(browser: &Client) -> String {
     url.path().to_owned()
 }
 
+/// Wait (10 s at most) until the browser is on a page whose path starts with `prefix`, and
+/// say whether it got there: a click on a form's button returns before the page it posts to
+/// has loaded.
+pub async fn arrives(browser: &Client, prefix: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        (browser.current_url().await).is_ok_and(|u| u.path().starts_with(prefix))
+    })
+    .await
+}
+
 /// The open page's HTML.
 pub async fn source(browser: &Client) -> String {
     browser.source().await.expect("the page source")

@@ -10,7 +10,7 @@ use workhorse::domain::users::Role;
 
 use crate::chromedriver::Chromedriver;
 use crate::helpers::{echo_charges_scrape, eventually, spawn_app_with};
-use crate::ui_support::{console_errors, path, sign_in, source, visit};
+use crate::ui_support::{arrives, console_errors, sign_in, source, visit};
 
 /// The value of `user`'s `scrape` quota bar on the open page, if it has one.
 async fn bar(browser: &Client, user: &str) -> Option<String> {
@@ -71,7 +71,10 @@ async fn an_admin_resets_a_users_quota_and_a_user_is_refused_the_page(pool: PgPo
     })
     .await;
     assert!(dropped, "her bar dropped to 0");
-    assert_eq!(path(&browser).await, "/ui/users");
+    assert!(
+        arrives(&browser, "/ui/users").await,
+        "back on the users page"
+    );
     assert_eq!(app.quota(&alice, "scrape").await["used"], 0);
     browser.close().await.expect("closing the browser");
 }
