@@ -31,7 +31,9 @@
 //!   `GET /metrics`; the event streams (`api::events`: SSE, tickets; `api::ws`: `GET /v1/ws`,
 //!   the same stream over a WebSocket, outside the spec);
 //!   [`ui`]: the dashboard at `/ui` (sign-in with a token into a server-side session, CSRF on
-//!   every form, pages over the same use cases, live refresh from the event stream);
+//!   every form checked by one extractor, pages of jobs, scrapes, summaries, documents,
+//!   schedules, deliveries and (admins) users' quotas over the same use cases, live refresh
+//!   from the event stream);
 //!   [`cli`]: the command line: the daemon's commands and the operator's (jobs, status,
 //!   schedules, users, tokens, deliveries; straight on the database through [`work`]),
 //!   completions and man pages.

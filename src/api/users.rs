@@ -345,13 +345,8 @@ impl UsersApi {
         state: Data<&ApiState>,
         id: Path<Uuid>,
     ) -> Result<Json<MeOut>, ApiError> {
-        auth.require_admin()?;
         let mut conn = state.pool.acquire().await?;
-        let user = store::users::find_user(&mut conn, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format_args!("user {}", id.0)))?;
-        let reset = store::quotas::reset_user(&mut *conn, user.id).await?;
-        tracing::info!(user = %user.id, counters = reset, "quotas reset by an admin");
+        let user = work::quotas::reset(&mut conn, &auth.0, id.0).await?;
         Ok(Json(me_out(&mut conn, &state.config, user).await?))
     }
 }

@@ -79,25 +79,78 @@ pub async fn insert(
     Ok(())
 }
 
+/// The columns of a [`Summary`], over `summaries s LEFT JOIN jobs j`.
+macro_rules! summary_columns {
+    () => {
+        "s.id, s.owner_id, s.document_id, s.job_id, s.options, s.outcome, s.text, \
+         s.provider, s.model, s.builtin, s.cached, s.tokens_in, s.tokens_out, s.chunks, \
+         s.model_calls, s.error, s.attempts, s.created_at, s.started_at, s.finished_at, \
+         j.state AS job_state, j.run_at AS job_run_at"
+    };
+}
+
 /// A summary; `owner` limits it to that user's.
 pub async fn find(
     db: impl PgExecutor<'_>,
     id: Uuid,
     owner: Option<Uuid>,
 ) -> anyhow::Result<Option<Summary>> {
-    sqlx::query_as(
-        "SELECT s.id, s.owner_id, s.document_id, s.job_id, s.options, s.outcome, s.text, \
-                s.provider, s.model, s.builtin, s.cached, s.tokens_in, s.tokens_out, s.chunks, \
-                s.model_calls, s.error, s.attempts, s.created_at, s.started_at, s.finished_at, \
-                j.state AS job_state, j.run_at AS job_run_at \
-         FROM summaries s LEFT JOIN jobs j ON j.id = s.job_id \
-         WHERE s.id = $1 AND ($2::uuid IS NULL OR s.owner_id = $2)",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        summary_columns!(),
+        " FROM summaries s LEFT JOIN jobs j ON j.id = s.job_id \
+          WHERE s.id = $1 AND ($2::uuid IS NULL OR s.owner_id = $2)"
+    ))
     .bind(id)
     .bind(owner)
     .fetch_optional(db)
     .await
     .context("reading a summary")
+}
+
+/// A summary in a listing, with its document's title.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Listed {
+    /// The summary.
+    #[sqlx(flatten)]
+    pub summary: Summary,
+    /// The title of the document summarised.
+    pub document_title: String,
+}
+
+/// Which summaries to list: `owner`'s (all when `None`), of one `document`, older than the
+/// cursor `before`, at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryFilter {
+    /// Only this user's.
+    pub owner: Option<Uuid>,
+    /// Only this document's.
+    pub document: Option<Uuid>,
+    /// Only those older than this one (the previous page's last).
+    pub before: Option<Uuid>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Summaries newest first, with their documents' titles.
+pub async fn list(db: impl PgExecutor<'_>, filter: &SummaryFilter) -> anyhow::Result<Vec<Listed>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        summary_columns!(),
+        ", d.title AS document_title \
+          FROM summaries s JOIN documents d ON d.id = s.document_id \
+          LEFT JOIN jobs j ON j.id = s.job_id \
+          WHERE ($1::uuid IS NULL OR s.owner_id = $1) AND ($2::uuid IS NULL OR s.document_id = $2) \
+            AND ($3::uuid IS NULL OR s.id < $3) \
+          ORDER BY s.id DESC LIMIT $4"
+    ))
+    .bind(filter.owner)
+    .bind(filter.document)
+    .bind(filter.before)
+    .bind(filter.limit)
+    .fetch_all(db)
+    .await
+    .context("listing summaries")
 }
 
 /// Note that an attempt started.

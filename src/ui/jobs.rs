@@ -4,20 +4,20 @@
 
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
-use poem::http::StatusCode;
-use poem::web::{Data, Form, Html, Path, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::web::{Data, Html, Path, Query, Redirect};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::layout::{self, page, state, time};
-use super::session::{Session, check_csrf, required};
+use super::extract::{PageError, PageResult, Posted};
+use super::layout::{page, state, time};
+use super::session::Session;
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
 use crate::store;
 use crate::store::jobs::{JobDetail, JobFilter, JobSummary};
-use crate::work::{self, WorkError};
+use crate::work;
 
 const PAGE: i64 = 50;
 
@@ -41,38 +41,33 @@ fn shown_state(stored: &str, run_at: DateTime<Utc>) -> &'static str {
 }
 
 #[handler]
-pub async fn list(req: &Request, state: Data<&ApiState>, Query(f): Query<Filters>) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+pub async fn list(
+    session: Session,
+    state: Data<&ApiState>,
+    Query(f): Query<Filters>,
+) -> PageResult {
     let caller = &session.caller;
-    let bad = |what: &str| layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, what);
     let kind = match nonempty(&f.kind) {
-        Some(k) => match state.catalog.name(k) {
-            Some(k) => Some(k),
-            None => return bad(&format!("unknown job kind {k:?}")),
-        },
+        Some(k) => Some(
+            (state.catalog.name(k))
+                .ok_or_else(|| PageError::invalid(&format!("unknown job kind {k:?}")))?,
+        ),
         None => None,
     };
     let job_state = match nonempty(&f.state) {
         Some(s) if JobState::ALL.iter().any(|j| j.as_str() == s) => Some(s),
-        Some(s) => return bad(&format!("unknown job state {s:?}")),
+        Some(s) => return Err(PageError::invalid(&format!("unknown job state {s:?}"))),
         None => None,
     };
     let owner = match (caller.is_admin(), nonempty(&f.owner)) {
         (false, _) => Some(caller.user_id),
         (true, None) => None,
-        (true, Some(o)) => match Uuid::try_parse(o) {
-            Ok(o) => Some(o),
-            Err(_) => return bad("owner must be a user id"),
-        },
+        (true, Some(o)) => {
+            Some(Uuid::try_parse(o).map_err(|_| PageError::invalid("owner must be a user id"))?)
+        }
     };
-    let before = match nonempty(&f.before).map(Uuid::try_parse) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => return bad("the page cursor is not valid"),
-        None => None,
-    };
+    let before = (nonempty(&f.before).map(Uuid::try_parse).transpose())
+        .map_err(|_| PageError::invalid("the page cursor is not valid"))?;
     let filter = JobFilter {
         owner,
         kind,
@@ -80,14 +75,11 @@ pub async fn list(req: &Request, state: Data<&ApiState>, Query(f): Query<Filters
         before,
         limit: PAGE + 1,
     };
-    let mut jobs = match store::jobs::list_jobs(&state.pool, &filter).await {
-        Ok(jobs) => jobs,
-        Err(e) => return layout::failure(&e),
-    };
+    let mut jobs = store::jobs::list_jobs(&state.pool, &filter).await?;
     let next = crate::api::next_cursor(&mut jobs, PAGE, |j| j.id);
     let rows = rows(&jobs);
     if f.fragment.as_deref() == Some("rows") {
-        return Html(rows.into_string()).into_response();
+        return Ok(Html(rows.into_string()).into_response());
     }
     let query = |before: Option<Uuid>, fragment: bool| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -149,7 +141,7 @@ pub async fn list(req: &Request, state: Data<&ApiState>, Query(f): Query<Filters
             p { a href=(format!("/ui/jobs?{}", query(Some(next), false))) { "Older jobs →" } }
         }
     };
-    page("Jobs", &session, body)
+    Ok(page("Jobs", &session, body))
 }
 
 fn rows(jobs: &[JobSummary]) -> Markup {
@@ -179,26 +171,17 @@ pub struct DetailQuery {
 
 #[handler]
 pub async fn show(
-    req: &Request,
+    session: Session,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
     Query(q): Query<DetailQuery>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+) -> PageResult {
     let owner = session.caller.owner_filter();
-    let job = match store::jobs::find_job_detail(&state.pool, id, owner).await {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            return layout::error_page(StatusCode::NOT_FOUND, &format!("job {id} not found"));
-        }
-        Err(e) => return layout::failure(&e),
-    };
+    let job = (store::jobs::find_job_detail(&state.pool, id, owner).await?)
+        .ok_or_else(|| PageError::not_found(format_args!("job {id}")))?;
     let detail = detail(&job, &session);
     if q.fragment.as_deref() == Some("detail") {
-        return Html(detail.into_string()).into_response();
+        return Ok(Html(detail.into_string()).into_response());
     }
     let live = format!("/ui/jobs/{id}?fragment=detail");
     let body = html! {
@@ -206,7 +189,7 @@ pub async fn show(
         h1 { "Job " span.mono { (id) } }
         div #job data-live=(live) data-job=(id) { (detail) }
     };
-    page("Job", &session, body)
+    Ok(page("Job", &session, body))
 }
 
 fn detail(d: &JobDetail, session: &Session) -> Markup {
@@ -274,82 +257,26 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-/// The form every action posts.
-#[derive(Deserialize)]
-pub struct ActionForm {
-    csrf: Option<String>,
-}
-
-impl ActionForm {
-    /// The CSRF token it carries.
-    pub fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
 #[handler]
 pub async fn retry(
-    req: &Request,
+    Posted { session, .. }: Posted,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    act(req, &state, id, form, Act::Retry).await
+) -> PageResult {
+    let mut tx = state.pool.begin().await?;
+    work::jobs::retry(&state.work, &mut tx, &session.caller, id).await?;
+    tx.commit().await?;
+    Ok(Redirect::see_other(format!("/ui/jobs/{id}")).into_response())
 }
 
 #[handler]
 pub async fn cancel(
-    req: &Request,
+    Posted { session, .. }: Posted,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    act(req, &state, id, form, Act::Cancel).await
-}
-
-enum Act {
-    Retry,
-    Cancel,
-}
-
-async fn act(req: &Request, state: &ApiState, id: Uuid, form: ActionForm, act: Act) -> Response {
-    let session = match required(req, state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if let Err(refused) = check_csrf(&session, form.csrf.as_deref()) {
-        return refused;
-    }
-    let done = async {
-        let mut tx = state.pool.begin().await?;
-        match act {
-            Act::Retry => {
-                work::jobs::retry(&state.work, &mut tx, &session.caller, id).await?;
-            }
-            Act::Cancel => work::jobs::cancel(&mut tx, &session.caller, id).await?,
-        }
-        tx.commit().await?;
-        Ok::<_, WorkError>(())
-    }
-    .await;
-    match done {
-        Ok(()) => Redirect::see_other(format!("/ui/jobs/{id}")).into_response(),
-        Err(e) => refused(e),
-    }
-}
-
-/// A use case's refusal as a page with the status the API would answer.
-pub fn refused(error: WorkError) -> Response {
-    let status = match &error {
-        WorkError::Invalid { .. } | WorkError::Bound { value: true, .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        WorkError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        WorkError::Forbidden(_) | WorkError::Bound { .. } => StatusCode::FORBIDDEN,
-        WorkError::NotFound(_) => StatusCode::NOT_FOUND,
-        WorkError::Conflict(_) => StatusCode::CONFLICT,
-        WorkError::QuotaSpent { .. } => StatusCode::TOO_MANY_REQUESTS,
-        WorkError::Internal(e) => return layout::failure(e),
-    };
-    layout::error_page(status, &error.to_string())
+) -> PageResult {
+    let mut tx = state.pool.begin().await?;
+    work::jobs::cancel(&mut tx, &session.caller, id).await?;
+    tx.commit().await?;
+    Ok(Redirect::see_other(format!("/ui/jobs/{id}")).into_response())
 }

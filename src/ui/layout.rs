@@ -7,6 +7,7 @@ use poem::web::Html;
 use poem::{IntoResponse, Response};
 
 use super::session::Session;
+use crate::work::quotas::Standing;
 
 /// The stylesheet, compiled in.
 pub const CSS: &str = include_str!("assets/ui.css");
@@ -22,6 +23,8 @@ pub fn page(title: &str, session: &Session, body: Markup) -> Response {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon to fetch: a browser's request for /favicon.ico would only be a 404.
+                link rel="icon" href="data:,";
                 title { (title) " · Workhorse" }
                 style { (PreEscaped(CSS)) }
             }
@@ -32,9 +35,12 @@ pub fn page(title: &str, session: &Session, body: Markup) -> Response {
                         a href="/ui" { "Overview" }
                         a href="/ui/jobs" { "Jobs" }
                         a href="/ui/scrapes" { "Scrapes" }
+                        a href="/ui/summaries" { "Summaries" }
+                        a href="/ui/documents" { "Documents" }
                         a href="/ui/schedules" { "Schedules" }
                         a href="/ui/channels" { "Channels" }
                         a href="/ui/deliveries" { "Deliveries" }
+                        @if who.is_admin() { a href="/ui/users" { "Users" } }
                     }
                     div.who {
                         span { (who.role.as_str()) " · " (who.plan) }
@@ -61,6 +67,8 @@ pub fn login(error: Option<&str>, status: StatusCode) -> Response {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon to fetch: a browser's request for /favicon.ico would only be a 404.
+                link rel="icon" href="data:,";
                 title { "Sign in · Workhorse" }
                 style { (PreEscaped(CSS)) }
             }
@@ -95,6 +103,8 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon to fetch: a browser's request for /favicon.ico would only be a 404.
+                link rel="icon" href="data:,";
                 title { (status.as_u16()) " · Workhorse" }
                 style { (PreEscaped(CSS)) }
             }
@@ -128,4 +138,19 @@ pub fn state(name: &str) -> Markup {
 pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
+}
+
+/// A quota as a bar: the units used and held of the limit, or the count when not limited.
+pub fn quota(q: &Standing) -> Markup {
+    let taken = q.used + q.reserved;
+    html! {
+        @match q.limit {
+            Some(limit) => {
+                b { (taken) " / " (limit) }
+                meter min="0" max=(limit) value=(taken) data-action=(q.action)
+                    aria-label=(format!("{} quota used", q.action)) {}
+            }
+            None => { b { (taken) } span.muted { "not limited" } }
+        }
+    }
 }

@@ -7,6 +7,8 @@
 // those are the rare path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod documents;
+mod extract;
 mod jobs;
 mod layout;
 mod live;
@@ -15,6 +17,8 @@ mod overview;
 mod schedules;
 mod scrapes;
 mod session;
+mod summaries;
+mod users;
 
 use poem::http::header;
 use poem::{IntoResponse, Response, Route, get, handler, post};
@@ -35,12 +39,18 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/ui/scrapes", &["GET"]),
     ("/ui/scrapes/{id}", &["GET"]),
     ("/ui/scrapes/{id}/screenshot.png", &["GET"]),
+    ("/ui/summaries", &["GET"]),
+    ("/ui/summaries/{id}", &["GET"]),
+    ("/ui/documents", &["GET"]),
+    ("/ui/documents/{id}", &["GET"]),
     ("/ui/schedules", &["GET"]),
     ("/ui/schedules/{name}/trigger", &["POST"]),
     ("/ui/channels", &["GET"]),
     ("/ui/channels/{id}/test", &["POST"]),
     ("/ui/deliveries", &["GET"]),
     ("/ui/deliveries/{id}/retry", &["POST"]),
+    ("/ui/users", &["GET"]),
+    ("/ui/users/{id}/quotas/reset", &["POST"]),
     ("/ui/assets/ui.js", &["GET"]),
 ];
 
@@ -58,12 +68,18 @@ pub fn routes() -> Route {
         .at("/scrapes", get(scrapes::list))
         .at("/scrapes/:id", get(scrapes::show))
         .at("/scrapes/:id/screenshot.png", get(scrapes::screenshot))
+        .at("/summaries", get(summaries::list))
+        .at("/summaries/:id", get(summaries::show))
+        .at("/documents", get(documents::list))
+        .at("/documents/:id", get(documents::show))
         .at("/schedules", get(schedules::list))
         .at("/schedules/:name/trigger", post(schedules::trigger))
         .at("/channels", get(notify::channels))
         .at("/channels/:id/test", post(notify::test_channel))
         .at("/deliveries", get(notify::deliveries))
         .at("/deliveries/:id/retry", post(notify::retry_delivery))
+        .at("/users", get(users::list))
+        .at("/users/:id/quotas/reset", post(users::reset_quotas))
         .at("/assets/ui.js", get(script))
 }
 

@@ -3,14 +3,14 @@
 //! `work::channels` and `work::deliveries` functions as the API.
 
 use maud::html;
-use poem::web::{Data, Form, Html, Path, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::web::{Data, Html, Path, Query, Redirect};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::jobs::{ActionForm, refused};
-use super::layout::{self, page, state, time};
-use super::session::{check_csrf, required};
+use super::extract::{PageResult, Posted};
+use super::layout::{page, state, time};
+use super::session::Session;
 use crate::api::ApiState;
 use crate::store;
 use crate::work::{self, deliveries::DeliveryFilter};
@@ -18,16 +18,9 @@ use crate::work::{self, deliveries::DeliveryFilter};
 const PAGE: i64 = 50;
 
 #[handler]
-pub async fn channels(req: &Request, state_: Data<&ApiState>) -> Response {
-    let session = match required(req, &state_).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+pub async fn channels(session: Session, state_: Data<&ApiState>) -> PageResult {
     let owner = session.caller.owner_filter();
-    let channels = match store::notifications::list_channels(&state_.pool, owner).await {
-        Ok(c) => c,
-        Err(e) => return layout::failure(&e),
-    };
+    let channels = store::notifications::list_channels(&state_.pool, owner).await?;
     let body = html! {
         h1 { "Channels" }
         p { a href="/ui/deliveries" { "Deliveries →" } }
@@ -50,32 +43,22 @@ pub async fn channels(req: &Request, state_: Data<&ApiState>) -> Response {
             }
         } }
     };
-    page("Channels", &session, body)
+    Ok(page("Channels", &session, body))
 }
 
 #[handler]
 pub async fn test_channel(
-    req: &Request,
+    Posted { session, .. }: Posted,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if let Err(refused) = check_csrf(&session, form.csrf()) {
-        return refused;
-    }
+) -> PageResult {
     let env = work::channels::Env {
         pool: &state.pool,
         config: &state.config,
         notifier: &state.notifier,
     };
-    match work::channels::test(&env, &session.caller, id).await {
-        Ok(_) => Redirect::see_other("/ui/deliveries").into_response(),
-        Err(e) => refused(e),
-    }
+    work::channels::test(&env, &session.caller, id).await?;
+    Ok(Redirect::see_other("/ui/deliveries").into_response())
 }
 
 /// `?state=`, `?before=` and `?fragment=rows`.
@@ -88,14 +71,10 @@ pub struct DeliveryQuery {
 
 #[handler]
 pub async fn deliveries(
-    req: &Request,
+    session: Session,
     state_: Data<&ApiState>,
     Query(q): Query<DeliveryQuery>,
-) -> Response {
-    let session = match required(req, &state_).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+) -> PageResult {
     let wanted = q.state.as_deref().filter(|s| !s.is_empty());
     let filter = DeliveryFilter {
         state: wanted,
@@ -103,10 +82,7 @@ pub async fn deliveries(
         before: q.before,
         limit: PAGE + 1,
     };
-    let mut rows = match work::deliveries::list(&state_.pool, &session.caller, &filter).await {
-        Ok(r) => r,
-        Err(e) => return refused(e),
-    };
+    let mut rows = work::deliveries::list(&state_.pool, &session.caller, &filter).await?;
     let next = crate::api::next_cursor(&mut rows, PAGE, |d| d.id);
     let table = html! {
         @if rows.is_empty() { tr { td colspan="7" .muted { "No deliveries." } } }
@@ -126,7 +102,7 @@ pub async fn deliveries(
         } }
     };
     if q.fragment.as_deref() == Some("rows") {
-        return Html(table.into_string()).into_response();
+        return Ok(Html(table.into_string()).into_response());
     }
     let live = q.before.is_none().then(|| match wanted {
         Some(s) => format!("/ui/deliveries?state={s}&fragment=rows"),
@@ -155,31 +131,17 @@ pub async fn deliveries(
             p { a href=(format!("/ui/deliveries?before={next}")) { "Older deliveries →" } }
         }
     };
-    page("Deliveries", &session, body)
+    Ok(page("Deliveries", &session, body))
 }
 
 #[handler]
 pub async fn retry_delivery(
-    req: &Request,
+    Posted { session, .. }: Posted,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if let Err(refused) = check_csrf(&session, form.csrf()) {
-        return refused;
-    }
-    let done = async {
-        let mut tx = state.pool.begin().await?;
-        work::deliveries::retry(&mut tx, &session.caller, id).await?;
-        tx.commit().await?;
-        Ok::<_, work::WorkError>(())
-    };
-    match done.await {
-        Ok(()) => Redirect::see_other("/ui/deliveries").into_response(),
-        Err(e) => refused(e),
-    }
+) -> PageResult {
+    let mut tx = state.pool.begin().await?;
+    work::deliveries::retry(&mut tx, &session.caller, id).await?;
+    tx.commit().await?;
+    Ok(Redirect::see_other("/ui/deliveries").into_response())
 }

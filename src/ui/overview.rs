@@ -4,22 +4,19 @@
 
 use chrono::{Duration, Utc};
 use maud::{Markup, html};
+use poem::handler;
 use poem::web::Data;
-use poem::{Request, Response, handler};
 
+use super::extract::PageResult;
 use super::layout::{self, time};
-use super::session::required;
+use super::session::Session;
 use crate::api::ApiState;
 use crate::store;
 use crate::store::overview::Bucket;
 use crate::work;
 
 #[handler]
-pub async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+pub async fn overview(session: Session, state: Data<&ApiState>) -> PageResult {
     let caller = &session.caller;
     let read = async {
         let mut conn = state.pool.acquire().await?;
@@ -44,10 +41,7 @@ pub async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
         };
         anyhow::Ok((quotas, buckets, lateness, by_state, operator))
     };
-    let (quotas, buckets, lateness, by_state, operator) = match read.await {
-        Ok(read) => read,
-        Err(e) => return layout::failure(&e),
-    };
+    let (quotas, buckets, lateness, by_state, operator) = read.await?;
     let body = html! {
         h1 { "Overview" }
         @if !quotas.is_empty() {
@@ -55,14 +49,7 @@ pub async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
             div.cards { @for q in &quotas {
                 div.card {
                     span.muted { (q.action) }
-                    @match q.limit {
-                        Some(limit) => {
-                            b { (q.used + q.reserved) " / " (limit) }
-                            meter min="0" max=(limit) value=(q.used + q.reserved)
-                                aria-label=(format!("{} quota used", q.action)) {}
-                        }
-                        None => { b { (q.used + q.reserved) } span.muted { "not limited" } }
-                    }
+                    (layout::quota(q))
                     span.muted { "resets " (time(Some(q.resets_at))) }
                 }
             } }
@@ -115,7 +102,7 @@ pub async fn overview(req: &Request, state: Data<&ApiState>) -> Response {
             p { "Dead deliveries: " b { (o.dead_deliveries) } }
         }
     };
-    layout::page("Overview", &session, body)
+    Ok(layout::page("Overview", &session, body))
 }
 
 /// Succeeded (bottom) and failed (top) jobs per five minutes, as an inline SVG.

@@ -3,28 +3,20 @@
 //! `work::schedules::trigger` as `POST /v1/schedules/{name}/trigger`.
 
 use maud::html;
-use poem::http::StatusCode;
-use poem::web::{Data, Form, Path, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::web::{Data, Path, Redirect};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::jobs::refused;
+use super::extract::{PageError, PageResult, Posted};
 use super::layout::{self, page, time};
-use super::session::{check_csrf, required};
+use super::session::Session;
 use crate::api::ApiState;
 use crate::work;
 
 #[handler]
-pub async fn list(req: &Request, state: Data<&ApiState>) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    let statuses = match work::schedules::list(&state.pool, &state.schedules).await {
-        Ok(s) => s,
-        Err(e) => return refused(e),
-    };
+pub async fn list(session: Session, state: Data<&ApiState>) -> PageResult {
+    let statuses = work::schedules::list(&state.pool, &state.schedules).await?;
     let admin = session.caller.is_admin();
     let body = html! {
         h1 { "Schedules" }
@@ -62,30 +54,21 @@ pub async fn list(req: &Request, state: Data<&ApiState>) -> Response {
             }
         }
     };
-    page("Schedules", &session, body)
+    Ok(page("Schedules", &session, body))
 }
 
 /// The trigger form.
 #[derive(Deserialize)]
 pub struct TriggerForm {
-    csrf: Option<String>,
     args: Option<String>,
 }
 
 #[handler]
 pub async fn trigger(
-    req: &Request,
+    Posted { session, form }: Posted<TriggerForm>,
     state: Data<&ApiState>,
     Path(name): Path<String>,
-    Form(form): Form<TriggerForm>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if let Err(refused) = check_csrf(&session, form.csrf.as_deref()) {
-        return refused;
-    }
+) -> PageResult {
     let overrides = match form
         .args
         .as_deref()
@@ -96,17 +79,19 @@ pub async fn trigger(
         Some(raw) => match serde_json::from_str::<Value>(raw) {
             Ok(v @ Value::Object(_)) => Some(v),
             _ => {
-                return layout::error_page(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return Err(PageError::invalid(
                     "The arguments must be a JSON object, like {\"rows\": 10}.",
-                );
+                ));
             }
         },
     };
-    let work = &state.work;
-    match work::schedules::trigger(work, &session.caller, &state.schedules, &name, overrides).await
-    {
-        Ok(job) => Redirect::see_other(format!("/ui/jobs/{job}")).into_response(),
-        Err(e) => refused(e),
-    }
+    let job = work::schedules::trigger(
+        &state.work,
+        &session.caller,
+        &state.schedules,
+        &name,
+        overrides,
+    )
+    .await?;
+    Ok(Redirect::see_other(format!("/ui/jobs/{job}")).into_response())
 }

@@ -6,12 +6,13 @@ use chrono::Utc;
 use maud::{Markup, html};
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Html, Path, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::layout::{self, page, state, time};
-use super::session::required;
+use super::extract::{PageError, PageResult};
+use super::layout::{page, state, time};
+use super::session::Session;
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
 use crate::store;
@@ -43,20 +44,17 @@ fn millis(ms: Option<i32>) -> String {
 }
 
 #[handler]
-pub async fn list(req: &Request, state: Data<&ApiState>, Query(q): Query<ListQuery>) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
+pub async fn list(
+    session: Session,
+    state: Data<&ApiState>,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
     let owner = session.caller.owner_filter();
-    let mut scrapes = match store::scrapes::list(&state.pool, owner, q.before, PAGE + 1).await {
-        Ok(s) => s,
-        Err(e) => return layout::failure(&e),
-    };
+    let mut scrapes = store::scrapes::list(&state.pool, owner, q.before, PAGE + 1).await?;
     let next = crate::api::next_cursor(&mut scrapes, PAGE, |s| s.id);
     let rows = rows(&scrapes);
     if q.fragment.as_deref() == Some("rows") {
-        return Html(rows.into_string()).into_response();
+        return Ok(Html(rows.into_string()).into_response());
     }
     let live = q.before.is_none().then_some("/ui/scrapes?fragment=rows");
     let body = html! {
@@ -73,7 +71,7 @@ pub async fn list(req: &Request, state: Data<&ApiState>, Query(q): Query<ListQue
             p { a href=(format!("/ui/scrapes?before={next}")) { "Older scrapes →" } }
         }
     };
-    page("Scrapes", &session, body)
+    Ok(page("Scrapes", &session, body))
 }
 
 fn rows(scrapes: &[Scrape]) -> Markup {
@@ -104,25 +102,17 @@ pub struct DetailQuery {
 
 #[handler]
 pub async fn show(
-    req: &Request,
+    session: Session,
     state: Data<&ApiState>,
     Path(id): Path<Uuid>,
     Query(q): Query<DetailQuery>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    let scrape = match store::scrapes::find(&state.pool, id, session.caller.owner_filter()).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return layout::error_page(StatusCode::NOT_FOUND, &format!("scrape {id} not found"));
-        }
-        Err(e) => return layout::failure(&e),
-    };
+) -> PageResult {
+    let owner = session.caller.owner_filter();
+    let scrape = (store::scrapes::find(&state.pool, id, owner).await?)
+        .ok_or_else(|| PageError::not_found(format_args!("scrape {id}")))?;
     let detail = detail(&scrape);
     if q.fragment.as_deref() == Some("detail") {
-        return Html(detail.into_string()).into_response();
+        return Ok(Html(detail.into_string()).into_response());
     }
     let body = html! {
         p { a href="/ui/scrapes" { "← Scrapes" } }
@@ -131,7 +121,7 @@ pub async fn show(
             (detail)
         }
     };
-    page("Scrape", &session, body)
+    Ok(page("Scrape", &session, body))
 }
 
 fn detail(s: &Scrape) -> Markup {
@@ -154,7 +144,7 @@ fn detail(s: &Scrape) -> Markup {
             dt { "Finished" } dd { (time(s.finished_at)) }
             @if let Some(kind) = &s.error_kind { dt { "Error" } dd { (kind) ": " (s.error.as_deref().unwrap_or("")) } }
             dt { "Job" } dd { a.mono href=(format!("/ui/jobs/{}", s.job_id)) { (s.job_id) } }
-            @if let Some(doc) = s.document_id { dt { "Document" } dd.mono { (doc) } }
+            @if let Some(doc) = s.document_id { dt { "Document" } dd { a.mono href=(format!("/ui/documents/{doc}")) { (doc) } } }
             @if let Some(summary) = s.summary_id { dt { "Summary" } dd { a.mono href=(format!("/ui/summaries/{summary}")) { (summary) } } }
         }
         @if s.has_screenshot {
@@ -170,17 +160,19 @@ fn detail(s: &Scrape) -> Markup {
 }
 
 #[handler]
-pub async fn screenshot(req: &Request, state: Data<&ApiState>, Path(id): Path<Uuid>) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    match store::scrapes::screenshot(&state.pool, id, session.caller.owner_filter()).await {
-        Ok(Some(Some(png))) => png
-            .with_content_type("image/png")
-            .with_header(header::CACHE_CONTROL, "private, max-age=3600")
-            .into_response(),
-        Ok(_) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => layout::failure(&e),
-    }
+pub async fn screenshot(
+    session: Session,
+    state: Data<&ApiState>,
+    Path(id): Path<Uuid>,
+) -> PageResult {
+    let owner = session.caller.owner_filter();
+    Ok(
+        match store::scrapes::screenshot(&state.pool, id, owner).await? {
+            Some(Some(png)) => png
+                .with_content_type("image/png")
+                .with_header(header::CACHE_CONTROL, "private, max-age=3600")
+                .into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        },
+    )
 }

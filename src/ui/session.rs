@@ -10,6 +10,7 @@ use poem::web::{Data, Form, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
+use super::extract::{PageResult, Posted};
 use super::layout;
 use crate::api::ApiState;
 use crate::domain::tokens;
@@ -68,8 +69,9 @@ pub async fn current(req: &Request, state: &ApiState) -> anyhow::Result<Option<S
         .map(|(caller, csrf)| Session { caller, csrf, hash }))
 }
 
-/// The session, or the response that sends the person to sign in.
-pub async fn required(req: &Request, state: &ApiState) -> Result<Session, Response> {
+/// The session, or the response that sends the person to sign in (pages take the
+/// [`Session`] extractor, `ui::extract`, which calls this).
+pub(super) async fn required(req: &Request, state: &ApiState) -> Result<Session, Response> {
     match current(req, state).await {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(Redirect::see_other("/ui/login").into_response()),
@@ -77,8 +79,9 @@ pub async fn required(req: &Request, state: &ApiState) -> Result<Session, Respon
     }
 }
 
-/// Refuse a state-changing request whose form does not carry the session's CSRF token.
-pub fn check_csrf(session: &Session, presented: Option<&str>) -> Result<(), Response> {
+/// Refuse a state-changing request whose form does not carry the session's CSRF token
+/// (forms arrive through `ui::extract::Posted`, which calls this).
+pub(super) fn check_csrf(session: &Session, presented: Option<&str>) -> Result<(), Response> {
     match presented {
         Some(p) if session.csrf_ok(p) => Ok(()),
         _ => Err(layout::error_page(
@@ -146,30 +149,11 @@ pub async fn login(state: Data<&ApiState>, Form(form): Form<LoginForm>) -> Respo
     }
 }
 
-/// The sign-out form.
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    csrf: Option<String>,
-}
-
 #[handler]
-pub async fn logout(
-    req: &Request,
-    state: Data<&ApiState>,
-    Form(form): Form<LogoutForm>,
-) -> Response {
-    let session = match required(req, &state).await {
-        Ok(s) => s,
-        Err(to_login) => return to_login,
-    };
-    if let Err(refused) = check_csrf(&session, form.csrf.as_deref()) {
-        return refused;
-    }
-    if let Err(e) = store::sessions::delete(&state.pool, &session.hash).await {
-        return layout::failure(&e.into());
-    }
+pub async fn logout(Posted { session, .. }: Posted, state: Data<&ApiState>) -> PageResult {
+    store::sessions::delete(&state.pool, &session.hash).await?;
     let expired = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Redirect::see_other("/ui/login")
+    Ok(Redirect::see_other("/ui/login")
         .with_header(header::SET_COOKIE, expired)
-        .into_response()
+        .into_response())
 }

@@ -119,3 +119,18 @@ pub async fn standing(
     let next_reset = (quotas.iter().map(|q| q.resets_at).min()).unwrap_or(next_reset);
     Ok((quotas, next_reset))
 }
+
+/// Give user `id` their daily quotas back now (admins only): nothing used in the current
+/// periods, whose ends stay; units held by running jobs stay held. Returns the user.
+pub async fn reset(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+) -> WorkResult<store::users::User> {
+    super::users::require_admin(caller)?;
+    let user = (store::users::find_user(conn, id).await?)
+        .ok_or_else(|| WorkError::not_found(format_args!("user {id}")))?;
+    let reset = store::quotas::reset_user(&mut *conn, user.id).await?;
+    tracing::info!(user = %user.id, by = %caller.user_id, counters = reset, "quotas reset by an admin");
+    Ok(user)
+}

@@ -146,7 +146,8 @@ pub async fn update(
         .ok_or_else(|| WorkError::not_found(format_args!("user {id}")))
 }
 
-fn require_admin(caller: &Caller) -> WorkResult<()> {
+/// Refuse anyone but an admin, as the API does (403).
+pub(super) fn require_admin(caller: &Caller) -> WorkResult<()> {
     match caller.is_admin() {
         true => Ok(()),
         false => Err(WorkError::Forbidden(

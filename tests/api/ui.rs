@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
-use reqwest::redirect::Policy;
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use workhorse::domain::users::Role;
 
 use crate::chromedriver::Chromedriver;
 use crate::helpers::{TestApp, echo_charges_scrape, eventually, spawn_app_with};
+use crate::ui_support::{arrives, client, path, session_cookie, sign_in, source};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -43,19 +43,6 @@ async fn dead_job(app: &TestApp, token: &str) -> String {
     id
 }
 
-async fn source(browser: &Client) -> String {
-    browser.source().await.expect("the page source")
-}
-
-async fn path(browser: &Client) -> String {
-    browser
-        .current_url()
-        .await
-        .expect("a URL")
-        .path()
-        .to_owned()
-}
-
 #[sqlx::test]
 async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: PgPool) {
     let app = app(pool).await;
@@ -73,17 +60,7 @@ async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: P
         .await
         .expect("opening /ui/jobs");
     assert_eq!(path(&browser).await, "/ui/login");
-    let field = browser
-        .find(Locator::Css("input[name=token]"))
-        .await
-        .expect("a token field");
-    field.send_keys(&alice).await.expect("typing the token");
-    let submit = browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .expect("a button");
-    submit.click().await.expect("signing in");
-    assert_eq!(path(&browser).await, "/ui");
+    sign_in(&browser, &app, &alice).await;
 
     // Her jobs, not bob's.
     browser
@@ -147,7 +124,7 @@ async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: P
         .click()
         .await
         .expect("signing out");
-    assert_eq!(path(&browser).await, "/ui/login");
+    assert!(arrives(&browser, "/ui/login").await, "signed out");
     browser
         .goto(&app.url("/ui/jobs"))
         .await
@@ -156,39 +133,13 @@ async fn a_person_signs_in_watches_their_jobs_live_retries_and_signs_out(pool: P
     browser.close().await.expect("closing the browser");
 }
 
-/// Sign in over HTTP; returns the session cookie.
-async fn sign_in(app: &TestApp, token: &str) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
-    let resp = client
-        .post(app.url("/ui/login"))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("signing in");
-    assert_eq!(resp.status().as_u16(), 303);
-    let cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .expect("a cookie")
-        .to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
-    cookie.split(';').next().expect("name=value").to_owned()
-}
-
 #[sqlx::test]
 async fn forms_without_the_csrf_token_are_refused_and_revoking_the_token_signs_out(pool: PgPool) {
     let app = app(pool.clone()).await;
     let (_, alice) = app.user_with_token("alice", Role::User).await;
     let dead = dead_job(&app, &alice).await;
-    let cookie = sign_in(&app, &alice).await;
-    let client = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
+    let cookie = session_cookie(&app, &alice).await;
+    let client = client();
     let post = |form: Vec<(&'static str, &'static str)>| {
         client
             .post(app.url(&format!("/ui/jobs/{dead}/retry")))
@@ -259,20 +210,7 @@ async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(po
     assert_eq!(resp.status().as_u16(), 201);
     let driver = Chromedriver::start().await;
     let browser = driver.browser().await;
-    browser
-        .goto(&app.url("/ui/login"))
-        .await
-        .expect("the sign-in page");
-    let field = browser
-        .find(Locator::Css("input[name=token]"))
-        .await
-        .expect("a token field");
-    field.send_keys(&admin).await.expect("typing");
-    let submit = browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .expect("a button");
-    submit.click().await.expect("signing in");
+    sign_in(&browser, &app, &admin).await;
 
     // Run the injector now with other arguments.
     browser
@@ -292,10 +230,7 @@ async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(po
         .await
         .expect("Run now");
     run.click().await.expect("running");
-    assert!(
-        path(&browser).await.starts_with("/ui/jobs/"),
-        "on the job's page"
-    );
+    assert!(arrives(&browser, "/ui/jobs/").await, "on the job's page");
     let page = source(&browser).await;
     assert!(
         page.contains("\"rows\": 3") && page.contains("inject"),
@@ -312,7 +247,10 @@ async fn an_admin_runs_a_schedule_tests_a_channel_and_retries_a_dead_delivery(po
         .await
         .expect("a test");
     test.click().await.expect("sending a test");
-    assert_eq!(path(&browser).await, "/ui/deliveries");
+    assert!(
+        arrives(&browser, "/ui/deliveries").await,
+        "on the deliveries"
+    );
     let retry = "form[action$='/retry'] button";
     let dead = eventually(WITHIN, || async {
         browser.find(Locator::Css(retry)).await.is_ok()

@@ -21,11 +21,22 @@
       busy = false;
     }
   }
-  const source = new EventSource("/ui/events");
-  source.addEventListener("changed", (e) => {
-    const data = JSON.parse(e.data);
-    refresh(data.truncated ? null : data.jobs);
+  let source = null;
+  function connect() {
+    source = new EventSource("/ui/events");
+    source.addEventListener("changed", (e) => {
+      const data = JSON.parse(e.data);
+      refresh(data.truncated ? null : data.jobs);
+    });
+    source.addEventListener("open", () => { if (status) status.textContent = "live"; });
+    source.addEventListener("error", () => { if (status) status.textContent = "reconnecting…"; });
+  }
+  connect();
+  // Leaving the page closes the stream at once: a stream left to the browser keeps its
+  // connection (one of the six a browser opens to a host) for a minute, and a few pages
+  // later the next page waits for a free one. Coming back (the back button) opens it again.
+  window.addEventListener("pagehide", () => source.close());
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) { connect(); refresh(null); }
   });
-  source.addEventListener("open", () => { if (status) status.textContent = "live"; });
-  source.addEventListener("error", () => { if (status) status.textContent = "reconnecting…"; });
 })();
