@@ -167,8 +167,14 @@ pub async fn extend_leases(
     lease: Duration,
 ) -> anyhow::Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
-        "UPDATE jobs SET lease_until = now() + $2 * interval '1 millisecond' \
-         WHERE locked_by = $1 AND state = 'running' RETURNING id",
+        // Rows locked in id order, as `complete_many` locks them: the two run on different
+        // connections of one worker and would otherwise deadlock.
+        "WITH mine AS ( \
+             SELECT id FROM jobs WHERE locked_by = $1 AND state = 'running' \
+             ORDER BY id FOR UPDATE) \
+         UPDATE jobs j SET lease_until = now() + $2 * interval '1 millisecond' \
+         FROM mine WHERE j.id = mine.id AND j.locked_by = $1 AND j.state = 'running' \
+         RETURNING j.id",
     )
     .bind(worker)
     .bind(lease.as_millis() as f64)
@@ -287,10 +293,17 @@ pub async fn complete_many(
     let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
     let results: Vec<Option<Value>> = done.iter().map(|d| d.2.clone()).collect();
     let updated = sqlx::query(
-        "UPDATE jobs j SET state = 'succeeded', result = d.result, finished_at = now(), \
+        // Rows locked in id order, as `extend_leases` locks them (see there).
+        "WITH d AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::jsonb[]) \
+                    AS d(id, attempt, result)), \
+         held AS ( \
+             SELECT j.id FROM jobs j JOIN d ON j.id = d.id \
+             WHERE j.locked_by = $1 AND j.attempts = d.attempt AND j.state = 'running' \
+             ORDER BY j.id FOR UPDATE OF j) \
+         UPDATE jobs j SET state = 'succeeded', result = d.result, finished_at = now(), \
                 locked_by = NULL, lease_until = NULL \
-         FROM unnest($2::uuid[], $3::int[], $4::jsonb[]) AS d(id, attempt, result) \
-         WHERE j.id = d.id AND j.locked_by = $1 AND j.attempts = d.attempt \
+         FROM d, held \
+         WHERE j.id = held.id AND j.id = d.id AND j.locked_by = $1 AND j.attempts = d.attempt \
            AND j.state = 'running'",
     )
     .bind(worker)
