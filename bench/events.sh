@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark the live event stream on this machine: starts the release daemon (workers on)
 # against a scratch database, opens 1,000 SSE clients on GET /v1/events from one process (by
-# default 1,000 users each following their own events, the jobs theirs in turn; `--tenants 0`
+# default 1,000 users each following their own events, the jobs theirs at random; `--tenants 0`
 # makes every client the admin on `?all=true`, so each event reaches all of them), inserts echo
 # jobs straight into `jobs` at 2,000 jobs/s for 20 s (three events each: queued, running,
 # succeeded) and measures the latency from each event's `at` to its receipt (50 timed

@@ -6,7 +6,7 @@
 //! them connected. Prints a Markdown table; progress goes to stderr.
 //!
 //! By default every client is a different user following their own events and the jobs
-//! belong to those users in turn (the many-tenants case: each event reaches one client);
+//! belong to those users at random (the many-tenants case: each event reaches one client);
 //! `--tenants 0` opens every client on the admin's token with `--query` (by default
 //! `all=true`: each event reaches every client).
 
@@ -70,7 +70,7 @@ struct Args {
     #[arg(long)]
     secs: Option<f64>,
     /// Users the clients are spread over, each following their own events, the jobs theirs
-    /// in turn [default: as many as clients]; 0: every client is the admin, with `--query`.
+    /// at random [default: as many as clients]; 0: every client is the admin, with `--query`.
     #[arg(long)]
     tenants: Option<usize>,
     /// The admin's streams' query string with `--tenants 0`: everyone's events by default; a
@@ -477,7 +477,7 @@ struct Audience {
     tokens: Vec<String>,
     /// Whose events client `i` follows: `follows[i % len]`; `None`: everyone's.
     follows: Vec<Option<Uuid>>,
-    /// The jobs' owners, in turn.
+    /// The jobs' owners, one at random for each job.
     owners: Vec<Uuid>,
     /// The streams' query string.
     query: String,
@@ -519,7 +519,7 @@ impl Audience {
             ),
             _ => format!(
                 "{clients} clients of {} users, each following their own events; the jobs \
-                 belong to those users in turn, so each event reaches {} client(s).",
+                 belong to those users at random, so each event reaches {} client(s).",
                 self.tokens.len(),
                 clients.div_ceil(self.tokens.len())
             ),

@@ -17,8 +17,8 @@ const DRAIN_CHUNK: usize = 10_000;
 /// How long jobs and delivery may go on before the figures are taken anyway.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Insert `n` no-op echo jobs in one statement, tagged `tag`, their owners taken from
-/// `owners` in turn.
+/// Insert `n` no-op echo jobs in one statement, tagged `tag`, each owned by one of `owners`
+/// at random.
 pub async fn insert(
     conn: &mut sqlx::PgConnection,
     owners: &[Uuid],
@@ -28,8 +28,8 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO jobs (id, kind, args, max_attempts, owner_id) \
          SELECT gen_random_uuid(), 'echo', jsonb_build_object('message', $3::text), 1, \
-                $1[1 + g % cardinality($1)] \
-         FROM generate_series(1, $2) AS g",
+                $1[1 + floor(random() * cardinality($1))::int] \
+         FROM generate_series(1, $2)",
     )
     .bind(owners)
     .bind(n as i64)
