@@ -180,10 +180,19 @@ impl CpuSnapshot {
     }
 }
 
-/// utime + stime of /proc/<pid>/stat.
-fn proc_ticks(pid: &str) -> Option<u64> {
+/// utime + stime of /proc/<pid>/stat, in clock ticks; `None` when it cannot be read.
+pub fn proc_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command's closing parenthesis: state is the first field, utime the 12th.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The resident set of process `pid` in KiB, from /proc/<pid>/status.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let line = (status.lines().find(|l| l.starts_with("VmRSS:"))).context("no VmRSS")?;
+    let kib = line.split_whitespace().nth(1).context("an empty VmRSS")?;
+    kib.parse().context("parsing VmRSS")
 }
