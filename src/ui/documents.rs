@@ -5,11 +5,10 @@
 use maud::{Markup, html};
 use poem::web::{Data, Html, Path, Query};
 use poem::{IntoResponse, handler};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::extract::{PageError, PageResult};
-use super::layout::{page, time};
+use super::layout::{PageQuery, page, time};
 use super::session::Session;
 use super::summaries;
 use crate::api::ApiState;
@@ -21,24 +20,17 @@ const PAGE: i64 = 50;
 /// Characters of text shown on a document's page.
 const PREVIEW: usize = 4_000;
 
-/// `?before=` pages; `?fragment=rows` asks for the table's rows only.
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    before: Option<Uuid>,
-    fragment: Option<String>,
-}
-
 #[handler]
 pub async fn list(
     session: Session,
     state: Data<&ApiState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> PageResult {
     let owner = session.caller.owner_filter();
     let mut documents = store::documents::list(&state.pool, owner, q.before, PAGE + 1).await?;
     let next = crate::api::next_cursor(&mut documents, PAGE, |d| d.id);
     let rows = rows(&documents);
-    if q.fragment.as_deref() == Some("rows") {
+    if q.rows_only() {
         return Ok(Html(rows.into_string()).into_response());
     }
     let live = q.before.is_none().then_some("/ui/documents?fragment=rows");

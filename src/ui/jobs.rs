@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::extract::{PageError, PageResult, Posted};
-use super::layout::{page, state, time};
+use super::layout::{DetailQuery, page, state, time};
 use super::session::Session;
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
@@ -163,12 +163,6 @@ fn rows(jobs: &[JobSummary]) -> Markup {
     }
 }
 
-/// `?fragment=detail` asks for the live part only.
-#[derive(Deserialize, Default)]
-pub struct DetailQuery {
-    fragment: Option<String>,
-}
-
 #[handler]
 pub async fn show(
     session: Session,
@@ -180,7 +174,7 @@ pub async fn show(
     let job = (store::jobs::find_job_detail(&state.pool, id, owner).await?)
         .ok_or_else(|| PageError::not_found(format_args!("job {id}")))?;
     let detail = detail(&job, &session);
-    if q.fragment.as_deref() == Some("detail") {
+    if q.live_part_only() {
         return Ok(Html(detail.into_string()).into_response());
     }
     let live = format!("/ui/jobs/{id}?fragment=detail");

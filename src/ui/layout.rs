@@ -5,6 +5,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use poem::http::StatusCode;
 use poem::web::Html;
 use poem::{IntoResponse, Response};
+use serde::Deserialize;
+use uuid::Uuid;
 
 use super::session::Session;
 use crate::work::quotas::Standing;
@@ -152,5 +154,33 @@ pub fn quota(q: &Standing) -> Markup {
             }
             None => { b { (taken) } span.muted { "not limited" } }
         }
+    }
+}
+
+/// A list's query: `?before=` pages; `?fragment=rows` asks for the table's rows only (what a
+/// live page re-fetches).
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    pub before: Option<Uuid>,
+    fragment: Option<String>,
+}
+
+impl PageQuery {
+    /// Whether only the table's rows are asked for.
+    pub fn rows_only(&self) -> bool {
+        self.fragment.as_deref() == Some("rows")
+    }
+}
+
+/// A detail page's query: `?fragment=detail` asks for the live part only.
+#[derive(Deserialize, Default)]
+pub struct DetailQuery {
+    fragment: Option<String>,
+}
+
+impl DetailQuery {
+    /// Whether only the live part is asked for.
+    pub fn live_part_only(&self) -> bool {
+        self.fragment.as_deref() == Some("detail")
     }
 }

@@ -7,11 +7,10 @@ use maud::{Markup, html};
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Html, Path, Query};
 use poem::{IntoResponse, handler};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::extract::{PageError, PageResult};
-use super::layout::{page, state, time};
+use super::layout::{DetailQuery, PageQuery, page, state, time};
 use super::session::Session;
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
@@ -21,13 +20,6 @@ use crate::store::scrapes::Scrape;
 const PAGE: i64 = 30;
 /// Characters of content shown on a scrape's page.
 const PREVIEW: usize = 4_000;
-
-/// `?before=` pages; `?fragment=rows` asks for the table's rows only.
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    before: Option<Uuid>,
-    fragment: Option<String>,
-}
 
 fn status(s: &Scrape) -> String {
     let run_at = s.job_run_at.unwrap_or(s.created_at);
@@ -47,13 +39,13 @@ fn millis(ms: Option<i32>) -> String {
 pub async fn list(
     session: Session,
     state: Data<&ApiState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> PageResult {
     let owner = session.caller.owner_filter();
     let mut scrapes = store::scrapes::list(&state.pool, owner, q.before, PAGE + 1).await?;
     let next = crate::api::next_cursor(&mut scrapes, PAGE, |s| s.id);
     let rows = rows(&scrapes);
-    if q.fragment.as_deref() == Some("rows") {
+    if q.rows_only() {
         return Ok(Html(rows.into_string()).into_response());
     }
     let live = q.before.is_none().then_some("/ui/scrapes?fragment=rows");
@@ -94,12 +86,6 @@ fn rows(scrapes: &[Scrape]) -> Markup {
     }
 }
 
-/// `?fragment=detail` asks for the live part only.
-#[derive(Deserialize, Default)]
-pub struct DetailQuery {
-    fragment: Option<String>,
-}
-
 #[handler]
 pub async fn show(
     session: Session,
@@ -111,7 +97,7 @@ pub async fn show(
     let scrape = (store::scrapes::find(&state.pool, id, owner).await?)
         .ok_or_else(|| PageError::not_found(format_args!("scrape {id}")))?;
     let detail = detail(&scrape);
-    if q.fragment.as_deref() == Some("detail") {
+    if q.live_part_only() {
         return Ok(Html(detail.into_string()).into_response());
     }
     let body = html! {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::extract::{PageError, PageResult};
-use super::layout::{page, state, time};
+use super::layout::{DetailQuery, page, state, time};
 use super::session::Session;
 use crate::api::ApiState;
 use crate::domain::jobs::JobState;
@@ -134,12 +134,6 @@ pub fn rows(summaries: &[Listed]) -> Markup {
     }
 }
 
-/// `?fragment=detail` asks for the live part only.
-#[derive(Deserialize, Default)]
-pub struct DetailQuery {
-    fragment: Option<String>,
-}
-
 #[handler]
 pub async fn show(
     session: Session,
@@ -163,7 +157,7 @@ pub async fn show(
             }
         }
     };
-    if q.fragment.as_deref() == Some("detail") {
+    if q.live_part_only() {
         return Ok(Html(detail.into_string()).into_response());
     }
     let live = format!("/ui/summaries/{id}?fragment=detail");
