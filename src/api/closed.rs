@@ -159,6 +159,30 @@ impl ClosedSet for JobStates {
     }
 }
 
+/// A job kind (`POST /v1/jobs`, `GET /v1/jobs?kind=`): every kind this daemon runs.
+pub struct JobKinds;
+
+impl ClosedSet for JobKinds {
+    const NAME: &'static str = "JobKind";
+    const DESCRIPTION: &'static str = "A kind of job this daemon runs.";
+
+    fn values() -> Vec<&'static str> {
+        crate::jobs::NAMES.to_vec()
+    }
+}
+
+/// An IANA time zone name (`Europe/Berlin`): every zone the daemon's time zone database knows.
+pub struct TimeZones;
+
+impl ClosedSet for TimeZones {
+    const NAME: &'static str = "TimeZone";
+    const DESCRIPTION: &'static str = "An IANA time zone, e.g. `UTC` or `Europe/Berlin`.";
+
+    fn values() -> Vec<&'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect()
+    }
+}
+
 /// The status of the work a job does for a scrape or a summary.
 pub struct WorkStatuses;
 

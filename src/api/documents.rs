@@ -108,6 +108,7 @@ struct CreateSummary {
     /// `short` (≤ 400 characters), `medium` (default, ≤ 1,200) or `long` (≤ 3,000).
     length: Option<OneOf<SummaryLengths>>,
     /// Language of the summary as an ISO 639-1 code (`en`, `de`, ...); default: the document's.
+    #[oai(validator(pattern = "^[a-z]{2}$"))]
     language: Option<String>,
     /// Name of the configured provider to try first.
     provider: Option<String>,
@@ -307,7 +308,10 @@ impl DocumentsApi {
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
         /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: FingerprintedJson<CreateSummary>,
         req: &Request,

@@ -127,9 +127,10 @@ pub fn next_cursor<T, K>(rows: &mut Vec<T>, limit: i64, key: impl FnOnce(&T) -> 
     rows.last().map(key)
 }
 
-/// The OpenAPI document as JSON, as served at `/openapi.json`.
+/// The OpenAPI document as JSON, as served at `/openapi.json` by a daemon with the built-in
+/// configuration (`workhorse openapi`).
 pub fn spec_json() -> String {
-    spec::document(&service().spec())
+    spec::document(&service().spec(), &spec::Deployment::of(&Config::default()))
 }
 
 /// The complete HTTP application: API, docs, spec, and the outer layer.
@@ -139,7 +140,7 @@ pub fn routes(
     metrics: &MetricsConfig,
 ) -> impl Endpoint + 'static {
     let service = service();
-    let spec = spec::document(&service.spec());
+    let spec = spec::document(&service.spec(), &spec::Deployment::of(&state.config));
     let ui = service.swagger_ui();
     let spec_value: serde_json::Value = serde_json::from_str(&spec).unwrap_or_default();
     let table = RouteTable::from_spec(

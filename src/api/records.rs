@@ -123,15 +123,23 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
     Ok((at, id.parse().map_err(|_| bad())?))
 }
 
+/// `window` as the spec's pattern allows it: a whole number from 1 with `s`, `m`, `h` or `d`.
 fn parse_window(window: &str) -> Result<Duration, ApiError> {
-    humantime_serde::re::humantime::parse_duration(window.trim())
+    let (number, unit) = window.split_at(window.len().saturating_sub(1));
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
         .ok()
-        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(366 * 86_400))
+        .filter(|n| *n > 0 && seconds > 0)
+        .map(|n| Duration::from_secs(n * seconds))
         .ok_or_else(|| {
-            ApiError::invalid_parameter(
-                "window",
-                "window must be a duration like 15m, 1h or 7days, up to a year",
-            )
+            ApiError::invalid_parameter("window", "window must be a duration like 15m, 1h or 7d")
         })
 }
 
@@ -153,6 +161,7 @@ impl RecordsApi {
         /// Completed before (RFC 3339).
         to: Query<Option<DateTime<Utc>>>,
         /// Cursor from the previous page's `next_cursor`.
+        #[oai(validator(pattern = r"^[0-9]{1,16}_[0-9]{1,18}$"))]
         cursor: Query<Option<String>>,
         /// Page size, 1 to 500.
         #[oai(
@@ -188,7 +197,8 @@ impl RecordsApi {
         state: Data<&ApiState>,
         /// Only this client's records.
         client_id: Query<Option<String>>,
-        /// The window ending now, e.g. `1h` (default), when `from` is not given.
+        /// The window ending now, e.g. `15m`, `1h` (default) or `7d`, when `from` is not given.
+        #[oai(validator(pattern = "^[1-9][0-9]{0,5}[smhd]$"))]
         window: Query<Option<String>>,
         /// Start (RFC 3339); overrides `window`.
         from: Query<Option<DateTime<Utc>>>,

@@ -196,9 +196,9 @@ enum Screenshot {
     Png(Binary<Vec<u8>>),
 }
 
-/// Parse `wait`: a duration like `10s` or `500ms`, at most 60 s and below the request timeout.
-fn wait_for(wait: Option<&str>, state: &ApiState) -> Result<Option<Duration>, ApiError> {
-    let Some(wait) = wait else { return Ok(None) };
+/// `wait` as the spec's pattern allows it (`10s`, `500ms`), cut to at most 60 s and below the
+/// request timeout: a longer wait waits that long and then answers 202 as without one.
+fn wait_for(wait: Option<&str>, state: &ApiState) -> Option<Duration> {
     let cap = Duration::from_secs(60).min(
         state
             .config
@@ -206,19 +206,17 @@ fn wait_for(wait: Option<&str>, state: &ApiState) -> Result<Option<Duration>, Ap
             .request_timeout
             .saturating_sub(Duration::from_secs(1)),
     );
-    let parsed = humantime_serde::re::humantime::parse_duration(wait.trim())
-        .ok()
-        .filter(|d| *d <= cap);
-    match parsed {
-        Some(d) => Ok(Some(d)),
-        None => Err(ApiError::invalid_parameter(
-            "wait",
-            format!(
-                "wait must be a duration like 10s or 500ms, at most {}",
-                humantime_serde::re::humantime::format_duration(cap)
-            ),
-        )),
-    }
+    let wait = wait?;
+    let (number, millis) = match wait.strip_suffix("ms") {
+        Some(number) => (number, true),
+        None => (wait.strip_suffix('s').unwrap_or(wait), false),
+    };
+    let n = number.parse::<u64>().ok()?;
+    let wanted = match millis {
+        true => Duration::from_millis(n),
+        false => Duration::from_secs(n),
+    };
+    Some(wanted.min(cap))
 }
 
 fn location(id: Uuid) -> String {
@@ -236,18 +234,23 @@ impl ScrapesApi {
         &self,
         auth: BearerAuth,
         state: Data<&ApiState>,
-        /// Wait this long for the result, e.g. `10s`.
+        /// Wait this long for the result, e.g. `10s` or `500ms`; at most 60 s (and below the
+        /// request timeout): a longer wait is cut to that.
+        #[oai(validator(pattern = "^[0-9]{1,6}(ms|s)$"))]
         wait: Query<Option<String>>,
         /// Makes retries safe: the same key with the same body returns the first answer again
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
         /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: FingerprintedJson<CreateScrape>,
         req: &Request,
     ) -> Result<Idempotent<ScrapeStarted>, ApiError> {
-        let wait = wait_for(wait.0.as_deref(), &state)?;
+        let wait = wait_for(wait.0.as_deref(), &state);
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
         let body = body.value;
         let request = ScrapeRequest {

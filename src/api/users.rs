@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
-use crate::api::closed::{OneOf, Roles};
+use crate::api::closed::{OneOf, Roles, TimeZones};
 use crate::config::Config;
 use crate::domain::users::Role;
 use crate::store;
@@ -67,8 +67,10 @@ impl From<store::users::User> for UserOut {
 #[derive(Object)]
 struct CreateUser {
     /// Display name, 1 to 200 characters.
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     name: String,
     /// Contact address, unique across users.
+    #[oai(validator(max_length = 254, pattern = r"^[^\s@]+@[^\s.]\S*\.\S*[^\s.]$"))]
     email: Option<String>,
     /// `admin` or `user` (default `user`).
     role: Option<OneOf<Roles>>,
@@ -76,7 +78,7 @@ struct CreateUser {
     plan: Option<String>,
     /// IANA time zone whose midnight resets the user's quotas (default
     /// `quotas.default_timezone`).
-    timezone: Option<String>,
+    timezone: Option<OneOf<TimeZones>>,
 }
 
 impl From<CreateUser> for UserRequest {
@@ -86,7 +88,7 @@ impl From<CreateUser> for UserRequest {
             email: c.email,
             role: c.role.map(OneOf::into_inner),
             plan: c.plan,
-            timezone: c.timezone,
+            timezone: c.timezone.map(OneOf::into_inner),
         }
     }
 }
@@ -96,8 +98,10 @@ impl From<CreateUser> for UserRequest {
 #[oai(deny_unknown_fields)]
 struct UpdateUser {
     /// Display name, 1 to 200 characters.
+    #[oai(validator(max_length = 200, pattern = r"\S"))]
     name: Option<String>,
     /// Contact address, unique across users; `null` removes it.
+    #[oai(validator(max_length = 254, pattern = r"^[^\s@]+@[^\s.]\S*\.\S*[^\s.]$"))]
     email: MaybeUndefined<String>,
     /// `admin` or `user` (admins only).
     role: Option<OneOf<Roles>>,
@@ -105,7 +109,7 @@ struct UpdateUser {
     plan: Option<String>,
     /// IANA time zone whose midnight resets the quotas; `null` returns to the default. A
     /// change applies from each quota's next period: a running period keeps its end.
-    timezone: MaybeUndefined<String>,
+    timezone: MaybeUndefined<OneOf<TimeZones>>,
 }
 
 impl From<UpdateUser> for UserChanges {
@@ -120,7 +124,7 @@ impl From<UpdateUser> for UserChanges {
             email: maybe(u.email),
             role: u.role.map(OneOf::into_inner),
             plan: u.plan,
-            timezone: maybe(u.timezone),
+            timezone: maybe(u.timezone.map_value(OneOf::into_inner)),
         }
     }
 }

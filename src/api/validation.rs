@@ -8,15 +8,18 @@
 //! accepts JSON numbers and booleans by design. The served document already holds every
 //! operation's body schema, so one table read from it at start-up covers every JSON body in the
 //! API, with no per-handler code and nothing to keep in step by hand. The walk checks only what
-//! poem-openapi would otherwise coerce or refuse without a name: types, required fields, `enum`
-//! values, integer ranges and the formats poem-openapi parses strictly (`date-time`, `uuid`).
-//! Everything else (lengths, patterns, rules across fields) stays with the handlers and `work::`.
+//! poem-openapi would otherwise coerce or refuse without a name: types, required fields, fields
+//! a closed object (`additionalProperties: false`, see `spec::strict`) does not declare, `enum`
+//! values, integer ranges, string lengths and patterns, and the formats poem-openapi parses
+//! strictly (`date-time`, `uuid`). Rules across fields or against stored data stay with
+//! `work::`.
 
 use std::collections::HashMap;
 
 use poem::Request;
 use poem::http::StatusCode;
 use poem::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use regex::Regex;
 use serde_json::Value;
 
 use super::error::{FieldError, Problem};
@@ -29,6 +32,8 @@ const MAX_DEPTH: usize = 32;
 pub struct BodySchemas {
     bodies: HashMap<(String, String), Value>,
     schemas: serde_json::Map<String, Value>,
+    /// Every `pattern` in the document, compiled once.
+    patterns: HashMap<String, Regex>,
 }
 
 impl BodySchemas {
@@ -56,7 +61,13 @@ impl BodySchemas {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        Self { bodies, schemas }
+        let mut patterns = HashMap::new();
+        collect_patterns(spec, &mut patterns);
+        Self {
+            bodies,
+            schemas,
+            patterns,
+        }
     }
 
     /// Whether `method` on `template` takes a JSON body.
@@ -148,21 +159,7 @@ impl BodySchemas {
                     }
                 }
             }
-            Value::String(s) => {
-                let format = schema.get("format").and_then(Value::as_str);
-                if let Some(expected) = format.and_then(|f| misformatted(f, s)) {
-                    out.push(error(pointer, format!("must be {expected}, not {s:?}")));
-                }
-                if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-                    && !allowed.iter().any(|a| a.as_str() == Some(s))
-                {
-                    let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-                    out.push(error(
-                        pointer,
-                        format!("must be one of {}, not {s:?}", names.join(", ")),
-                    ));
-                }
-            }
+            Value::String(s) => self.walk_string(schema, s, pointer, out),
             Value::Number(n) if kind == "integer" => {
                 let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
                 if let Some(range) = integer_range(format)
@@ -176,6 +173,49 @@ impl BodySchemas {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn walk_string(&self, schema: &Value, s: &str, pointer: &str, out: &mut Vec<FieldError>) {
+        let format = schema.get("format").and_then(Value::as_str);
+        if let Some(expected) = format.and_then(|f| misformatted(f, s)) {
+            out.push(error(pointer, format!("must be {expected}, not {s:?}")));
+        }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+            && !allowed.iter().any(|a| a.as_str() == Some(s))
+        {
+            let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+            let listed = match names.len() {
+                ..=20 => names.join(", "),
+                n => format!(
+                    "the {n} values the spec lists (e.g. {})",
+                    names[..3].join(", ")
+                ),
+            };
+            out.push(error(
+                pointer,
+                format!("must be one of {listed}, not {s:?}"),
+            ));
+        }
+        let length = s.chars().count();
+        let bound = |key| schema.get(key).and_then(Value::as_u64);
+        if let Some(min) = bound("minLength").filter(|min| (length as u64) < *min) {
+            out.push(error(
+                pointer,
+                format!("must be at least {min} characters long"),
+            ));
+        }
+        if let Some(max) = bound("maxLength").filter(|max| (length as u64) > *max) {
+            out.push(error(
+                pointer,
+                format!("must be at most {max} characters long"),
+            ));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && let Some(regex) = self.patterns.get(pattern)
+            && !regex.is_match(s)
+        {
+            out.push(error(pointer, format!("must match the pattern {pattern}")));
         }
     }
 
@@ -201,16 +241,42 @@ impl BodySchemas {
         }
         let properties = schema.get("properties").and_then(Value::as_object);
         let extra = schema.get("additionalProperties").filter(|s| s.is_object());
+        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
         for (name, value) in fields {
+            let declared = properties.and_then(|p| p.get(name));
+            if closed && declared.is_none() {
+                out.push(error(
+                    &child(pointer, name),
+                    "is not a field of this object",
+                ));
+                continue;
+            }
             // A null optional field means "absent" to poem-openapi (or "clear" in a PATCH).
             if value.is_null() {
                 continue;
             }
-            let declared = properties.and_then(|p| p.get(name));
             if let Some(field_schema) = declared.or(extra) {
                 self.walk(field_schema, value, &child(pointer, name), depth + 1, out);
             }
         }
+    }
+}
+
+/// Compiles every `pattern` string in `value` into `out` (a pattern that does not compile is
+/// left to poem-openapi, which compiled it first).
+fn collect_patterns(value: &Value, out: &mut HashMap<String, Regex>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(pattern) = map.get("pattern").and_then(Value::as_str)
+                && !out.contains_key(pattern)
+                && let Ok(regex) = Regex::new(pattern)
+            {
+                out.insert(pattern.to_string(), regex);
+            }
+            map.values().for_each(|v| collect_patterns(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_patterns(v, out)),
+        _ => {}
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::engine::Registry;
+use crate::engine::{JobKind, Registry};
 use crate::metrics::Metrics;
 use crate::notify::job::{Notifier, NotifyKind};
 use crate::scrape::job::{ScrapeKind, Scraper};
@@ -55,6 +55,16 @@ impl Kinds {
         })
     }
 }
+
+/// The name of every job kind [`registry_for`] registers, sorted: the closed set the API lists.
+pub const NAMES: [&str; 6] = [
+    echo::Echo::NAME,
+    inject::InjectKind::NAME,
+    NotifyKind::NAME,
+    quota_reset::QuotaReset::NAME,
+    ScrapeKind::NAME,
+    SummariseKind::NAME,
+];
 
 /// Every job kind with its handler.
 pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
@@ -104,5 +114,19 @@ pub fn registry(pool: &PgPool) -> Registry {
         // The built-in settings have no allowlist, providers or FCM key, so this does not
         // happen.
         Err(_) => Registry::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_lists_every_registered_kind_in_order() {
+        let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+
+        let names = registry(&pool).catalog().names();
+
+        assert_eq!(names, NAMES);
     }
 }

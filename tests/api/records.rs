@@ -130,7 +130,7 @@ async fn a_run_inserts_exactly_n_stamped_rows(pool: PgPool) {
     let resp = app
         .get("/v1/records/stats?window=forever", Some(&user))
         .await;
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
     // Arguments are checked before anything runs.
     let resp = app

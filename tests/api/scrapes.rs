@@ -365,7 +365,7 @@ async fn private_addresses_are_refused_before_and_after_redirects(pool: PgPool) 
             &json!({ "url": redirecting.url("/go") }),
         )
         .await;
-    assert_problem(resp, 422, "validation_failed").await;
+    assert_problem(resp, 400, "invalid_request").await;
 }
 
 #[sqlx::test]

@@ -122,9 +122,10 @@ impl EventsApi {
         all: Query<Option<bool>>,
         /// Resume after this event number (the SSE `id` last received); browsers send it
         /// themselves when they reconnect.
-        #[oai(name = "Last-Event-ID")]
+        #[oai(name = "Last-Event-ID", validator(pattern = "^[0-9]{1,18}$"))]
         last_event_id: Header<Option<String>>,
         /// Resume after this event number, for clients that cannot set headers.
+        #[oai(validator(minimum(value = "0")))]
         since: Query<Option<i64>>,
     ) -> Result<Streamed, ApiError> {
         let query = StreamQuery {
@@ -161,7 +162,7 @@ impl EventsApi {
         /// The job.
         id: Path<Uuid>,
         /// Resume after this event number.
-        #[oai(name = "Last-Event-ID")]
+        #[oai(name = "Last-Event-ID", validator(pattern = "^[0-9]{1,18}$"))]
         last_event_id: Header<Option<String>>,
     ) -> Result<Streamed, ApiError> {
         let since = work::stream::since(last_event_id.0.as_deref())

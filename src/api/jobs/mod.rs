@@ -20,7 +20,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent, fingerprint};
 use super::limits;
-use crate::api::closed::{JobStates, OneOf};
+use crate::api::closed::{JobKinds, JobStates, OneOf};
 use crate::store;
 use crate::store::jobs::{Enqueued, JobFilter};
 use crate::work::{self, jobs::JobRequest};
@@ -39,8 +39,8 @@ pub struct JobsApi;
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct CreateJob {
-    /// A known job kind, e.g. `echo`.
-    kind: String,
+    /// The job's kind, e.g. `echo`.
+    kind: OneOf<JobKinds>,
     /// Arguments: a JSON object that fits the kind (default `{}`).
     args: Option<Value>,
     /// Run no earlier than this (RFC 3339); default now. A future time shows as `scheduled`.
@@ -94,7 +94,10 @@ impl JobsApi {
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
         /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: FingerprintedJson<CreateJob>,
         req: &Request,
@@ -102,7 +105,7 @@ impl JobsApi {
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
         let body = body.value;
         let request = JobRequest {
-            kind: body.kind,
+            kind: body.kind.into_inner(),
             args: body
                 .args
                 .unwrap_or_else(|| Value::Object(Default::default())),
@@ -138,13 +141,13 @@ impl JobsApi {
         auth: BearerAuth,
         state: Data<&ApiState>,
         /// Only jobs of this kind.
-        kind: Query<Option<String>>,
+        kind: Query<Option<OneOf<JobKinds>>>,
         /// Only jobs in this state: pending, scheduled, running, retrying, succeeded, dead or
         /// cancelled.
         #[oai(name = "state")]
         job_state: Query<Option<OneOf<JobStates>>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Uuid>>,
         /// Page size, 1 to 200.
         #[oai(
             default = "default_limit",
@@ -154,8 +157,8 @@ impl JobsApi {
     ) -> Result<Json<JobPage>, ApiError> {
         let kind = kind
             .0
-            .as_deref()
-            .map(|k| known_kind(&state, k))
+            .as_ref()
+            .map(|k| known_kind(&state, k.as_str()))
             .transpose()?;
         let job_state = job_state
             .0
@@ -163,22 +166,15 @@ impl JobsApi {
             .map(OneOf::as_str)
             .map(known_state)
             .transpose()?;
-        let before = match cursor.0.as_deref() {
-            None => None,
-            Some(c) => Some(Uuid::try_parse(c).map_err(|_| {
-                ApiError::bad_request("cursor is not valid; pass next_cursor of the previous page")
-            })?),
-        };
         let filter = JobFilter {
             owner: auth.owner_filter(),
             kind,
             state: job_state,
-            before,
+            before: cursor.0,
             limit: limit.0 + 1,
         };
         let mut jobs = store::jobs::list_jobs(&state.pool, &filter).await?;
-        let next_cursor =
-            crate::api::next_cursor(&mut jobs, limit.0, |j| j.id.simple().to_string());
+        let next_cursor = crate::api::next_cursor(&mut jobs, limit.0, |j| j.id);
         let items =
             (jobs.into_iter().map(JobSummaryOut::try_from)).collect::<anyhow::Result<_>>()?;
         Ok(Json(JobPage { items, next_cursor }))
@@ -229,7 +225,10 @@ impl JobsApi {
         /// (with `Idempotent-Replayed: true`). 1 to 255 printable ASCII characters, per user,
         /// honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")
+        )]
         _idempotency_key: Header<Option<String>>,
         req: &Request,
     ) -> Result<Idempotent<Json<JobOut>>, ApiError> {

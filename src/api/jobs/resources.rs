@@ -174,7 +174,7 @@ pub struct JobPage {
     pub items: Vec<JobSummaryOut>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Uuid>,
 }
 
 /// The API state named `state`, or 422 naming the known ones.

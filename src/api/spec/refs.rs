@@ -1,5 +1,5 @@
-//! The OpenAPI document as served: poem-openapi's spec with each field's `allOf` wrapper around
-//! a single `$ref` unwrapped, so client generators read the field as the referenced type.
+//! Each field's `allOf` wrapper around a single `$ref` unwrapped, so client generators read the
+//! field as the referenced type.
 //!
 //! poem-openapi gives a field of a named type that has a doc comment the schema
 //! `{"description", "allOf": [{"$ref"}, {"description"}]}`. openapi-python-client refuses
@@ -9,15 +9,6 @@
 //! the `$ref` (OpenAPI 3.0 lets tools ignore it there; the type's own description still shows).
 
 use serde_json::{Map, Value};
-
-/// The served document for poem-openapi's `raw` spec: `raw` itself if it is not JSON.
-pub fn document(raw: &str) -> String {
-    let Ok(mut spec) = serde_json::from_str::<Value>(raw) else {
-        return raw.to_string();
-    };
-    unwrap_ref_wrappers(&mut spec);
-    serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
-}
 
 /// Replaces, anywhere in `value`, a schema that is only a description and an `allOf` of one
 /// `$ref` (plus, optionally, a part with nothing but that description) by the `$ref` with the
@@ -102,10 +93,5 @@ mod tests {
         unwrap_ref_wrappers(&mut spec);
 
         assert_eq!(spec, json!([wrapper, composed]));
-    }
-
-    #[test]
-    fn a_document_that_is_not_json_is_served_as_it_is() {
-        assert_eq!(document("not json"), "not json");
     }
 }

@@ -1,0 +1,47 @@
+//! The OpenAPI document as served: poem-openapi's spec, shaped so that what it says is what the
+//! server does and client generators read it whole.
+//!
+//! - [`refs`]: a field's `allOf` wrapper around one `$ref` becomes the `$ref` (generators drop
+//!   or copy the wrapped type otherwise).
+//! - [`statuses`]: each operation lists only the error statuses it can answer (poem-openapi
+//!   gives every operation all of [`ApiError`](super::error::ApiError)'s), plus 415 where it
+//!   takes a body.
+//! - [`strict`]: request body objects say `additionalProperties: false`, as the server refuses
+//!   unknown fields (422 naming them).
+//! - [`deployment`]: fields whose values are configured (plans, summary providers) list this
+//!   daemon's names.
+//!
+//! Both the served `/openapi.json` and `workhorse openapi` go through [`document`]; the route
+//! table and the body checks read the result, so they follow the same document.
+
+pub mod deployment;
+pub mod refs;
+pub mod statuses;
+pub mod strict;
+
+use serde_json::Value;
+
+pub use deployment::Deployment;
+
+/// The served document for poem-openapi's `raw` spec on a daemon configured as `deployment`:
+/// `raw` itself if it is not JSON.
+pub fn document(raw: &str, deployment: &Deployment) -> String {
+    let Ok(mut spec) = serde_json::from_str::<Value>(raw) else {
+        return raw.to_string();
+    };
+    refs::unwrap_ref_wrappers(&mut spec);
+    statuses::narrow(&mut spec);
+    strict::close_request_objects(&mut spec);
+    deployment::apply(&mut spec, deployment);
+    serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_that_is_not_json_is_served_as_it_is() {
+        assert_eq!(document("not json", &Deployment::default()), "not json");
+    }
+}

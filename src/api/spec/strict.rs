@@ -1,0 +1,143 @@
+//! Request body objects are closed: every object schema a request body can reach (through
+//! `$ref`, properties, array items and compositions) that lists its properties and says nothing
+//! of others gets `additionalProperties: false`. The server refuses an unknown field with 422
+//! naming it (`validation::BodySchemas` walks this document), so a generator or fuzzer that
+//! reads the spec knows an extra field is an error rather than something ignored.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+const REF_PREFIX: &str = "#/components/schemas/";
+
+/// Closes every component schema reachable from a request body, and inline object schemas in
+/// the bodies themselves.
+pub fn close_request_objects(spec: &mut Value) {
+    let mut named = BTreeSet::new();
+    let mut inline = Vec::new();
+    if let Some(paths) = spec.get("paths").and_then(Value::as_object) {
+        for operations in paths.values().filter_map(Value::as_object) {
+            for operation in operations.values() {
+                let content = operation.pointer("/requestBody/content");
+                for media in content.and_then(Value::as_object).into_iter().flatten() {
+                    if let Some(schema) = media.1.get("schema") {
+                        inline.push(schema.clone());
+                    }
+                }
+            }
+        }
+    }
+    let schemas = spec
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or(Value::Null);
+    for schema in &inline {
+        collect_refs(schema, &schemas, &mut named);
+    }
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for name in &named {
+            if let Some(schema) = schemas.get_mut(name) {
+                close(schema);
+            }
+        }
+    }
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for operations in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in operations.values_mut() {
+                let content = operation.pointer_mut("/requestBody/content");
+                for media in content.and_then(Value::as_object_mut).into_iter().flatten() {
+                    if let Some(schema) = media.1.get_mut("schema") {
+                        close(schema);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds to `out` every component schema `schema` refers to, directly or through others.
+fn collect_refs(schema: &Value, schemas: &Value, out: &mut BTreeSet<String>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(REF_PREFIX))
+                && out.insert(name.to_string())
+                && let Some(target) = schemas.get(name)
+            {
+                collect_refs(target, schemas, out);
+            }
+            map.values().for_each(|v| collect_refs(v, schemas, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, schemas, out)),
+        _ => {}
+    }
+}
+
+/// Closes `schema` and the inline object schemas inside it (not those behind a `$ref`: they are
+/// closed by name when reachable).
+fn close(schema: &mut Value) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for key in ["properties"] {
+        if let Some(properties) = map.get_mut(key).and_then(Value::as_object_mut) {
+            properties.values_mut().for_each(close);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(inner) = map.get_mut(key) {
+            close(inner);
+        }
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(parts) = map.get_mut(key).and_then(Value::as_array_mut) {
+            parts.iter_mut().for_each(close);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn objects_a_body_reaches_are_closed_and_others_are_not() {
+        let mut spec = json!({
+            "paths": {"/v1/things": {"post": {"requestBody": {"content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/NewThing"}},
+            }}}}},
+            "components": {"schemas": {
+                "NewThing": {"type": "object", "properties": {
+                    "part": {"$ref": "#/components/schemas/Part"},
+                    "args": {"type": "object"},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                }},
+                "Part": {"type": "object", "properties": {"n": {"type": "integer"}}},
+                "ThingOut": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }},
+        });
+
+        close_request_objects(&mut spec);
+
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(schemas["NewThing"]["additionalProperties"], false);
+        assert_eq!(schemas["Part"]["additionalProperties"], false);
+        assert!(schemas["ThingOut"].get("additionalProperties").is_none());
+        let properties = &schemas["NewThing"]["properties"];
+        assert!(properties["args"].get("additionalProperties").is_none());
+        assert_eq!(
+            properties["tags"]["additionalProperties"],
+            json!({"type": "string"})
+        );
+    }
+}
