@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite on this machine: installs what the tests need (PostgreSQL, Chromium
-# and chromedriver, the OpenAPI validator, the Python client generator), starts PostgreSQL if it
+# and chromedriver, the OpenAPI validator, the Python client generator, the API fuzzer), starts PostgreSQL if it
 # is down, then checks formatting and lints and runs every test against the real services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,18 @@ if ! python3 -m openapi_python_client --version 2>/dev/null | grep -qxF "$pyclie
 fi
 if python3 -m openapi_python_client --version >/dev/null 2>&1; then
     export WORKHORSE_REQUIRE_CLIENTS=1
+fi
+# The API fuzzer tests/daemon/fuzz.rs runs with every check; pinned, as a new release finds
+# new things. Required once installed.
+fuzzer=schemathesis==4.32.5
+if ! st --version 2>/dev/null | grep -qxF "st, version ${fuzzer#*==}"; then
+    echo "==> pip install $fuzzer"
+    python3 -m pip install -q "$fuzzer" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "$fuzzer" \
+        || echo "==> $fuzzer not installable here; tests/daemon/fuzz.rs will be skipped"
+fi
+if st --version >/dev/null 2>&1; then
+    export WORKHORSE_REQUIRE_SCHEMATHESIS=1
 fi
 # A real llama.cpp server and a tiny model (~290 MB) for tests/llm, which skip
 # without them.

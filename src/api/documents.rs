@@ -35,8 +35,10 @@ pub struct DocumentsApi;
 #[oai(deny_unknown_fields)]
 struct CreateDocument {
     /// Title, 1 to 500 characters.
+    #[oai(validator(max_length = 500, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
     title: String,
     /// The text; at most `summarise.max_document_bytes` bytes (413 above).
+    #[oai(validator(min_length = 1))]
     text: String,
 }
 
@@ -306,7 +308,7 @@ impl DocumentsApi {
         id: Path<Uuid>,
         /// Makes retries safe: the same key with the same body returns the first answer again
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
-        /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
+        /// 409. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
         #[oai(
             name = "Idempotency-Key",

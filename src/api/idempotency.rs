@@ -1,6 +1,6 @@
 //! `Idempotency-Key` for POSTs that start work: the same key with the same request gets the
 //! first answer again (with `Idempotent-Replayed: true`), the same key with another request is
-//! refused with 422. Keys are per user and honoured for 24 hours.
+//! refused with 409. Keys are per user and honoured for 24 hours.
 //!
 //! An operation takes the header and a [`FingerprintedJson`] body (or computes a
 //! [`fingerprint`] itself), then, inside the transaction that does the work:
@@ -179,7 +179,7 @@ impl Idempotency {
     }
 
     /// Claim the key on `tx`, the transaction that will do the work, before doing it. `Some` is
-    /// the answer to send instead: the first request's answer replayed, or 422 when that
+    /// the answer to send instead: the first request's answer replayed, or 409 when that
     /// request was a different one.
     pub async fn claim<R>(&self, tx: &mut PgConnection) -> Result<Option<Idempotent<R>>, ApiError> {
         let Some(key) = &self.key else {
@@ -191,8 +191,8 @@ impl Idempotency {
                 Claim::Taken(stored) => stored,
             };
         if stored.fingerprint != self.fingerprint {
-            return Err(ApiError::Unprocessable(Json(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(ApiError::Conflict(Json(Problem::new(
+                StatusCode::CONFLICT,
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request; use a new \
                      key for a new request",

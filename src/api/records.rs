@@ -155,6 +155,7 @@ impl RecordsApi {
         _auth: BearerAuth,
         state: Data<&ApiState>,
         /// Only this client's records.
+        #[oai(validator(max_length = 200, pattern = r"^[^\u0000]*$"))]
         client_id: Query<Option<String>>,
         /// Completed at or after (RFC 3339).
         from: Query<Option<DateTime<Utc>>>,
@@ -196,11 +197,12 @@ impl RecordsApi {
         _auth: BearerAuth,
         state: Data<&ApiState>,
         /// Only this client's records.
+        #[oai(validator(max_length = 200, pattern = r"^[^\u0000]*$"))]
         client_id: Query<Option<String>>,
         /// The window ending now, e.g. `15m`, `1h` (default) or `7d`, when `from` is not given.
         #[oai(validator(pattern = "^[1-9][0-9]{0,5}[smhd]$"))]
         window: Query<Option<String>>,
-        /// Start (RFC 3339); overrides `window`.
+        /// Start (RFC 3339); overrides `window`. After `to`, the window is empty.
         from: Query<Option<DateTime<Utc>>>,
         /// End (RFC 3339); default now.
         to: Query<Option<DateTime<Utc>>>,
@@ -210,15 +212,13 @@ impl RecordsApi {
             Some(from) => from,
             None => {
                 let window = parse_window(window.0.as_deref().unwrap_or("1h"))?;
-                to - chrono::TimeDelta::from_std(window).map_err(anyhow::Error::from)?
+                chrono::TimeDelta::from_std(window)
+                    .ok()
+                    .and_then(|window| to.checked_sub_signed(window))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC)
             }
         };
-        if from > to {
-            return Err(ApiError::invalid_parameter(
-                "from",
-                "from must not be after to",
-            ));
-        }
+        // `from` after `to` is an empty window: nothing is counted.
         let filter = RecordFilter {
             client_id: client_id.0,
             from: Some(from),

@@ -240,7 +240,7 @@ impl ScrapesApi {
         wait: Query<Option<String>>,
         /// Makes retries safe: the same key with the same body returns the first answer again
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
-        /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
+        /// 409. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
         #[oai(
             name = "Idempotency-Key",

@@ -67,10 +67,13 @@ impl From<store::users::User> for UserOut {
 #[derive(Object)]
 struct CreateUser {
     /// Display name, 1 to 200 characters.
-    #[oai(validator(max_length = 200, pattern = r"\S"))]
+    #[oai(validator(max_length = 200, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
     name: String,
     /// Contact address, unique across users.
-    #[oai(validator(max_length = 254, pattern = r"^[^\s@]+@[^\s.]\S*\.\S*[^\s.]$"))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[^\s@\u0000]+@[^\s.\u0000][^\s\u0000]*\.[^\s\u0000]*[^\s.\u0000]$"
+    ))]
     email: Option<String>,
     /// `admin` or `user` (default `user`).
     role: Option<OneOf<Roles>>,
@@ -98,10 +101,13 @@ impl From<CreateUser> for UserRequest {
 #[oai(deny_unknown_fields)]
 struct UpdateUser {
     /// Display name, 1 to 200 characters.
-    #[oai(validator(max_length = 200, pattern = r"\S"))]
+    #[oai(validator(max_length = 200, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
     name: Option<String>,
     /// Contact address, unique across users; `null` removes it.
-    #[oai(validator(max_length = 254, pattern = r"^[^\s@]+@[^\s.]\S*\.\S*[^\s.]$"))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[^\s@\u0000]+@[^\s.\u0000][^\s\u0000]*\.[^\s\u0000]*[^\s.\u0000]$"
+    ))]
     email: MaybeUndefined<String>,
     /// `admin` or `user` (admins only).
     role: Option<OneOf<Roles>>,

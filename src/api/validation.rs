@@ -82,6 +82,9 @@ impl BodySchemas {
         let mut errors = Vec::new();
         if let Some(schema) = self.bodies.get(&(method.to_string(), template.to_string())) {
             self.walk(schema, body, "", 0, &mut errors);
+            if errors.is_empty() {
+                find_nul(body, "", 0, &mut errors);
+            }
         }
         errors
     }
@@ -170,6 +173,14 @@ impl BodySchemas {
                         pointer,
                         format!("must be an {format} integer ({range:?}), not {n}"),
                     ));
+                } else if let Some(n) = n.as_f64() {
+                    let bound = |key| schema.get(key).and_then(Value::as_f64);
+                    if let Some(min) = bound("minimum").filter(|min| n < *min) {
+                        out.push(error(pointer, format!("must be at least {min}, not {n}")));
+                    }
+                    if let Some(max) = bound("maximum").filter(|max| n > *max) {
+                        out.push(error(pointer, format!("must be at most {max}, not {n}")));
+                    }
                 }
             }
             _ => {}
@@ -251,14 +262,53 @@ impl BodySchemas {
                 ));
                 continue;
             }
-            // A null optional field means "absent" to poem-openapi (or "clear" in a PATCH).
+            // `null` clears a nullable field (a PATCH); elsewhere an optional field is left out.
             if value.is_null() {
+                // A field of any JSON value (no `type`, no `$ref`) takes `null` as one of them.
+                let typed =
+                    declared.is_some_and(|d| d.get("type").is_some() || d.get("$ref").is_some());
+                let nullable = declared.and_then(|d| d.get("nullable")) == Some(&Value::Bool(true));
+                if typed && !nullable {
+                    out.push(error(
+                        &child(pointer, name),
+                        "must not be null: leave the field out for its default",
+                    ));
+                }
                 continue;
             }
             if let Some(field_schema) = declared.or(extra) {
                 self.walk(field_schema, value, &child(pointer, name), depth + 1, out);
             }
         }
+    }
+}
+
+/// A NUL character anywhere in the body, in a value or a member name: PostgreSQL's text and
+/// jsonb cannot hold one, so it is refused here, named, rather than failing in the database.
+fn find_nul(value: &Value, pointer: &str, depth: usize, out: &mut Vec<FieldError>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let refuse = |pointer: &str, out: &mut Vec<FieldError>| {
+        out.push(error(pointer, "must not contain a NUL character (U+0000)"));
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => refuse(pointer, out),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_nul(item, &format!("{pointer}/{i}"), depth + 1, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, item) in fields {
+                let at = child(pointer, name);
+                match name.contains('\0') {
+                    true => refuse(&at, out),
+                    false => find_nul(item, &at, depth + 1, out),
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -221,12 +221,11 @@ async fn a_reconnect_past_retention_gets_a_reset(pool: PgPool) {
         .send()
         .await
         .expect("sent");
-    let problem = assert_problem(resp, 422, "validation_failed").await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("yesterday")
+    // Outside the header's pattern: a malformed parameter, named.
+    let problem = assert_problem(resp, 400, "invalid_request").await;
+    assert_eq!(
+        problem["errors"][0]["parameter"], "Last-Event-ID",
+        "{problem}"
     );
 }
 

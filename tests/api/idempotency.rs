@@ -45,7 +45,7 @@ async fn the_same_idempotency_key_and_body_replays_the_first_answer(pool: PgPool
 }
 
 #[sqlx::test]
-async fn the_same_idempotency_key_with_another_body_is_a_422(pool: PgPool) {
+async fn the_same_idempotency_key_with_another_body_is_a_409(pool: PgPool) {
     let app = spawn_app_without_workers(pool).await;
     let admin = app.admin_token().await;
     let first = json!({"kind": "echo", "args": {"message": "a"}});
@@ -57,7 +57,7 @@ async fn the_same_idempotency_key_with_another_body_is_a_422(pool: PgPool) {
         .post_json_with_key("/v1/jobs", &admin, "k1", &other)
         .await;
 
-    assert_problem(resp, 422, "idempotency_key_reused").await;
+    assert_problem(resp, 409, "idempotency_key_reused").await;
 }
 
 #[sqlx::test]

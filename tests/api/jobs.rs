@@ -215,14 +215,15 @@ async fn bodies_that_do_not_fit_the_schema_are_a_422_naming_the_field(pool: PgPo
 }
 
 #[sqlx::test]
-async fn an_unknown_field_is_a_400(pool: PgPool) {
+async fn an_unknown_field_is_a_422_naming_it(pool: PgPool) {
     let app = spawn_app_without_workers(pool).await;
     let admin = app.admin_token().await;
     let body = json!({"kind": "echo", "surprise": true});
 
     let resp = app.post_json("/v1/jobs", Some(&admin), &body).await;
 
-    assert_problem(resp, 400, "invalid_request").await;
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/surprise", "{problem}");
 }
 
 #[sqlx::test]

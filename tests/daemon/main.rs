@@ -6,6 +6,7 @@ mod chromedriver;
 mod clients;
 mod config;
 mod docs;
+mod fuzz;
 mod helpers;
 mod journal;
 mod lifecycle;

@@ -42,6 +42,7 @@ pub(super) struct CreateChannel {
     /// `webhook`, `fcm` or `webpush`.
     pub(super) kind: OneOf<ChannelKinds>,
     /// Display name, 1 to 100 characters.
+    #[oai(validator(max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
     pub(super) name: String,
     /// webhook: the receiver's http(s) URL (private addresses need `egress.allow`).
     pub(super) url: Option<String>,

@@ -50,9 +50,11 @@ struct CreateJob {
     priority: Option<i16>,
     /// Attempts before the job is dead, 1 to 100 and at most the plan's `max_attempts`
     /// (default from `[jobs]` configuration).
+    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
     max_attempts: Option<i32>,
     /// At most one live (pending, scheduled, running, retrying) job of a kind and owner holds
     /// a key, 1 to 200 characters; enqueueing another returns the caller's live one.
+    #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))]
     dedup_key: Option<String>,
 }
 
@@ -92,7 +94,7 @@ impl JobsApi {
         state: Data<&ApiState>,
         /// Makes retries safe: the same key with the same body returns the first answer again
         /// (with `Idempotent-Replayed: true`); the same key with another body is refused with
-        /// 422. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
+        /// 409. 1 to 255 printable ASCII characters, per user, honoured for 24 hours.
         // Read by `Idempotency::new` from the raw headers; declared here for the spec.
         #[oai(
             name = "Idempotency-Key",

@@ -8,6 +8,7 @@
 //!   takes a body.
 //! - [`strict`]: request body objects say `additionalProperties: false`, as the server refuses
 //!   unknown fields (422 naming them).
+//! - [`streams`]: a `text/event-stream` answer is described frame by frame.
 //! - [`deployment`]: fields whose values are configured (plans, summary providers) list this
 //!   daemon's names.
 //!
@@ -17,6 +18,7 @@
 pub mod deployment;
 pub mod refs;
 pub mod statuses;
+pub mod streams;
 pub mod strict;
 
 use serde_json::Value;
@@ -32,6 +34,7 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     refs::unwrap_ref_wrappers(&mut spec);
     statuses::narrow(&mut spec);
     strict::close_request_objects(&mut spec);
+    streams::describe_frames(&mut spec);
     deployment::apply(&mut spec, deployment);
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
 }

@@ -3,12 +3,26 @@
 //! of others gets `additionalProperties: false`. The server refuses an unknown field with 422
 //! naming it (`validation::BodySchemas` walks this document), so a generator or fuzzer that
 //! reads the spec knows an extra field is an error rather than something ignored.
+//!
+//! A request string says it holds no NUL character ([`NO_NUL`]); the body check refuses one
+//! anywhere in a body.
+//!
+//! `null` is a value only where it means something: the fields in [`NULLABLE`] (poem-openapi's
+//! `MaybeUndefined`, where `null` clears the value) say `nullable: true`; an optional field
+//! elsewhere is left out, not sent as `null` (the body check refuses that, naming the field).
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 const REF_PREFIX: &str = "#/components/schemas/";
+
+/// The pattern of a request string with no other: PostgreSQL cannot store NUL, so the body
+/// check refuses it (naming the field) and the spec says so.
+pub const NO_NUL: &str = r"^[^\u0000]*$";
+
+/// Request fields where `null` means "clear it", as (schema, property).
+pub const NULLABLE: [(&str, &str); 2] = [("UpdateUser", "email"), ("UpdateUser", "timezone")];
 
 /// Closes every component schema reachable from a request body, and inline object schemas in
 /// the bodies themselves.
@@ -41,6 +55,15 @@ pub fn close_request_objects(spec: &mut Value) {
         for name in &named {
             if let Some(schema) = schemas.get_mut(name) {
                 close(schema);
+            }
+        }
+        for (schema, property) in NULLABLE {
+            let field = schemas
+                .get_mut(schema)
+                .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+                .and_then(Value::as_object_mut);
+            if let Some(field) = field {
+                field.insert("nullable".into(), Value::Bool(true));
             }
         }
     }
@@ -84,6 +107,13 @@ fn close(schema: &mut Value) {
     let Value::Object(map) = schema else {
         return;
     };
+    let free_string = map.get("type").and_then(Value::as_str) == Some("string")
+        && !["pattern", "enum", "format"]
+            .iter()
+            .any(|k| map.contains_key(*k));
+    if free_string {
+        map.insert("pattern".into(), Value::String(NO_NUL.into()));
+    }
     if map.contains_key("properties") && !map.contains_key("additionalProperties") {
         map.insert("additionalProperties".into(), Value::Bool(false));
     }
