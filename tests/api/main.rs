@@ -21,6 +21,7 @@ mod quotas;
 mod records;
 mod schedules;
 mod scrapes;
+mod snapshot;
 mod sse;
 mod summaries;
 mod summary_stream;
