@@ -25,9 +25,10 @@
 //!   place that decides who may do what and what it costs.
 //! - [`api`]: the HTTP API (poem-openapi; every operation has a stable `resource_verb`
 //!   operationId and one tag; closed sets are enums taken from the domain's constants),
-//!   problem+json errors (naming each field at fault), the served spec (`api::spec`: a described
-//!   `$ref` field without poem-openapi's `allOf` wrapper, so client generators keep every
-//!   schema), the route table read from the spec (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
+//!   problem+json errors (naming each field at fault), the served spec (`api::spec`: shaped to
+//!   say what the server does: per-operation statuses, closed request objects, stream frames,
+//!   configured plans and providers, no `allOf` wrappers), the route table read from the spec
+//!   (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
 //!   `GET /metrics`; the event streams (`api::events`: SSE, tickets; `api::ws`: `GET /v1/ws`,
 //!   the same stream over a WebSocket, outside the spec);
 //!   [`ui`]: the dashboard at `/ui` (sign-in with a token into a server-side session, CSRF on
