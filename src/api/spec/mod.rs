@@ -8,6 +8,7 @@
 //!   takes a body.
 //! - [`strict`]: request body objects say `additionalProperties: false`, as the server refuses
 //!   unknown fields (422 naming them).
+//! - [`examples`]: a request example for every body, one Swagger UI can send as it is.
 //! - [`streams`]: a `text/event-stream` answer is described frame by frame.
 //! - [`deployment`]: fields whose values are configured (plans, summary providers) list this
 //!   daemon's names.
@@ -16,6 +17,7 @@
 //! table and the body checks read the result, so they follow the same document.
 
 pub mod deployment;
+pub mod examples;
 pub mod refs;
 pub mod statuses;
 pub mod streams;
@@ -35,6 +37,7 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     statuses::narrow(&mut spec);
     strict::close_request_objects(&mut spec);
     streams::describe_frames(&mut spec);
+    examples::add_request_examples(&mut spec);
     deployment::apply(&mut spec, deployment);
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
 }
