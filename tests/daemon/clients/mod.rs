@@ -5,6 +5,7 @@
 //! printed, shared by both.
 
 mod python;
+mod typescript;
 
 use std::collections::BTreeSet;
 use std::io::Write;
