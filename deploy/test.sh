@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite on this machine: installs what the tests need (PostgreSQL, Chromium
-# and chromedriver, the OpenAPI validator, the Python client generator, the API fuzzer), starts PostgreSQL if it
-# is down, then checks formatting and lints and runs every test against the real services.
+# and chromedriver, the OpenAPI validator, the Python and TypeScript client generators, the
+# API fuzzer), starts PostgreSQL if it is down, then checks formatting and lints and runs every
+# test against the real services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/packages.sh
@@ -13,15 +14,16 @@ if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
     python3 -m pip install -q openapi-spec-validator 2>/dev/null \
         || python3 -m pip install -q --break-system-packages openapi-spec-validator
 fi
-# The Python client generator tests/daemon/clients.rs runs against the served spec; pinned, as
-# a new release may read the spec differently. Required once installed: a drop is a failure.
+# The Python client generator tests/daemon/clients/python.rs runs against the served spec;
+# pinned, as a new release may read the spec differently. Required once installed: a drop is a
+# failure.
 pyclient=openapi-python-client==0.29.1
 pyclient_version="openapi-python-client version: ${pyclient#*==}"
 if ! python3 -m openapi_python_client --version 2>/dev/null | grep -qxF "$pyclient_version"; then
     echo "==> pip install $pyclient"
     python3 -m pip install -q "$pyclient" 2>/dev/null \
         || python3 -m pip install -q --break-system-packages "$pyclient" \
-        || echo "==> $pyclient not installable here; tests/daemon/clients.rs will be skipped"
+        || echo "==> $pyclient not installable here; tests/daemon/clients/python.rs will be skipped"
 fi
 if python3 -m openapi_python_client --version >/dev/null 2>&1; then
     export WORKHORSE_REQUIRE_CLIENTS=1
@@ -37,6 +39,15 @@ if ! st --version 2>/dev/null | grep -qxF "st, version ${fuzzer#*==}"; then
 fi
 if st --version >/dev/null 2>&1; then
     export WORKHORSE_REQUIRE_SCHEMATHESIS=1
+fi
+# openapi-typescript, openapi-fetch and tsc for tests/daemon/clients/typescript.rs, at the
+# versions tests/clients/typescript/package-lock.json pins. Required once installed.
+if command -v npm >/dev/null \
+    && npm ci --prefix tests/clients/typescript --prefer-offline --no-audit --no-fund \
+        --loglevel=error >/dev/null; then
+    export WORKHORSE_REQUIRE_TS_CLIENT=1
+else
+    echo "==> npm ci failed or npm missing; tests/daemon/clients/typescript.rs will be skipped"
 fi
 # A real llama.cpp server and a tiny model (~290 MB) for tests/llm, which skip
 # without them.

@@ -1,0 +1,141 @@
+//! openapi-python-client builds a complete client from the served spec (no schema or operation
+//! dropped, no warning), and `tests/clients/python_journey.py` walks the journey with it.
+//! Skipped, with a `SKIPPED:` line, where the generator is not installed, unless
+//! `WORKHORSE_REQUIRE_CLIENTS=1`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use super::{CLIENTS_DIR, Journey, log, skip};
+
+const GENERATOR: &str = "openapi-python-client";
+/// Its Python module: `python3 -m` finds it wherever pip put the script.
+const MODULE: &str = "openapi_python_client";
+const REQUIRE_ENV: &str = "WORKHORSE_REQUIRE_CLIENTS";
+const INSTALL: &str = "python3 -m pip install openapi-python-client==0.29.1";
+/// The package the generated client is written as (with `--meta none`, the output directory).
+const PACKAGE: &str = "workhorse_client";
+/// A PNG screenshot is bytes to a client: without the override the generator omits that
+/// response. No post hooks: formatting the generated code (with ruff) proves nothing here.
+const CONFIG: &str = "post_hooks: []
+content_type_overrides:
+  image/png: application/octet-stream
+";
+
+/// Whether the generator runs here; prints `SKIPPED:` (or panics when it is required) if not.
+fn generator_installed() -> bool {
+    let why = match python_module().arg("--version").output() {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "{GENERATOR} --version failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("python3 cannot run: {e}"),
+    };
+    skip(&why, REQUIRE_ENV, INSTALL);
+    false
+}
+
+fn python_module() -> Command {
+    let mut command = Command::new("python3");
+    command.args(["-m", MODULE]);
+    command
+}
+
+/// The generator's model file for a component schema: `JobSummaryOut` → `job_summary_out.py`.
+fn model_file(schema: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = schema.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let after_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+        let starts_word = i > 0
+            && chars[i - 1].is_uppercase()
+            && chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if c.is_uppercase() && (after_lower || starts_word) {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out + ".py"
+}
+
+fn generate(spec: &Value, dir: &Path) -> Output {
+    let spec_file = dir.join("spec.json");
+    std::fs::write(&spec_file, spec.to_string()).expect("writing the spec");
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, CONFIG).expect("writing the generator's config");
+    python_module()
+        .arg("generate")
+        .arg("--path")
+        .arg(&spec_file)
+        .arg("--config")
+        .arg(&config)
+        .arg("--output-path")
+        .arg(dir.join(PACKAGE))
+        .args(["--meta", "none", "--fail-on-warning"])
+        .output()
+        .expect("running openapi-python-client")
+}
+
+/// The file names of the generated operation modules, one directory per tag under `api`.
+fn api_modules(api: &Path) -> Vec<String> {
+    let entries = |dir: &Path| std::fs::read_dir(dir).expect("reading the generated api package");
+    entries(api)
+        .map(|tag| tag.expect("a tag").path())
+        .filter(|tag| tag.is_dir())
+        .flat_map(|tag| entries(&tag).collect::<Vec<_>>())
+        .map(|module| {
+            module
+                .expect("a module")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_python_client_generates_every_schema_and_walks_the_journey() {
+    if !generator_installed() {
+        return;
+    }
+    // Arrange
+    let journey = Journey::start().await;
+    let dir = TempDir::new().expect("creating a temp dir");
+
+    // Act
+    let generated = generate(&journey.spec, dir.path());
+    let mut script = Command::new("python3");
+    script
+        .arg(Path::new(CLIENTS_DIR).join("python_journey.py"))
+        .env("PYTHONPATH", dir.path());
+
+    // Assert: generated without a warning, a model for every component schema, a module for
+    // every operation, the journey.
+    let log = log(&generated);
+    assert!(generated.status.success(), "{GENERATOR}: {log}");
+    for sign in [
+        "Warning",
+        "WARNING",
+        "Unable to",
+        "removal of",
+        "will be omitted",
+    ] {
+        assert!(!log.contains(sign), "{GENERATOR} said {sign:?}: {log}");
+    }
+    let models = dir.path().join(PACKAGE).join("models");
+    for name in journey.schema_names() {
+        let file = model_file(name);
+        assert!(models.join(&file).is_file(), "{name} has no {file}");
+    }
+    let modules = api_modules(&dir.path().join(PACKAGE).join("api"));
+    for id in journey.operation_ids() {
+        let module = format!("{id}.py");
+        assert!(modules.contains(&module), "{id} has no api module");
+    }
+    let seen = journey.run(script, "Python");
+    journey.check(&seen, "python").await;
+}
