@@ -167,7 +167,7 @@ mod tests {
         assert!(properties["args"].get("additionalProperties").is_none());
         assert_eq!(
             properties["tags"]["additionalProperties"],
-            json!({"type": "string"})
+            json!({"type": "string", "pattern": NO_NUL})
         );
     }
 }
