@@ -129,7 +129,9 @@ impl BodySchemas {
                 self.walk(option, value, pointer, depth + 1, &mut errors);
                 errors.is_empty()
             };
-            if !options.iter().any(fits) {
+            if let [only] = options.as_slice() {
+                self.walk(only, value, pointer, depth + 1, out);
+            } else if !options.iter().any(fits) {
                 out.push(error(pointer, "does not match any of the allowed shapes"));
             }
         }
@@ -264,6 +266,9 @@ impl BodySchemas {
             }
             // `null` clears a nullable field (a PATCH); elsewhere an optional field is left out.
             if value.is_null() {
+                if required.contains(&name.as_str()) {
+                    continue; // already named above as required
+                }
                 // A field of any JSON value (no `type`, no `$ref`) takes `null` as one of them.
                 let typed =
                     declared.is_some_and(|d| d.get("type").is_some() || d.get("$ref").is_some());
