@@ -107,6 +107,8 @@ async fn schemathesis_finds_nothing_with_every_check() {
             "SACRIFICE_TOKEN",
             spare["id"].as_str().expect("the token's id"),
         )
+        // Its cache of crashes goes to the report directory, not into the checkout.
+        .current_dir(reports.path())
         .env("NO_PROXY", "127.0.0.1")
         .output()
         .expect("running schemathesis");
