@@ -29,6 +29,7 @@ from workhorse_client.models import (
     DocumentOut,
     JobOut,
     JobPage,
+    JobKind,
     JobStateOut,
     NewTokenOut,
     Problem,
@@ -73,7 +74,7 @@ def poll(what: str, fetch, done):
 
 
 def enqueue_echo(client: AuthenticatedClient, **fields) -> JobOut:
-    body = CreateJob(kind="echo", **fields)
+    body = CreateJob(kind=JobKind.ECHO, **fields)
     return expect(jobs_create.sync_detailed(client=client, body=body), 202, JobOut)
 
 

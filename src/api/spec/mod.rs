@@ -10,6 +10,8 @@
 //!   unknown fields (422 naming them).
 //! - [`examples`]: a request example for every body, one Swagger UI can send as it is.
 //! - [`streams`]: a `text/event-stream` answer is described frame by frame.
+//! - [`varnames`]: enum values that are not identifiers (time zones) get names generators keep.
+//! - [`wire`]: JSON bodies keyed `application/json`; `x-request-id` on every answer.
 //! - [`deployment`]: fields whose values are configured (plans, summary providers) list this
 //!   daemon's names.
 //!
@@ -22,6 +24,8 @@ pub mod refs;
 pub mod statuses;
 pub mod streams;
 pub mod strict;
+pub mod varnames;
+pub mod wire;
 
 use serde_json::Value;
 
@@ -38,6 +42,8 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     strict::close_request_objects(&mut spec);
     streams::describe_frames(&mut spec);
     examples::add_request_examples(&mut spec);
+    wire::plain_json_and_request_ids(&mut spec);
+    varnames::name_enum_values(&mut spec);
     deployment::apply(&mut spec, deployment);
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
 }

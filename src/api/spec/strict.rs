@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const REF_PREFIX: &str = "#/components/schemas/";
 
@@ -63,6 +63,11 @@ pub fn close_request_objects(spec: &mut Value) {
                 .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
                 .and_then(Value::as_object_mut);
             if let Some(field) = field {
+                // `nullable` beside a `$ref` is ignored (OpenAPI 3.0 reads nothing beside one),
+                // so a referenced type becomes the one choice of a nullable `oneOf`.
+                if let Some(reference) = field.remove("$ref") {
+                    field.insert("oneOf".into(), json!([{ "$ref": reference }]));
+                }
                 field.insert("nullable".into(), Value::Bool(true));
             }
         }

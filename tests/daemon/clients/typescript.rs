@@ -87,8 +87,21 @@ fn generate(spec: &Value, dir: &Path) -> Output {
         .expect("running openapi-typescript")
 }
 
-/// The TypeScript type a property schema must come out as, where it is one this check knows.
+/// The TypeScript type a property schema must come out as, where it is one this check knows:
+/// a `nullable` one also takes `null`.
 fn ts_type(schema: &Value) -> Option<String> {
+    let ty = non_null_type(schema)?;
+    if schema["nullable"] == true {
+        Some(format!("{ty} | null"))
+    } else {
+        Some(ty)
+    }
+}
+
+fn non_null_type(schema: &Value) -> Option<String> {
+    if let Some([only]) = schema["oneOf"].as_array().map(Vec::as_slice) {
+        return ts_type(only);
+    }
     if let Some(target) = schema["$ref"].as_str() {
         let name = target.rsplit('/').next()?;
         return Some(format!("S[\"{name}\"]"));
