@@ -119,7 +119,16 @@ impl BodySchemas {
         {
             self.walk(part, value, pointer, depth + 1, out);
         }
-        if let Some(options) = schema
+        if let Some(tag) = schema.pointer("/discriminator/propertyName") {
+            self.walk_tagged(
+                schema,
+                tag.as_str().unwrap_or_default(),
+                value,
+                pointer,
+                depth,
+                out,
+            );
+        } else if let Some(options) = schema
             .get("oneOf")
             .or_else(|| schema.get("anyOf"))
             .and_then(Value::as_array)
@@ -186,6 +195,54 @@ impl BodySchemas {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A `oneOf` with a discriminator: the variant the tag names, whose own faults are named.
+    fn walk_tagged(
+        &self,
+        schema: &Value,
+        tag: &str,
+        value: &Value,
+        pointer: &str,
+        depth: usize,
+        out: &mut Vec<FieldError>,
+    ) {
+        let Some(fields) = value.as_object() else {
+            let found = article(type_name(value));
+            return out.push(error(pointer, format!("must be an object, not {found}")));
+        };
+        let mapping = schema
+            .pointer("/discriminator/mapping")
+            .and_then(Value::as_object);
+        let names = || {
+            let names: Vec<&str> = mapping
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            names.join(", ")
+        };
+        match fields.get(tag) {
+            None | Some(Value::Null) => out.push(error(&child(pointer, tag), "is required")),
+            Some(Value::String(name)) => match mapping.and_then(|m| m.get(name)) {
+                Some(reference) => {
+                    let variant = serde_json::json!({ "$ref": reference });
+                    self.walk(&variant, value, pointer, depth + 1, out);
+                }
+                None => out.push(error(
+                    &child(pointer, tag),
+                    format!("must be one of {}, not {name:?}", names()),
+                )),
+            },
+            Some(other) => out.push(error(
+                &child(pointer, tag),
+                format!(
+                    "must be a string (one of {}), not {}",
+                    names(),
+                    article(type_name(other))
+                ),
+            )),
         }
     }
 
@@ -437,7 +494,8 @@ fn misformatted(format: &str, s: &str) -> Option<&'static str> {
     }
 }
 
-fn integer_range(format: &str) -> Option<std::ops::RangeInclusive<i128>> {
+/// The values an integer `format` holds (`int16`, `uint32`, …), if it is one.
+pub fn integer_range(format: &str) -> Option<std::ops::RangeInclusive<i128>> {
     Some(match format {
         "int8" => i128::from(i8::MIN)..=i128::from(i8::MAX),
         "int16" => i128::from(i16::MIN)..=i128::from(i16::MAX),

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::engine::{Job, JobError, JobKind};
 
 /// Longest `sleep_ms` accepted.
-const MAX_SLEEP_MS: u64 = 10 * 60 * 1000;
+pub const MAX_SLEEP_MS: u64 = 10 * 60 * 1000;
 
 /// What an echo job does.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -162,7 +162,7 @@ async fn values_that_do_not_fit_are_a_422_saying_why(pool: PgPool) {
     let cases = [
         (
             json!({"kind": "echo", "args": {"sleep_ms": "x"}}),
-            "expected u64",
+            "`/args/sleep_ms` must be an integer",
         ),
         (json!({"kind": "echo", "args": {"bogus": 1}}), "bogus"),
         (
@@ -207,6 +207,9 @@ async fn bodies_that_do_not_fit_the_schema_are_a_422_naming_the_field(pool: PgPo
         (json!({"kind": "echo", "priority": 40000}), "/priority"),
         (json!({"kind": "echo", "run_at": "tomorrow"}), "/run_at"),
         (json!({"args": {}}), "/kind"),
+        (json!({"kind": "scrape"}), "/args"),
+        (json!({"kind": "inject", "args": {"rows": 0, "client_id": "c"}}), "/args/rows"),
+        (json!({"kind": "echo", "args": {"scrape_id": "x"}}), "/args/scrape_id"),
     ] {
         let resp = app.post_json("/v1/jobs", Some(&admin), &body).await;
         let problem = assert_problem(resp, 422, "validation_failed").await;

@@ -22,14 +22,15 @@ from workhorse_client.api.tokens import tokens_create
 from workhorse_client.api.users import users_create
 from workhorse_client.models import (
     CreateDocument,
-    CreateJob,
+    CreateEchoJob,
+    CreateEchoJobKind,
     CreateSummary,
     CreateToken,
     CreateUser,
     DocumentOut,
+    EchoArgs,
     JobOut,
     JobPage,
-    JobKind,
     JobStateOut,
     NewTokenOut,
     Problem,
@@ -74,7 +75,7 @@ def poll(what: str, fetch, done):
 
 
 def enqueue_echo(client: AuthenticatedClient, **fields) -> JobOut:
-    body = CreateJob(kind=JobKind.ECHO, **fields)
+    body = CreateEchoJob(kind=CreateEchoJobKind.ECHO, **fields)
     return expect(jobs_create.sync_detailed(client=client, body=body), 202, JobOut)
 
 
@@ -83,7 +84,7 @@ def get_job(client: AuthenticatedClient, job_id: uuid.UUID) -> JobOut:
 
 
 def run_echo(client: AuthenticatedClient, user: UserOut) -> dict:
-    created = enqueue_echo(client, args={"sleep_ms": 1, "message": "python"})
+    created = enqueue_echo(client, args=EchoArgs(sleep_ms=1, message="python"))
     job = poll(
         "the echo job succeeded",
         lambda: get_job(client, created.id),
@@ -139,7 +140,7 @@ def list_all(client: AuthenticatedClient) -> tuple[list[str], int]:
 
 def cancel_later_job(client: AuthenticatedClient) -> dict:
     later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-    job = enqueue_echo(client, args={"sleep_ms": 1}, run_at=later)
+    job = enqueue_echo(client, args=EchoArgs(sleep_ms=1), run_at=later)
     assert job.state == JobStateOut.SCHEDULED, job.state
     cancelled = expect(jobs_cancel.sync_detailed(job.id, client=client), 200, JobOut)
     assert cancelled.state == JobStateOut.CANCELLED, cancelled.state
@@ -181,7 +182,7 @@ def main(base_url: str, admin_token: str) -> dict:
 
     echo = run_echo(client, user)
     summary = summarise(client)
-    more = [str(enqueue_echo(client, args={"sleep_ms": 1}).id) for _ in range(3)]
+    more = [str(enqueue_echo(client, args=EchoArgs(sleep_ms=1)).id) for _ in range(3)]
     listed, pages = list_all(client)
     created = [echo["id"], summary["job_id"], *more]
     assert len(listed) == len(set(listed)), f"a job listed twice: {listed}"

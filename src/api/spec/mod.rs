@@ -8,6 +8,8 @@
 //!   takes a body.
 //! - [`strict`]: request body objects say `additionalProperties: false`, as the server refuses
 //!   unknown fields (422 naming them).
+//! - [`variants`]: a job's `args` and a channel's target take one closed shape per `kind`
+//!   ([`job_args`] holds each kind's arguments).
 //! - [`examples`]: a request example for every body, one Swagger UI can send as it is.
 //! - [`streams`]: a `text/event-stream` answer is described frame by frame.
 //! - [`varnames`]: enum values that are not identifiers (time zones) get names generators keep.
@@ -20,10 +22,12 @@
 
 pub mod deployment;
 pub mod examples;
+pub mod job_args;
 pub mod refs;
 pub mod statuses;
 pub mod streams;
 pub mod strict;
+pub mod variants;
 pub mod varnames;
 pub mod wire;
 
@@ -40,6 +44,7 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     refs::unwrap_ref_wrappers(&mut spec);
     statuses::narrow(&mut spec);
     strict::close_request_objects(&mut spec);
+    variants::split_by_kind(&mut spec);
     streams::describe_frames(&mut spec);
     examples::add_request_examples(&mut spec);
     wire::plain_json_and_request_ids(&mut spec);

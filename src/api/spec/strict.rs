@@ -13,7 +13,9 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+
+use crate::api::validation::integer_range;
 
 const REF_PREFIX: &str = "#/components/schemas/";
 
@@ -119,6 +121,7 @@ fn close(schema: &mut Value) {
     if free_string {
         map.insert("pattern".into(), Value::String(NO_NUL.into()));
     }
+    bound_integer(map);
     if map.contains_key("properties") && !map.contains_key("additionalProperties") {
         map.insert("additionalProperties".into(), Value::Bool(false));
     }
@@ -137,6 +140,30 @@ fn close(schema: &mut Value) {
             parts.iter_mut().for_each(close);
         }
     }
+}
+
+/// An integer of a sized `format` says its range as `minimum` and `maximum` (where it gives no
+/// tighter ones): the body check refuses what is out of it, and fuzzers read only the bounds.
+fn bound_integer(map: &mut Map<String, Value>) {
+    if map.get("type").and_then(Value::as_str) != Some("integer") {
+        return;
+    }
+    let format = map
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(range) = integer_range(format) else {
+        return;
+    };
+    let number = |n: i128| {
+        i64::try_from(n)
+            .map(Value::from)
+            .or_else(|_| u64::try_from(n).map(Value::from))
+            .unwrap_or(Value::Null)
+    };
+    map.entry("minimum")
+        .or_insert_with(|| number(*range.start()));
+    map.entry("maximum").or_insert_with(|| number(*range.end()));
 }
 
 #[cfg(test)]
@@ -174,5 +201,26 @@ mod tests {
             properties["tags"]["additionalProperties"],
             json!({"type": "string", "pattern": NO_NUL})
         );
+    }
+
+    #[test]
+    fn sized_integers_say_their_range_unless_they_give_a_tighter_one() {
+        let mut spec = json!({
+            "paths": {"/v1/things": {"post": {"requestBody": {"content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "priority": {"type": "integer", "format": "int16"},
+                    "limit": {"type": "integer", "format": "int64", "minimum": 1},
+                }}},
+            }}}}},
+        });
+
+        close_request_objects(&mut spec);
+
+        let properties = &spec["paths"]["/v1/things"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"];
+        assert_eq!(properties["priority"]["minimum"], -32768);
+        assert_eq!(properties["priority"]["maximum"], 32767);
+        assert_eq!(properties["limit"]["minimum"], 1);
+        assert_eq!(properties["limit"]["maximum"], i64::MAX);
     }
 }

@@ -74,7 +74,7 @@ function clientFor(baseUrl: string, token: string): Client {
   return createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${token}` } });
 }
 
-async function enqueueEcho(client: Client, body: Omit<Schemas["CreateJob"], "kind">) {
+async function enqueueEcho(client: Client, body: Omit<Schemas["CreateEchoJob"], "kind">) {
   const job: Schemas["JobOut"] = expect(
     await client.POST("/v1/jobs", { body: { kind: "echo", ...body } }),
     202,
@@ -237,6 +237,8 @@ export async function typesStayStrict(client: Client): Promise<void> {
   await client.GET("/v1/jobs/{id}", {});
   // @ts-expect-error CreateJob requires `kind`
   await client.POST("/v1/jobs", { body: { args: {} } });
+  // @ts-expect-error an echo job's args have no `scrape_id`
+  await client.POST("/v1/jobs", { body: { kind: "echo", args: { scrape_id: "x" } } });
   // @ts-expect-error `limit` is an integer
   await client.GET("/v1/jobs", { params: { query: { limit: "2" } } });
   // @ts-expect-error not a state a job can be in

@@ -99,8 +99,9 @@ fn ts_type(schema: &Value) -> Option<String> {
 }
 
 fn non_null_type(schema: &Value) -> Option<String> {
-    if let Some([only]) = schema["oneOf"].as_array().map(Vec::as_slice) {
-        return ts_type(only);
+    if let Some(choices) = schema["oneOf"].as_array() {
+        let types: Option<Vec<String>> = choices.iter().map(ts_type).collect();
+        return Some(types?.join(" | "));
     }
     if let Some(target) = schema["$ref"].as_str() {
         let name = target.rsplit('/').next()?;
@@ -154,6 +155,12 @@ fn schema_checks(spec: &Value) -> String {
             out += &format!("export const {id}: Same<S[\"{name}\"], {ty}> = true;\n");
             continue;
         };
+        if properties.is_empty() {
+            // A closed object with no fields: openapi-typescript's `Record<string, never>`.
+            out +=
+                &format!("export const {id}: Same<S[\"{name}\"], Record<string, never>> = true;\n");
+            continue;
+        }
         let keys = literals(properties.keys().map(String::as_str));
         out += &format!("export const {id}$keys: Same<keyof S[\"{name}\"], {keys}> = true;\n");
         let required = schema["required"].as_array().into_iter().flatten();
