@@ -89,6 +89,13 @@ impl BodySchemas {
         errors
     }
 
+    /// What is wrong with `value` for `schema` (a schema of the same document).
+    pub fn check_against(&self, schema: &Value, value: &Value) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        self.walk(schema, value, "", 0, &mut errors);
+        errors
+    }
+
     fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
         match schema.get("$ref").and_then(Value::as_str) {
             Some(reference) => reference

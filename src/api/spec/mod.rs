@@ -11,6 +11,7 @@
 //! - [`variants`]: a job's `args` and a channel's target take one closed shape per `kind`
 //!   ([`job_args`] holds each kind's arguments).
 //! - [`examples`]: a request example for every body, one Swagger UI can send as it is.
+//! - [`answers`]: a response example for every JSON answer, made from its schema.
 //! - [`streams`]: a `text/event-stream` answer is described frame by frame.
 //! - [`varnames`]: enum values that are not identifiers (time zones) get names generators keep.
 //! - [`wire`]: JSON bodies keyed `application/json`; `x-request-id` on every answer.
@@ -20,6 +21,7 @@
 //! Both the served `/openapi.json` and `workhorse openapi` go through [`document`]; the route
 //! table and the body checks read the result, so they follow the same document.
 
+pub mod answers;
 pub mod deployment;
 pub mod examples;
 pub mod job_args;
@@ -50,6 +52,7 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     wire::plain_json_and_request_ids(&mut spec);
     varnames::name_enum_values(&mut spec);
     deployment::apply(&mut spec, deployment);
+    answers::add_response_examples(&mut spec);
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
 }
 
