@@ -77,9 +77,8 @@ async fn every_closed_set_is_an_enum_of_exactly_the_domain_values(pool: PgPool) 
         ("JobOut", "state", job_states.clone()),
         ("JobSummaryOut", "state", job_states.clone()),
         ("LastRunOut", "job_state", job_states.clone()),
-        ("CreateChannel", "kind", owned(&channels::KINDS)),
         ("ChannelOut", "kind", owned(&channels::KINDS)),
-        ("CreateChannel", "topics", topics.clone()),
+        ("CreateWebhookChannel", "topics", topics.clone()),
         ("UpdateChannel", "topics", topics.clone()),
         ("ChannelOut", "topics", topics.clone()),
         ("DeliveryOut", "topic", topics),
@@ -99,10 +98,19 @@ async fn every_closed_set_is_an_enum_of_exactly_the_domain_values(pool: PgPool) 
         let listed = enum_of(&spec, property(&spec, object, field));
         assert_eq!(listed, Some(expected), "{object}.{field}");
     }
+    // A body whose shape depends on its kind names exactly the kinds in its discriminator.
+    let kinds_of = |object: &str| {
+        let mapping = spec["components"]["schemas"][object]["discriminator"]["mapping"].as_object();
+        mapping.map(|m| m.keys().cloned().collect::<Vec<_>>())
+    };
+    let mut channel_kinds = owned(&channels::KINDS);
+    channel_kinds.sort();
+    assert_eq!(kinds_of("CreateChannel"), Some(channel_kinds));
+    assert_eq!(kinds_of("CreateJob"), Some(owned(&workhorse::jobs::NAMES)));
 
     let parameters = [
         ("/v1/jobs", "state", job_states),
-        ("/v1/deliveries", "state_filter", owned(&deliveries::STATES)),
+        ("/v1/deliveries", "state", owned(&deliveries::STATES)),
     ];
     for (path, name, expected) in parameters {
         let listed = enum_of(&spec, query_parameter(&spec, path, name));
@@ -141,7 +149,7 @@ async fn an_unlisted_value_is_a_422_naming_it_and_the_listed_ones(pool: PgPool) 
     );
 
     let jobs = app.get("/v1/jobs?state=exploded", token).await;
-    let deliveries = app.get("/v1/deliveries?state_filter=lost", token).await;
+    let deliveries = app.get("/v1/deliveries?state=lost", token).await;
     let kind = json!({ "kind": "pigeon", "name": "n" });
     let kind = app.post_json("/v1/channels", token, &kind).await;
     let topic = json!({ "kind": "fcm", "name": "n", "token": "t", "topics": ["gossip"] });

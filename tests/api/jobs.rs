@@ -208,8 +208,14 @@ async fn bodies_that_do_not_fit_the_schema_are_a_422_naming_the_field(pool: PgPo
         (json!({"kind": "echo", "run_at": "tomorrow"}), "/run_at"),
         (json!({"args": {}}), "/kind"),
         (json!({"kind": "scrape"}), "/args"),
-        (json!({"kind": "inject", "args": {"rows": 0, "client_id": "c"}}), "/args/rows"),
-        (json!({"kind": "echo", "args": {"scrape_id": "x"}}), "/args/scrape_id"),
+        (
+            json!({"kind": "inject", "args": {"rows": 0, "client_id": "c"}}),
+            "/args/rows",
+        ),
+        (
+            json!({"kind": "echo", "args": {"scrape_id": "x"}}),
+            "/args/scrape_id",
+        ),
     ] {
         let resp = app.post_json("/v1/jobs", Some(&admin), &body).await;
         let problem = assert_problem(resp, 422, "validation_failed").await;

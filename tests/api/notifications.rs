@@ -233,13 +233,21 @@ async fn a_dead_delivery_is_retried_and_a_gone_receiver_turns_the_channel_off(po
     let dead = wait_for_delivery(&app, &token, id, "dead").await;
     assert_eq!(dead["attempts"], 4, "{dead}");
     assert_eq!(dead["last_status"], 500);
-    let list: Value = (app
-        .get("/v1/deliveries?state_filter=dead", Some(&token))
-        .await)
+    let list: Value = (app.get("/v1/deliveries?state=dead", Some(&token)).await)
         .json()
         .await
         .unwrap();
     assert_eq!(list["items"][0]["id"], id);
+    // The deprecated name of the filter still works, and `state` wins over it.
+    for query in ["state_filter=dead", "state=dead&state_filter=delivered"] {
+        let old: Value = (app
+            .get(&format!("/v1/deliveries?{query}"), Some(&token))
+            .await)
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(old["items"], list["items"], "{query}");
+    }
 
     // The receiver is fixed: a retry delivers it.
     let resp = app

@@ -226,9 +226,7 @@ async fn a_value_refused_by_the_rules_names_its_field_or_parameter(pool: PgPool)
     let problem = assert_problem(resp, 400, "invalid_request").await;
     assert_eq!(errors(&problem)[0].0, "window", "{problem}");
 
-    let resp = app
-        .get("/v1/deliveries?state_filter=lost", Some(&token))
-        .await;
+    let resp = app.get("/v1/deliveries?state=lost", Some(&token)).await;
     let problem = assert_problem(resp, 422, "validation_failed").await;
-    assert_eq!(errors(&problem)[0].0, "state_filter", "{problem}");
+    assert_eq!(errors(&problem)[0].0, "state", "{problem}");
 }

@@ -144,6 +144,10 @@ impl ChannelsApi {
         auth: BearerAuth,
         state: Data<&ApiState>,
         /// Only deliveries in this state: `pending`, `delivered` or `dead`.
+        #[oai(name = "state")]
+        in_state: Query<Option<OneOf<DeliveryStates>>>,
+        /// The old name of `state`, read only when `state` is not given.
+        #[oai(deprecated)]
         state_filter: Query<Option<OneOf<DeliveryStates>>>,
         /// Only deliveries to this channel.
         channel: Query<Option<Uuid>>,
@@ -157,14 +161,16 @@ impl ChannelsApi {
         limit: Query<i64>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let filter = DeliveryFilter {
-            state: state_filter.0.as_ref().map(OneOf::as_str),
+            state: (in_state.0.as_ref())
+                .or(state_filter.0.as_ref())
+                .map(OneOf::as_str),
             channel: channel.0,
             before: cursor.0,
             limit: limit.0 + 1,
         };
         let mut rows = deliveries::list(&state.pool, &auth.0, &filter)
             .await
-            .map_err(|e| ApiError::from_parameters(e, "state_filter"))?;
+            .map_err(|e| ApiError::from_parameters(e, "state"))?;
         let next_cursor = super::next_cursor(&mut rows, limit.0, |d| d.id);
         Ok(Json(DeliveryPage {
             items: rows.into_iter().map(DeliveryOut::from).collect(),
