@@ -139,6 +139,7 @@ impl ChannelsApi {
 
     /// Deliveries, newest first: the caller's (everyone's for admins).
     #[oai(path = "/deliveries", method = "get", operation_id = "deliveries_list")]
+    #[allow(clippy::too_many_arguments)] // poem-openapi takes each parameter as an argument
     async fn list_deliveries(
         &self,
         auth: BearerAuth,
