@@ -82,4 +82,7 @@ if command -v systemd-analyze >/dev/null; then
     fi
 fi
 echo "==> cargo test"
-cargo test --locked --all-targets -- --test-threads=4
+# Three at once: every #[sqlx::test] pool (5 connections) draws on one master pool of 20 that
+# also creates and drops the test databases; four tests holding 5 each starved it
+# (PoolTimedOut in tests/api/ui_access.rs).
+cargo test --locked --all-targets -- --test-threads=3
