@@ -27,24 +27,19 @@ pub fn add_response_examples(spec: &mut Value) {
         .pointer("/components/schemas")
         .cloned()
         .unwrap_or(Value::Null);
-    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for operations in paths.values_mut().filter_map(Value::as_object_mut) {
-        for operation in operations.values_mut() {
-            let responses = operation
-                .get_mut("responses")
-                .and_then(Value::as_object_mut);
-            for (status, response) in responses.into_iter().flatten() {
-                if !status.starts_with('2') {
-                    continue;
-                }
-                let content = response.get_mut("content").and_then(Value::as_object_mut);
-                for (media, body) in content.into_iter().flatten() {
-                    if media.starts_with("application/json") && body.get("example").is_none() {
-                        let example = Example { schemas: &schemas }.of(&body["schema"], "", "", 0);
-                        body["example"] = example;
-                    }
+    for operation in super::operations_mut(spec) {
+        let responses = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut);
+        for (status, response) in responses.into_iter().flatten() {
+            if !status.starts_with('2') {
+                continue;
+            }
+            let content = response.get_mut("content").and_then(Value::as_object_mut);
+            for (media, body) in content.into_iter().flatten() {
+                if media.starts_with("application/json") && body.get("example").is_none() {
+                    let example = Example { schemas: &schemas }.of(&body["schema"], "", "", 0);
+                    body["example"] = example;
                 }
             }
         }

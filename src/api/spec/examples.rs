@@ -31,20 +31,15 @@ fn example(operation_id: &str) -> Option<Value> {
 
 /// Puts each operation's example beside its JSON request body schema.
 pub fn add_request_examples(spec: &mut Value) {
-    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for operations in paths.values_mut().filter_map(Value::as_object_mut) {
-        for operation in operations.values_mut() {
-            let id = operation.get("operationId").and_then(Value::as_str);
-            let Some(example) = id.and_then(example) else {
-                continue;
-            };
-            let content = operation.pointer_mut("/requestBody/content");
-            for (media, body) in content.and_then(Value::as_object_mut).into_iter().flatten() {
-                if media.starts_with("application/json") {
-                    body["example"] = example.clone();
-                }
+    for operation in super::operations_mut(spec) {
+        let id = operation.get("operationId").and_then(Value::as_str);
+        let Some(example) = id.and_then(example) else {
+            continue;
+        };
+        let content = operation.pointer_mut("/requestBody/content");
+        for (media, body) in content.and_then(Value::as_object_mut).into_iter().flatten() {
+            if media.starts_with("application/json") {
+                body["example"] = example.clone();
             }
         }
     }

@@ -56,6 +56,17 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| raw.to_string())
 }
 
+/// Every operation object of `spec` (a path's `get`, `post`, …), to change in place.
+fn operations_mut(spec: &mut Value) -> impl Iterator<Item = &mut Value> {
+    (spec
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter())
+    .flat_map(|paths| paths.values_mut())
+    .filter_map(Value::as_object_mut)
+    .flat_map(|operations| operations.values_mut())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,18 +13,14 @@ pub const FRAME: &str = "SseFrame";
 /// Replaces each `text/event-stream` answer's schema by the frame schema.
 pub fn describe_frames(spec: &mut Value) {
     let mut any = false;
-    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
-        for operations in paths.values_mut().filter_map(Value::as_object_mut) {
-            for operation in operations.values_mut() {
-                let responses = operation
-                    .get_mut("responses")
-                    .and_then(Value::as_object_mut);
-                for response in responses.into_iter().flat_map(|r| r.values_mut()) {
-                    if let Some(media) = response.pointer_mut("/content/text~1event-stream") {
-                        media["schema"] = json!({"$ref": format!("#/components/schemas/{FRAME}")});
-                        any = true;
-                    }
-                }
+    for operation in super::operations_mut(spec) {
+        let responses = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut);
+        for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+            if let Some(media) = response.pointer_mut("/content/text~1event-stream") {
+                media["schema"] = json!({"$ref": format!("#/components/schemas/{FRAME}")});
+                any = true;
             }
         }
     }

@@ -74,15 +74,11 @@ pub fn close_request_objects(spec: &mut Value) {
             }
         }
     }
-    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
-        for operations in paths.values_mut().filter_map(Value::as_object_mut) {
-            for operation in operations.values_mut() {
-                let content = operation.pointer_mut("/requestBody/content");
-                for media in content.and_then(Value::as_object_mut).into_iter().flatten() {
-                    if let Some(schema) = media.1.get_mut("schema") {
-                        close(schema);
-                    }
-                }
+    for operation in super::operations_mut(spec) {
+        let content = operation.pointer_mut("/requestBody/content");
+        for media in content.and_then(Value::as_object_mut).into_iter().flatten() {
+            if let Some(schema) = media.1.get_mut("schema") {
+                close(schema);
             }
         }
     }

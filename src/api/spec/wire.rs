@@ -9,33 +9,28 @@ const POEM_JSON: &str = "application/json; charset=utf-8";
 
 /// Renames JSON media keys and declares `x-request-id` on every answer.
 pub fn plain_json_and_request_ids(spec: &mut Value) {
-    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for operations in paths.values_mut().filter_map(Value::as_object_mut) {
-        for operation in operations.values_mut() {
-            if let Some(content) = operation
-                .pointer_mut("/requestBody/content")
-                .and_then(Value::as_object_mut)
-            {
+    for operation in super::operations_mut(spec) {
+        if let Some(content) = operation
+            .pointer_mut("/requestBody/content")
+            .and_then(Value::as_object_mut)
+        {
+            rename_json(content);
+        }
+        let responses = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut);
+        for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+            let Some(response) = response.as_object_mut() else {
+                continue;
+            };
+            if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
                 rename_json(content);
             }
-            let responses = operation
-                .get_mut("responses")
-                .and_then(Value::as_object_mut);
-            for response in responses.into_iter().flat_map(|r| r.values_mut()) {
-                let Some(response) = response.as_object_mut() else {
-                    continue;
-                };
-                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
-                    rename_json(content);
-                }
-                let headers = response
-                    .entry("headers")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Some(headers) = headers.as_object_mut() {
-                    headers.insert("x-request-id".into(), request_id());
-                }
+            let headers = response
+                .entry("headers")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(headers) = headers.as_object_mut() {
+                headers.insert("x-request-id".into(), request_id());
             }
         }
     }
