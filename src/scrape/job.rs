@@ -12,6 +12,8 @@ use tokio::sync::{Mutex, OnceCell};
 use uuid::Uuid;
 
 use super::browser::{Browser, BrowserConfig, Page, PageError, PageRequest};
+use super::content;
+use super::options::ScrapeOptions;
 use crate::config::Config;
 use crate::domain::topics::Topic;
 use crate::egress::proxy::EgressProxy;
@@ -27,7 +29,15 @@ use crate::work::summaries::SummaryRequest;
 use crate::work::{self, Work, WorkError};
 
 /// The formats a scrape can keep.
-pub const FORMATS: [&str; 3] = ["text", "html", "markdown"];
+pub const FORMATS: [&str; 7] = [
+    "markdown",
+    "html",
+    "raw_html",
+    "text",
+    "links",
+    "metadata",
+    "screenshot",
+];
 
 /// The browser, the egress proxy every browser request goes through, and the policy.
 pub struct Scraper {
@@ -121,12 +131,14 @@ impl Scraper {
             .check_url(&scrape.url)
             .map_err(Failure::egress)?;
         self.policy.resolve(&url).await.map_err(Failure::egress)?;
+        let options = stored_options(scrape);
         let request = PageRequest {
             url,
             wait_for: scrape.wait_for.clone(),
             timeout: Duration::from_millis(scrape.timeout_ms.max(0) as u64),
             screenshot: scrape.screenshot,
             new_session: false,
+            options: options.page_options(),
         };
         let browser = self.browser().await.map_err(Failure::page)?;
         let started = std::time::Instant::now();
@@ -146,31 +158,65 @@ impl Scraper {
                 .await
                 .map_err(Failure::egress)?;
         }
-        Ok(self.keep(scrape, page))
+        // Parsing a large page takes tens of milliseconds of CPU: off the async workers.
+        let (formats, limit) = (scrape.formats.clone(), self.max_content_bytes);
+        let fallback = landed.clone();
+        tokio::task::spawn_blocking(move || keep(&formats, &options, &fallback, page, limit))
+            .await
+            .map_err(|e| Failure {
+                kind: "navigation_failed",
+                message: format!("extracting the content: {e}"),
+                transient: true,
+            })
     }
+}
 
-    fn keep(&self, scrape: &Scrape, page: Page) -> Found {
-        let limit = self.max_content_bytes;
-        let mut content = Map::new();
-        for format in &scrape.formats {
-            let value = match format.as_str() {
-                "text" => cut(&page.text, limit),
-                "html" => cut(&page.html, limit),
-                "markdown" => cut(&htmd::convert(&page.html).unwrap_or_default(), limit),
-                _ => continue,
-            };
-            content.insert(format.clone(), Value::String(value));
-        }
-        let ms = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
-        Found {
-            final_url: page.final_url,
-            http_status: page.status.map(i32::from),
-            title: cut(&page.title, 1000),
-            content: Value::Object(content),
-            text: cut(&page.text, limit),
-            screenshot: page.screenshot,
-            timings: (ms(page.navigate_ms), ms(page.wait_ms), ms(page.extract_ms)),
-        }
+/// The scrape's stored options; a row written before they existed has the defaults.
+fn stored_options(scrape: &Scrape) -> ScrapeOptions {
+    serde_json::from_value(scrape.options.clone()).unwrap_or_default()
+}
+
+/// What the scrape keeps of `page`: each asked-for format, and the text its document gets
+/// (the main content's, as summaries want it).
+fn keep(
+    formats: &[String],
+    options: &ScrapeOptions,
+    landed: &url::Url,
+    page: Page,
+    limit: usize,
+) -> Found {
+    let base = landed.clone();
+    let selection = options.selection();
+    let main = content::main_content(&page.html, &base, &selection);
+    // The whole page's text is the browser's (it knows what CSS hides); a part's is ours.
+    let whole = !selection.only_main_content && selection.include_tags.is_empty();
+    let text = match whole {
+        true => page.text.clone(),
+        false => main.text.clone(),
+    };
+    let mut kept = Map::new();
+    for format in formats {
+        let value = match format.as_str() {
+            "markdown" => json!(cut(&main.markdown, limit)),
+            "html" => json!(cut(&main.html, limit)),
+            "raw_html" => json!(cut(&page.html, limit)),
+            "text" => json!(cut(&text, limit)),
+            "links" => json!(content::links(&page.html, &base)),
+            "metadata" => json!(content::metadata(&page.html, &base, page.status)),
+            _ => continue,
+        };
+        kept.insert(format.clone(), value);
+    }
+    let ms = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    Found {
+        final_url: page.final_url,
+        http_status: page.status.map(i32::from),
+        title: cut(&page.title, 1000),
+        content: Value::Object(kept),
+        text: cut(&text, limit),
+        screenshot: page.screenshot,
+        action_screenshots: page.action_screenshots,
+        timings: (ms(page.navigate_ms), ms(page.wait_ms), ms(page.extract_ms)),
     }
 }
 
@@ -188,11 +234,12 @@ fn cut(s: &str, limit: usize) -> String {
 
 /// Every kind of failure a scrape records as its `error_kind`: the browser's
 /// ([`PageError::kind`]) and the egress policy's.
-pub const ERROR_KINDS: [&str; 6] = [
+pub const ERROR_KINDS: [&str; 7] = [
     "timeout",
     "selector_not_found",
     "navigation_failed",
     "driver_unavailable",
+    "action_failed",
     "blocked_by_policy",
     "invalid_url",
 ];
@@ -390,6 +437,7 @@ mod tests {
             PageError::SelectorNotFound(String::new()),
             PageError::NavigationFailed(String::new()),
             PageError::DriverUnavailable(String::new()),
+            PageError::ActionFailed(String::new()),
         ];
         let egress = EgressError::BadUrl {
             target: "nope".into(),

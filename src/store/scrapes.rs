@@ -29,14 +29,18 @@ pub struct NewScrape {
     pub chain_summary: bool,
     /// Tell every channel of the user when it finishes.
     pub notify_all: bool,
+    /// The other options (`scrape::options::ScrapeOptions`).
+    pub options: Value,
+    /// Equal requests share a result under this key (`max_age`).
+    pub cache_key: String,
 }
 
 /// Insert a scrape, in the transaction that enqueues its job.
 pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO scrapes (id, owner_id, job_id, url, wait_for, timeout_ms, screenshot, formats, \
-                              chain_summary, notify_all) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                              chain_summary, notify_all, options, cache_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(s.id)
     .bind(s.owner_id)
@@ -48,6 +52,8 @@ pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()
     .bind(&s.formats)
     .bind(s.chain_summary)
     .bind(s.notify_all)
+    .bind(&s.options)
+    .bind(&s.cache_key)
     .execute(conn)
     .await
     .context("recording a scrape")?;
@@ -77,6 +83,10 @@ pub struct Scrape {
     pub chain_summary: bool,
     /// Tell every channel of the user when it finishes.
     pub notify_all: bool,
+    /// The other options (`scrape::options::ScrapeOptions`).
+    pub options: Value,
+    /// How many screenshots the actions took.
+    pub action_screenshots: i64,
     /// The summary chained after the scrape.
     pub summary_id: Option<Uuid>,
     /// `succeeded` or `failed` once finished.
@@ -120,7 +130,10 @@ pub struct Scrape {
 macro_rules! scrape_select {
     () => {
         "SELECT s.id, s.owner_id, s.job_id, s.url, s.wait_for, s.timeout_ms, s.screenshot, \
-                s.formats, s.chain_summary, s.notify_all, s.summary_id, s.outcome, s.final_url, s.http_status, s.title, s.content, \
+                s.formats, s.chain_summary, s.notify_all, s.options, \
+                (SELECT count(*) FROM scrape_screenshots x WHERE x.scrape_id = s.id) \
+                    AS action_screenshots, \
+                s.summary_id, s.outcome, s.final_url, s.http_status, s.title, s.content, \
                 s.screenshot_png IS NOT NULL AS has_screenshot, s.error_kind, s.error, \
                 s.document_id, s.attempts, s.navigate_ms, s.wait_ms, s.extract_ms, \
                 s.created_at, s.started_at, s.finished_at, \
@@ -213,6 +226,8 @@ pub struct Found {
     pub text: String,
     /// PNG bytes.
     pub screenshot: Option<Vec<u8>>,
+    /// PNGs the actions took, in order.
+    pub action_screenshots: Vec<Vec<u8>>,
     /// Timings in ms: navigate, wait, extract.
     pub timings: (i32, i32, i32),
 }
@@ -261,6 +276,21 @@ pub async fn succeeded(
     .execute(&mut *conn)
     .await
     .context("recording a scrape's result")?;
+    // An earlier attempt's (a retried job's) would be stale.
+    sqlx::query("DELETE FROM scrape_screenshots WHERE scrape_id = $1")
+        .bind(scrape.id)
+        .execute(&mut *conn)
+        .await
+        .context("replacing a scrape's action screenshots")?;
+    for (n, png) in found.action_screenshots.iter().enumerate() {
+        sqlx::query("INSERT INTO scrape_screenshots (scrape_id, n, png) VALUES ($1, $2, $3)")
+            .bind(scrape.id)
+            .bind(n as i32 + 1)
+            .bind(png)
+            .execute(&mut *conn)
+            .await
+            .context("storing an action's screenshot")?;
+    }
     Ok(document_id)
 }
 
@@ -297,4 +327,47 @@ pub async fn failed(
     .await
     .context("recording a scrape's error")?;
     Ok(())
+}
+
+/// The owner's latest successful scrape under `cache_key` that finished after `since`.
+pub async fn fresh(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    cache_key: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Option<Scrape>> {
+    sqlx::query_as(concat!(
+        scrape_select!(),
+        "WHERE s.owner_id = $1 AND s.cache_key = $2 AND s.outcome = 'succeeded' \
+           AND s.finished_at > $3 \
+         ORDER BY s.finished_at DESC LIMIT 1"
+    ))
+    .bind(owner)
+    .bind(cache_key)
+    .bind(since)
+    .fetch_optional(db)
+    .await
+    .context("looking for a fresh scrape")
+}
+
+/// The `n`th (from 1) screenshot an action of a scrape took; `owner` limits it to that user's.
+/// `None`: no such scrape; `Some(None)`: no such screenshot.
+pub async fn action_screenshot(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    n: i32,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Option<Option<Vec<u8>>>> {
+    let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as(
+        "SELECT x.png FROM scrapes s \
+         LEFT JOIN scrape_screenshots x ON x.scrape_id = s.id AND x.n = $2 \
+         WHERE s.id = $1 AND ($3::uuid IS NULL OR s.owner_id = $3)",
+    )
+    .bind(id)
+    .bind(n)
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+    .context("reading an action's screenshot")?;
+    Ok(row.map(|(png,)| png))
 }

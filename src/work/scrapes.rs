@@ -11,6 +11,7 @@ use super::{Caller, Work, WorkError, WorkResult};
 use crate::domain::jobs::kinds;
 use crate::egress::EgressError;
 use crate::scrape::job::FORMATS;
+use crate::scrape::options::{ScrapeOptions, cache_key};
 use crate::store;
 use crate::store::bounds::Held;
 use crate::store::scrapes::NewScrape;
@@ -32,12 +33,20 @@ pub struct ScrapeRequest {
     pub summarise: bool,
     /// Tell every channel of the user when it finishes.
     pub notify: bool,
+    /// Main content, tags, headers, mobile, wait, actions, full-page screenshot.
+    pub options: ScrapeOptions,
+    /// Reuse the caller's successful scrape of the same URL and options if it finished
+    /// less than this many milliseconds ago.
+    pub max_age_ms: Option<u64>,
 }
+
+/// The longest `max_age`: 30 days, in milliseconds.
+pub const MAX_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// A request whose values passed every check that needs no database; only [`check`] makes
 /// one, so [`request`] never sees an unchecked URL.
 #[derive(Debug, Clone)]
-pub struct CheckedScrape(NewScrape);
+pub struct CheckedScrape(NewScrape, Option<u64>);
 
 /// Check a request's values and its URL against the egress policy (resolving the host, so
 /// run it before opening a transaction).
@@ -80,18 +89,60 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
     }
     formats.sort();
     formats.dedup();
-    Ok(CheckedScrape(NewScrape {
-        id: Uuid::now_v7(),
-        owner_id: Uuid::nil(),
-        job_id: Uuid::nil(),
-        url: url.to_string(),
-        wait_for: request.wait_for,
-        timeout_ms: timeout_ms as i32,
-        screenshot: request.screenshot,
-        formats,
-        chain_summary: request.summarise,
-        notify_all: request.notify,
-    }))
+    request
+        .options
+        .check()
+        .map_err(|e| WorkError::invalid(e.0, e.1))?;
+    if request.max_age_ms.is_some_and(|ms| ms > MAX_AGE_MS) {
+        return Err(WorkError::invalid(
+            "max_age",
+            format!("max_age must be at most {MAX_AGE_MS} ms (30 days)"),
+        ));
+    }
+    // The `screenshot` format and the flag ask for the same thing.
+    let screenshot = request.screenshot || formats.iter().any(|f| f == "screenshot");
+    let key = cache_key(
+        url.as_str(),
+        request.wait_for.as_deref(),
+        screenshot,
+        &formats,
+        &request.options,
+    );
+    let options =
+        serde_json::to_value(&request.options).map_err(|e| WorkError::Internal(e.into()))?;
+    Ok(CheckedScrape(
+        NewScrape {
+            id: Uuid::now_v7(),
+            owner_id: Uuid::nil(),
+            job_id: Uuid::nil(),
+            url: url.to_string(),
+            wait_for: request.wait_for,
+            timeout_ms: timeout_ms as i32,
+            screenshot,
+            formats,
+            chain_summary: request.summarise,
+            notify_all: request.notify,
+            options,
+            cache_key: key,
+        },
+        request.max_age_ms,
+    ))
+}
+
+/// With `max_age`: the caller's successful scrape of the same URL and options younger than
+/// that, which answers the request without a browser and without a charge.
+pub async fn fresh(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    checked: &CheckedScrape,
+) -> WorkResult<Option<Uuid>> {
+    let CheckedScrape(scrape, Some(max_age_ms)) = checked else {
+        return Ok(None);
+    };
+    let age = chrono::Duration::milliseconds(i64::try_from(*max_age_ms).unwrap_or(i64::MAX));
+    let since = chrono::Utc::now() - age;
+    let found = store::scrapes::fresh(&mut *conn, caller.user_id, &scrape.cache_key, since).await?;
+    Ok(found.map(|s| s.id))
 }
 
 fn refused(e: EgressError) -> WorkError {
@@ -105,7 +156,7 @@ pub async fn request(
     caller: &Caller,
     checked: CheckedScrape,
 ) -> WorkResult<Requested> {
-    let CheckedScrape(mut scrape) = checked;
+    let CheckedScrape(mut scrape, _) = checked;
     work.check_bound(conn, caller, Held::Documents).await?;
     let mut job = jobs::new_job(
         work,

@@ -20,6 +20,7 @@ mod notifications;
 mod quotas;
 mod records;
 mod schedules;
+mod scrape_content;
 mod scrapes;
 mod snapshot;
 mod sse;

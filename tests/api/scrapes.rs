@@ -151,7 +151,8 @@ async fn a_scrape_renders_javascript_and_keeps_text_markdown_and_a_screenshot(po
     assert!(text.contains("late content from JavaScript"), "{text}");
     let markdown = s["content"]["markdown"].as_str().unwrap();
     assert!(markdown.contains("# Heading"), "{markdown}");
-    assert!(markdown.contains("[a link](/x)"), "{markdown}");
+    let link = format!("[a link]({})", site.url("/x"));
+    assert!(markdown.contains(&link), "links are absolute: {markdown}");
     assert!(
         s["content"]["html"]
             .as_str()

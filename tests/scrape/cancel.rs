@@ -45,6 +45,8 @@ async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
         formats: vec!["text".into()],
         chain_summary: false,
         notify_all: false,
+        options: json!({}),
+        cache_key: scrape_id.to_string(),
     };
     scrapes::insert(&mut tx, &scrape).await.unwrap();
     tx.commit().await.unwrap();

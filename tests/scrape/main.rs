@@ -6,6 +6,7 @@ mod cancel;
 mod cancel_run;
 mod helpers;
 mod isolation;
+mod main_content;
 #[path = "../support/rows.rs"]
 mod rows;
 mod slow_server;

@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-/// How deep an example goes: the answers nest three or four levels.
-const MAX_DEPTH: usize = 8;
+/// How deep an example goes, counting fields, items and references: a scrape page's link is
+/// eleven deep (page, items, scrape, content, links, link, url with their references).
+const MAX_DEPTH: usize = 12;
 
 /// Optional fields an example of a healthy object leaves out: they say what went wrong.
 const LEFT_OUT: [&str; 6] = [

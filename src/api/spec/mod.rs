@@ -8,6 +8,8 @@
 //!   takes a body.
 //! - [`strict`]: request body objects say `additionalProperties: false`, as the server refuses
 //!   unknown fields (422 naming them).
+//! - [`unions`]: a discriminated union's `oneOf` and mapping name its variants, not the
+//!   wrappers poem-openapi makes for them.
 //! - [`variants`]: a job's `args` and a channel's target take one closed shape per `kind`
 //!   ([`job_args`] holds each kind's arguments).
 //! - [`examples`]: a request example for every body, one Swagger UI can send as it is.
@@ -29,6 +31,7 @@ pub mod refs;
 pub mod statuses;
 pub mod streams;
 pub mod strict;
+pub mod unions;
 pub mod variants;
 pub mod varnames;
 pub mod wire;
@@ -44,6 +47,7 @@ pub fn document(raw: &str, deployment: &Deployment) -> String {
         return raw.to_string();
     };
     refs::unwrap_ref_wrappers(&mut spec);
+    unions::name_variants_directly(&mut spec);
     statuses::narrow(&mut spec);
     strict::close_request_objects(&mut spec);
     variants::split_by_kind(&mut spec);

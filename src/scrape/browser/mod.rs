@@ -8,13 +8,20 @@
 //! - `session`: opening (capabilities, profile, viewport) and closing one session.
 //! - `sandbox`: whether Chromium runs with its sandbox on this host.
 //! - `page`: one page load on one session, and how WebDriver errors become [`PageError`]s.
+//! - `emulation`: request headers, cookies and a phone's viewport, set before navigation.
+//! - `actions`: clicks, typing, keys, waits, scrolls and screenshots before capture.
+//! - `shots`: viewport and full-page screenshots; `devtools`: Chromium's DevTools commands.
 
+pub mod actions;
+mod devtools;
 mod driver;
+mod emulation;
 mod page;
 mod pool;
 mod reset;
 mod sandbox;
 mod session;
+mod shots;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +35,10 @@ use tracing::{Instrument, field};
 
 use crate::egress::span::{Path, redacted_url};
 use driver::Driver;
+pub use emulation::{MOBILE_VIEWPORT, PageOptions, cookie_pairs};
 use pool::Pool;
 pub use sandbox::SandboxMode;
+pub use shots::MAX_FULL_PAGE_HEIGHT;
 
 /// Decide whether Chromium's sandbox can run for `config` on this host and say so in the log,
 /// once per process: the daemon calls it at start so an operator learns it before any scrape.
@@ -94,6 +103,8 @@ pub struct PageRequest {
     pub screenshot: bool,
     /// Bypass the pool: a fresh session, closed afterwards (for benchmarking).
     pub new_session: bool,
+    /// Headers, emulation, a wait, actions before capture, a full-page screenshot.
+    pub options: PageOptions,
 }
 
 impl PageRequest {
@@ -105,6 +116,7 @@ impl PageRequest {
             timeout: Duration::from_secs(30),
             screenshot: false,
             new_session: false,
+            options: PageOptions::default(),
         }
     }
 }
@@ -122,8 +134,10 @@ pub struct Page {
     pub html: String,
     /// The body's visible text, at most [`MAX_CONTENT_BYTES`].
     pub text: String,
-    /// A PNG of the viewport, when asked for.
+    /// A PNG of the viewport (or the whole page), when asked for.
     pub screenshot: Option<Vec<u8>>,
+    /// The PNGs the actions' `screenshot` steps took, in order.
+    pub action_screenshots: Vec<Vec<u8>>,
     /// Milliseconds until the page's load event.
     pub navigate_ms: u64,
     /// Milliseconds spent waiting for the selector.
@@ -147,6 +161,9 @@ pub enum PageError {
     /// No WebDriver session could be had, or it died during the load.
     #[error("webdriver unavailable: {0}")]
     DriverUnavailable(String),
+    /// An action before capture could not be done; the message names the step.
+    #[error("action failed: {0}")]
+    ActionFailed(String),
 }
 
 impl PageError {
@@ -157,6 +174,7 @@ impl PageError {
             Self::SelectorNotFound(_) => "selector_not_found",
             Self::NavigationFailed(_) => "navigation_failed",
             Self::DriverUnavailable(_) => "driver_unavailable",
+            Self::ActionFailed(_) => "action_failed",
         }
     }
 
@@ -164,7 +182,7 @@ impl PageError {
     pub fn transient(&self) -> bool {
         match self {
             Self::Timeout(_) | Self::DriverUnavailable(_) => true,
-            Self::SelectorNotFound(_) => false,
+            Self::SelectorNotFound(_) | Self::ActionFailed(_) => false,
             Self::NavigationFailed(message) => page::looks_like_network_error(message),
         }
     }
@@ -280,7 +298,7 @@ impl Browser {
             span.record("pages", session.pages);
             match page::load(session, req).await {
                 Ok(page) => {
-                    lease.checkin(true, true).await;
+                    lease.checkin(!req.options.alter_session(), true).await;
                     Ok(page)
                 }
                 Err(failure) => {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::session::Session;
-use super::{MAX_CONTENT_BYTES, Page, PageError, PageRequest};
+use super::{MAX_CONTENT_BYTES, Page, PageError, PageRequest, actions, emulation, shots};
 use crate::egress::span::{Path, redacted_url};
 
 /// chromedriver enforces the page-load timeout itself; ours only catches a driver that hangs.
@@ -51,7 +51,7 @@ pub(super) struct Failure {
 
 impl Failure {
     /// The browser answered normally: the session is fine.
-    fn keep(error: PageError) -> Self {
+    pub(super) fn keep(error: PageError) -> Self {
         Self {
             error,
             discard: false,
@@ -59,7 +59,7 @@ impl Failure {
     }
 
     /// The session may be dead, hung or mid-navigation.
-    fn discard(error: PageError) -> Self {
+    pub(super) fn discard(error: PageError) -> Self {
         Self {
             error,
             discard: true,
@@ -84,6 +84,9 @@ pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Pag
         session.page_load_timeout = Some(req.timeout);
     }
     let client = &session.client;
+    if req.options.alter_session() {
+        emulation::apply(client, &req.url, &req.options).await?;
+    }
 
     let started = Instant::now();
     // The query may carry a user's secrets (tokens, signed links): traces show the page only.
@@ -133,6 +136,16 @@ pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Pag
             Err(_) => return Err(Failure::discard(timed_out(req, "waiting for the selector"))),
         }
     }
+    if !req.options.wait.is_zero() {
+        tokio::time::sleep(req.options.wait).await;
+    }
+    let mut action_screenshots = Vec::new();
+    if !req.options.actions.is_empty() {
+        let span = tracing::info_span!("actions", steps = req.options.actions.len());
+        actions::run(client, &req.options.actions, &mut action_screenshots)
+            .instrument(span)
+            .await?;
+    }
     let wait_ms = millis(started.elapsed());
 
     let started = Instant::now();
@@ -157,6 +170,7 @@ pub(super) async fn load(session: &mut Session, req: &PageRequest) -> Result<Pag
         extract_ms: millis(started.elapsed()),
         navigate_ms,
         wait_ms,
+        action_screenshots,
         ..extracted
     })
 }
@@ -194,10 +208,12 @@ async fn extract(client: &Client, req: &PageRequest) -> Result<Page, Failure> {
         .await
         .map_err(|e| classify(e, "reading the title"))?;
     let screenshot = if req.screenshot {
-        let png = client
-            .screenshot()
+        let png = shots::capture(client, req.options.full_page)
             .await
-            .map_err(|e| classify(e, "taking the screenshot"))?;
+            .map_err(|e| match e {
+                shots::ShotError::Driver(e) => classify(e, "taking the screenshot"),
+                other => Failure::keep(PageError::NavigationFailed(other.to_string())),
+            })?;
         Some(png)
     } else {
         None
@@ -209,6 +225,7 @@ async fn extract(client: &Client, req: &PageRequest) -> Result<Page, Failure> {
         html,
         text,
         screenshot,
+        action_screenshots: Vec::new(),
         navigate_ms: 0,
         wait_ms: 0,
         extract_ms: 0,
@@ -235,7 +252,7 @@ fn error_page(text: &str, url: &url::Url) -> String {
 }
 
 /// What a WebDriver error means for the page, and for the session that produced it.
-fn classify(e: CmdError, doing: &str) -> Failure {
+pub(super) fn classify(e: CmdError, doing: &str) -> Failure {
     let CmdError::Standard(w) = &e else {
         return match e {
             CmdError::Failed(_) | CmdError::FailedC(_) | CmdError::Lost(_) => {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use fantoccini::Client;
 use fantoccini::error::CmdError;
-use fantoccini::wd::WebDriverCompatibleCommand;
 use serde_json::{Value, json};
 
+use super::devtools;
 use super::session::Session;
 
 /// Clearing takes ~0.1 s here (~0.2 s on busy cores, see `leave_page`); this only bounds a
@@ -86,7 +86,7 @@ async fn clear_state(session: &Session) -> Result<(), Unclearable> {
         return Err(Unclearable::Unreachable("the page opened another window"));
     }
     leave_page(client).await?;
-    devtools(client, "Network.clearBrowserCookies", json!({})).await?;
+    command(client, "Network.clearBrowserCookies", json!({})).await?;
     let mut origins: Vec<&str> = session.touched.iter().map(String::as_str).collect();
     origins.push(top);
     origins.sort_unstable();
@@ -94,9 +94,9 @@ async fn clear_state(session: &Session) -> Result<(), Unclearable> {
     // Opaque ("null") and non-web origins have no storage to clear.
     for origin in origins.into_iter().filter(|o| o.starts_with("http")) {
         let params = json!({ "origin": origin, "storageTypes": "all" });
-        devtools(client, "Storage.clearDataForOrigin", params).await?;
+        command(client, "Storage.clearDataForOrigin", params).await?;
     }
-    devtools(client, "Network.clearBrowserCache", json!({})).await?;
+    command(client, "Network.clearBrowserCache", json!({})).await?;
     Ok(())
 }
 
@@ -127,12 +127,10 @@ async fn leave_page(client: &Client) -> Result<(), Unclearable> {
 }
 
 /// One DevTools command through chromedriver.
-async fn devtools(client: &Client, cmd: &'static str, params: Value) -> Result<(), Unclearable> {
-    match client.issue_cmd(DevTools { cmd, params }).await {
+async fn command(client: &Client, cmd: &'static str, params: Value) -> Result<(), Unclearable> {
+    match devtools::execute(client, cmd, params).await {
         Ok(_) => Ok(()),
-        Err(e) if e.is_unknown_command() || e.is_unknown_method() || e.is_unknown_path() => {
-            Err(Unclearable::NoDevTools(first_line(&e)))
-        }
+        Err(e) if devtools::unsupported(&e) => Err(Unclearable::NoDevTools(first_line(&e))),
         Err(e) => Err(failed(cmd, e)),
     }
 }
@@ -150,28 +148,4 @@ fn first_line(e: &CmdError) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// `POST /session/{id}/goog/cdp/execute`: chromedriver's passthrough to the page's DevTools.
-#[derive(Debug)]
-struct DevTools {
-    cmd: &'static str,
-    params: Value,
-}
-
-impl WebDriverCompatibleCommand for DevTools {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        // A client always has a session once connected; the error type is fantoccini's.
-        let id = session_id.ok_or(url::ParseError::EmptyHost)?;
-        base_url.join(&format!("session/{id}/goog/cdp/execute"))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({ "cmd": self.cmd, "params": self.params });
-        (http::Method::POST, Some(body.to_string()))
-    }
 }

@@ -1,15 +1,17 @@
 //! `/v1/scrapes`: render a page in headless Chromium as a `scrape` job and keep what it found
-//! (title, text, HTML, Markdown, a screenshot) as a scrape and a document.
+//! (main content as Markdown, HTML and text, the raw HTML, links, metadata, screenshots) as a
+//! scrape and a document. `body` is the request, `out` the scrape as shown.
+
+mod body;
+mod out;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::ApiState;
@@ -17,11 +19,10 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
 use super::limits;
-use crate::api::closed::{OneOf, ScrapeErrorKinds, ScrapeFormats, WorkStatuses, strings};
-use crate::domain::jobs::JobState;
 use crate::store;
-use crate::store::scrapes::Scrape;
-use crate::work::{self, scrapes::ScrapeRequest};
+use crate::work;
+use body::CreateScrape;
+use out::ScrapeOut;
 
 #[derive(Tags)]
 enum ScrapeTags {
@@ -31,143 +32,6 @@ enum ScrapeTags {
 
 /// Scrapes.
 pub struct ScrapesApi;
-
-/// A page to scrape.
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
-struct CreateScrape {
-    /// An http or https URL, at most 2,048 characters. Private, loopback, link-local and
-    /// metadata addresses are refused unless the operator allows them (`egress.allow`).
-    url: String,
-    /// Wait until an element matching this CSS selector exists (at most 500 characters).
-    wait_for: Option<String>,
-    /// Longest the page may take to load, selector included, in milliseconds (1,000 up to
-    /// `scrape.max_timeout`; default `scrape.default_timeout`).
-    timeout_ms: Option<u32>,
-    /// Keep a PNG screenshot of the window (`GET /v1/scrapes/{id}/screenshot`).
-    screenshot: Option<bool>,
-    /// What to keep of the page: any of `text`, `html`, `markdown` (default text and markdown).
-    formats: Option<Vec<OneOf<ScrapeFormats>>>,
-    /// When the scrape succeeds, summarise its document (a `summarise` job charging one unit
-    /// of the `summarise` quota; skipped, saying why, when the quota is spent).
-    summarise: Option<bool>,
-    /// When the scrape finishes, tell every channel of the user, not only those subscribed to
-    /// `scrapes.finished`.
-    notify: Option<bool>,
-}
-
-/// A scrape: what was asked, its status, and what was found.
-#[derive(Object)]
-struct ScrapeOut {
-    /// Id.
-    id: Uuid,
-    /// `pending`, `scheduled`, `running`, `retrying` (an attempt failed, another follows),
-    /// `succeeded`, `failed` or `cancelled`.
-    status: OneOf<WorkStatuses>,
-    /// The requested URL.
-    url: String,
-    /// The URL after redirects.
-    #[oai(skip_serializing_if_is_none)]
-    final_url: Option<String>,
-    /// The page's HTTP status, when the browser can tell it.
-    #[oai(skip_serializing_if_is_none)]
-    http_status: Option<i32>,
-    /// The page title.
-    #[oai(skip_serializing_if_is_none)]
-    title: Option<String>,
-    /// The kept formats: `{"text": …, "markdown": …}`.
-    #[oai(skip_serializing_if_is_none)]
-    content: Option<Value>,
-    /// The screenshot's URL, when one was kept.
-    #[oai(skip_serializing_if_is_none)]
-    screenshot_url: Option<String>,
-    /// The document the page became (summaries start from it).
-    #[oai(skip_serializing_if_is_none)]
-    document_id: Option<Uuid>,
-    /// The summary chained after the scrape (`summarise: true`).
-    #[oai(skip_serializing_if_is_none)]
-    summary_id: Option<Uuid>,
-    /// Why the last attempt failed: `timeout`, `selector_not_found`, `navigation_failed`,
-    /// `blocked_by_policy`, `driver_unavailable`, `invalid_url`. Only the transient ones
-    /// (`timeout`, `driver_unavailable`, network failures) are retried.
-    #[oai(skip_serializing_if_is_none)]
-    error_kind: Option<OneOf<ScrapeErrorKinds>>,
-    /// The error, for a person.
-    #[oai(skip_serializing_if_is_none)]
-    error: Option<String>,
-    /// The job doing the work (`/v1/jobs/{id}` while it is kept).
-    job_id: Uuid,
-    /// Attempts made.
-    attempts: i32,
-    /// Timings of the last attempt, in milliseconds.
-    #[oai(skip_serializing_if_is_none)]
-    timings: Option<Value>,
-    /// What was asked: selector, timeout, screenshot, formats.
-    options: Value,
-    /// Created.
-    created_at: DateTime<Utc>,
-    /// The first attempt started.
-    #[oai(skip_serializing_if_is_none)]
-    started_at: Option<DateTime<Utc>>,
-    /// Finished.
-    #[oai(skip_serializing_if_is_none)]
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl ScrapeOut {
-    fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
-    }
-}
-
-fn status(s: &Scrape) -> OneOf<WorkStatuses> {
-    let run_at = s.job_run_at.unwrap_or(s.created_at);
-    JobState::of_work(
-        s.outcome.as_deref(),
-        s.job_state.as_deref(),
-        run_at,
-        Utc::now(),
-    )
-    .into()
-}
-
-impl From<Scrape> for ScrapeOut {
-    fn from(s: Scrape) -> Self {
-        let timings = s.navigate_ms.map(|navigate| {
-            json!({ "navigate_ms": navigate, "wait_ms": s.wait_ms, "extract_ms": s.extract_ms })
-        });
-        Self {
-            status: status(&s),
-            screenshot_url: s
-                .has_screenshot
-                .then(|| format!("/v1/scrapes/{}/screenshot", s.id)),
-            options: json!({
-                "wait_for": s.wait_for,
-                "timeout_ms": s.timeout_ms,
-                "screenshot": s.screenshot,
-                "formats": s.formats,
-                "summarise": s.chain_summary,
-                "notify": s.notify_all,
-            }),
-            id: s.id,
-            url: s.url,
-            final_url: s.final_url,
-            http_status: s.http_status,
-            title: s.title,
-            content: s.content,
-            document_id: s.document_id,
-            summary_id: s.summary_id,
-            error_kind: s.error_kind.map(OneOf::from),
-            error: s.error,
-            job_id: s.job_id,
-            attempts: s.attempts,
-            timings,
-            created_at: s.created_at,
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-        }
-    }
-}
 
 #[derive(ApiResponse)]
 enum ScrapeStarted {
@@ -228,7 +92,8 @@ impl ScrapesApi {
     /// Scrape a page: it is rendered in headless Chromium by a `scrape` job, which charges one
     /// unit of the `scrape` quota (given back if the scrape fails for good). Answers 202 with
     /// `Location`; with `wait` (e.g. `?wait=10s`, at most 60 s) the finished scrape comes back
-    /// directly (200) when it is ready in time.
+    /// directly (200) when it is ready in time. With `max_age`, your own fresh enough scrape of
+    /// the same URL and options comes back at once (200, no charge).
     #[oai(path = "/scrapes", method = "post", operation_id = "scrapes_create")]
     async fn create_scrape(
         &self,
@@ -252,20 +117,18 @@ impl ScrapesApi {
     ) -> Result<Idempotent<ScrapeStarted>, ApiError> {
         let wait = wait_for(wait.0.as_deref(), &state);
         let idempotency = Idempotency::new(auth.user_id(), req, body.fingerprint)?;
-        let body = body.value;
-        let request = ScrapeRequest {
-            url: body.url,
-            wait_for: body.wait_for,
-            timeout_ms: body.timeout_ms,
-            screenshot: body.screenshot.unwrap_or(false),
-            formats: body.formats.map(strings),
-            summarise: body.summarise.unwrap_or(false),
-            notify: body.notify.unwrap_or(false),
-        };
+        let request = body.value.into_request();
         let checked = work::scrapes::check(&state.work, request).await?;
         let mut tx = state.pool.begin().await?;
         if let Some(replay) = idempotency.claim(&mut tx).await? {
             return Ok(replay);
+        }
+        if let Some(id) = work::scrapes::fresh(&mut tx, &auth.0, &checked).await? {
+            let out = read(&state, id).await?;
+            let response = ScrapeStarted::Finished(Json(out), location(id));
+            let response = idempotency.finish(&mut tx, response).await?;
+            tx.commit().await?;
+            return Ok(response);
         }
         let requested = work::scrapes::request(&state.work, &mut tx, &auth.0, checked).await;
         let requested = limits::note(req, requested, |r| r.started.charged.as_ref())?;
@@ -337,7 +200,8 @@ impl ScrapesApi {
         Ok(Json(scrape.into()))
     }
 
-    /// The screenshot of a scrape, as PNG (404 when none was kept).
+    /// The screenshot of a scrape, as PNG (409 while the scrape runs, after it failed, or when
+    /// none was asked for).
     #[oai(
         path = "/scrapes/:id/screenshot",
         method = "get",
@@ -351,13 +215,61 @@ impl ScrapesApi {
     ) -> Result<Screenshot, ApiError> {
         match store::scrapes::screenshot(&state.pool, id.0, auth.owner_filter()).await? {
             Some(Some(png)) => Ok(Screenshot::Png(Binary(png))),
-            Some(None) => Err(ApiError::not_found(format_args!(
-                "a screenshot of scrape {}",
-                id.0
-            ))),
+            Some(None) => Err(no_screenshot(&state, id.0, "a screenshot").await),
             None => Err(ApiError::not_found(format_args!("scrape {}", id.0))),
         }
     }
+
+    /// The `n`th screenshot (from 1) a `screenshot` action of the scrape took, as PNG (409 when
+    /// the scrape has no such screenshot).
+    #[oai(
+        path = "/scrapes/:id/screenshots/:n",
+        method = "get",
+        operation_id = "scrapes_action_screenshot_get"
+    )]
+    async fn get_action_screenshot(
+        &self,
+        auth: BearerAuth,
+        state: Data<&ApiState>,
+        id: Path<Uuid>,
+        /// Which screenshot, counting from 1 in the order the actions took them.
+        #[oai(validator(minimum(value = "1"), maximum(value = "50")))]
+        n: Path<i32>,
+    ) -> Result<ActionScreenshot, ApiError> {
+        let found =
+            store::scrapes::action_screenshot(&state.pool, id.0, n.0, auth.owner_filter()).await?;
+        match found {
+            Some(Some(png)) => Ok(ActionScreenshot::Png(Binary(png))),
+            Some(None) => Err(no_screenshot(&state, id.0, &format!("screenshot {}", n.0)).await),
+            None => Err(ApiError::not_found(format_args!("scrape {}", id.0))),
+        }
+    }
+}
+
+/// A screenshot an action took.
+#[derive(ApiResponse)]
+enum ActionScreenshot {
+    /// The PNG.
+    #[oai(status = 200, content_type = "image/png")]
+    Png(Binary<Vec<u8>>),
+}
+
+/// 409 for a scrape that exists but has no such screenshot, saying why: it has not finished,
+/// it failed, or the screenshot was not asked for. (Not 404: the scrape is there, and a
+/// screenshot may come with its state.)
+async fn no_screenshot(state: &ApiState, id: Uuid, what: &str) -> ApiError {
+    let why = match read(state, id).await {
+        Ok(out) if !out.finished() => format!(
+            "scrape {id} is {} and has no {what} yet",
+            out.status.as_str()
+        ),
+        Ok(out) if out.status.as_str() != "succeeded" => {
+            format!("scrape {id} is {} and kept no {what}", out.status.as_str())
+        }
+        Ok(_) => format!("scrape {id} has no {what}: none was asked for"),
+        Err(e) => return e,
+    };
+    ApiError::conflict(why)
 }
 
 async fn read(state: &ApiState, id: Uuid) -> Result<ScrapeOut, ApiError> {
