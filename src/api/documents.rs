@@ -35,7 +35,10 @@ pub struct DocumentsApi;
 #[oai(deny_unknown_fields)]
 struct CreateDocument {
     /// Title, 1 to 500 characters.
-    #[oai(validator(max_length = 500, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
+    #[oai(validator(
+        max_length = 500,
+        pattern = r"^[^\u0000]*[^\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000][^\u0000]*$"
+    ))]
     title: String,
     /// The text; at most `summarise.max_document_bytes` bytes (413 above).
     #[oai(validator(min_length = 1))]

@@ -42,7 +42,10 @@ pub(super) struct CreateChannel {
     /// `webhook`, `fcm` or `webpush`.
     pub(super) kind: OneOf<ChannelKinds>,
     /// Display name, 1 to 100 characters.
-    #[oai(validator(max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))]
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000][^\u0000]*$"
+    ))]
     pub(super) name: String,
     /// webhook: the receiver's http(s) URL (private addresses need `egress.allow`).
     pub(super) url: Option<String>,

@@ -39,8 +39,7 @@ pub(super) struct ScrapeOut {
     /// The screenshot's URL, when one was kept.
     #[oai(skip_serializing_if_is_none)]
     pub screenshot_url: Option<String>,
-    /// The URLs of the screenshots the actions took, in order.
-    #[oai(skip_serializing_if_is_empty)]
+    /// The URLs of the screenshots the actions took, in order (empty without any).
     pub action_screenshot_urls: Vec<String>,
     /// The document the page became (summaries start from it).
     #[oai(skip_serializing_if_is_none)]

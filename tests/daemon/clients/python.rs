@@ -114,6 +114,25 @@ fn operations_taking<'a>(spec: &'a Value, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The schemas with a field of the union `name`, or a list of it.
+fn schemas_holding<'a>(spec: &'a Value, name: &str) -> Vec<&'a str> {
+    let reference = format!("#/components/schemas/{name}");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let refers = |field: &Value| {
+        [field.get("$ref"), field.pointer("/items/$ref")]
+            .into_iter()
+            .flatten()
+            .any(|r| r.as_str() == Some(reference.as_str()))
+    };
+    schemas
+        .iter()
+        .filter(|(_, schema)| {
+            (schema["properties"].as_object()).is_some_and(|p| p.values().any(refers))
+        })
+        .map(|(holder, _)| holder.as_str())
+        .collect()
+}
+
 /// The generated module of operation `id`, in whichever tag's package it is.
 fn module_source(api: &Path, id: &str) -> String {
     let tags = std::fs::read_dir(api).expect("reading the generated api package");
@@ -157,16 +176,24 @@ async fn openapi_python_client_generates_every_schema_and_walks_the_journey() {
         let schema = &journey.spec["components"]["schemas"][name];
         if let Some(choices) = schema["oneOf"].as_array() {
             // A union is a type alias, not a model: each choice is a model (checked as a
-            // schema of its own), and every operation that takes the union names each choice.
-            let takers = operations_taking(&journey.spec, name);
-            assert!(!takers.is_empty(), "no operation takes {name}");
-            for id in takers {
-                let source = module_source(&api, id);
+            // schema of its own), and every operation or model that takes the union (as a
+            // body, a field or a list's items) names each choice.
+            let mut takers: Vec<(String, String)> = operations_taking(&journey.spec, name)
+                .into_iter()
+                .map(|id| (id.to_string(), module_source(&api, id)))
+                .collect();
+            for holder in schemas_holding(&journey.spec, name) {
+                let source = std::fs::read_to_string(models.join(model_file(holder)))
+                    .unwrap_or_else(|e| panic!("{holder}'s model: {e}"));
+                takers.push((holder.to_string(), source));
+            }
+            assert!(!takers.is_empty(), "nothing takes {name}");
+            for (taker, source) in takers {
                 for choice in choices.iter().filter_map(|c| c["$ref"].as_str()) {
                     let class = choice.rsplit('/').next().unwrap_or(choice);
                     assert!(
                         source.contains(class),
-                        "{id} does not take {class} ({name})"
+                        "{taker} does not take {class} ({name})"
                     );
                 }
             }
