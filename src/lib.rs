@@ -17,8 +17,9 @@
 //! - [`engine`]: the job engine (apalis workers over our own queue backend, cancellation,
 //!   leases, sweeper, pruning); [`egress`]: the outbound policy, the browser's filtering proxy
 //!   and the checked, pooled client for webhooks and Web Push.
-//! - Job kinds, each with the client it drives: [`scrape`] (Chromium through chromedriver),
-//!   [`summarise`] (OpenAI-compatible providers, the built-in summariser), [`notify`]
+//! - Job kinds, each with the client it drives: [`scrape`] (Chromium through chromedriver;
+//!   what is kept of a page: main content, links, metadata), [`crawl`] (a site page by page,
+//!   each page a scrape; robots.txt, sitemaps, maps), [`summarise`] (OpenAI-compatible providers, the built-in summariser), [`notify`]
 //!   (webhooks, FCM, Web Push); [`jobs`]: the small kinds (echo, inject, quota_reset) and the
 //!   cron schedules from `jobs/*.toml`.
 //! - [`work`]: the use cases, one function per act, each taking a [`work::Caller`]: the one
@@ -43,6 +44,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod crawl;
 pub mod domain;
 pub mod egress;
 pub mod engine;

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod channels;
 pub mod closed;
+pub mod crawls;
 pub mod documents;
 pub mod error;
 pub mod events;
@@ -82,6 +83,7 @@ type Apis = (
     jobs::JobsApi,
     schedules::SchedulesApi,
     scrapes::ScrapesApi,
+    crawls::CrawlsApi,
     documents::DocumentsApi,
     channels::ChannelsApi,
     records::RecordsApi,
@@ -98,6 +100,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             jobs::JobsApi,
             schedules::SchedulesApi,
             scrapes::ScrapesApi,
+            crawls::CrawlsApi,
             documents::DocumentsApi,
             channels::ChannelsApi,
             records::RecordsApi,

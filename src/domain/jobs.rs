@@ -11,6 +11,8 @@ pub mod kinds {
     pub const ECHO: &str = "echo";
     /// Render a page in headless Chromium.
     pub const SCRAPE: &str = "scrape";
+    /// Take a crawl one step: read robots.txt and the sitemap, start the next pages' scrapes.
+    pub const CRAWL: &str = "crawl";
     /// Summarise a document.
     pub const SUMMARISE: &str = "summarise";
     /// Deliver one event to one channel.

@@ -13,6 +13,7 @@ pub const TYPES: &[&str] = &[
     "job.dead",
     "job.cancelled",
     "scrapes.finished",
+    "crawls.finished",
     "summaries.finished",
     "summary.progress",
     "jobs.failed",

@@ -9,6 +9,8 @@ use std::str::FromStr;
 pub enum Topic {
     /// A scrape finished (succeeded, failed or was cancelled).
     ScrapesFinished,
+    /// A crawl finished (succeeded, failed or was cancelled).
+    CrawlsFinished,
     /// A summary finished.
     SummariesFinished,
     /// A job of the user failed for good.
@@ -21,8 +23,9 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic, in the order the API lists them.
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::ScrapesFinished,
+        Topic::CrawlsFinished,
         Topic::SummariesFinished,
         Topic::JobsFailed,
         Topic::InjectorRuns,
@@ -33,6 +36,7 @@ impl Topic {
     pub const fn as_str(self) -> &'static str {
         match self {
             Topic::ScrapesFinished => "scrapes.finished",
+            Topic::CrawlsFinished => "crawls.finished",
             Topic::SummariesFinished => "summaries.finished",
             Topic::JobsFailed => "jobs.failed",
             Topic::InjectorRuns => "injector.runs",

@@ -152,6 +152,70 @@ impl OutboundClient {
     }
 }
 
+/// A document fetched with GET: its status, the address after redirects, and its body.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The final answer's status.
+    pub status: StatusCode,
+    /// The address after redirects.
+    pub url: url::Url,
+    /// The body as text (invalid UTF-8 replaced), at most the bytes asked for.
+    pub body: String,
+}
+
+/// Redirects a GET follows at most, each target checked like the first.
+const MAX_REDIRECTS: usize = 5;
+
+impl OutboundClient {
+    /// GETs a public document (`robots.txt`, a sitemap, a page to map), following up to five
+    /// redirects, each checked against the policy as the first URL is (a document read for a
+    /// crawl has no body of ours to carry elsewhere, unlike a webhook). Reads at most
+    /// `max_bytes` of the body.
+    pub async fn get_document(
+        &self,
+        url: &str,
+        max_bytes: usize,
+    ) -> Result<Fetched, OutboundError> {
+        let mut url = self.policy.check_url(url)?;
+        for _ in 0..=MAX_REDIRECTS {
+            let span = span::client("GET", &url, Path::Shown);
+            let request = self.http.get(url.clone()).send().instrument(span.clone());
+            let mut response = request.await.map_err(|e| {
+                let e = OutboundError::from_reqwest(e);
+                span::record_error(&span, e.kind());
+                e
+            })?;
+            span::record_status(&span, response.status().as_u16());
+            let location = (response.headers().get(reqwest::header::LOCATION))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok());
+            if response.status().is_redirection()
+                && let Some(next) = location
+            {
+                url = self.policy.check_url(next.as_str())?;
+                continue;
+            }
+            let mut body = Vec::new();
+            while body.len() < max_bytes {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(e) => return Err(OutboundError::from_reqwest(e)),
+                }
+            }
+            body.truncate(max_bytes);
+            return Ok(Fetched {
+                status: response.status(),
+                url,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        Err(OutboundError::BadUrl(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+}
+
 /// Resolves names for the client and refuses any whose addresses the policy blocks, so the
 /// connection goes to exactly the addresses checked.
 struct PolicyResolver(Arc<EgressPolicy>);

@@ -15,7 +15,7 @@ mod http;
 pub mod proxy;
 pub mod span;
 
-pub use client::{Answer, OutboundClient, describe_status};
+pub use client::{Answer, Fetched, OutboundClient, describe_status};
 pub use failure::OutboundError;
 pub use proxy::EgressProxy;
 

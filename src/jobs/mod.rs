@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::crawl::job::CrawlKind;
 use crate::engine::{JobKind, Registry};
 use crate::metrics::Metrics;
 use crate::notify::job::{Notifier, NotifyKind};
@@ -57,7 +58,8 @@ impl Kinds {
 }
 
 /// The name of every job kind [`registry_for`] registers, sorted: the closed set the API lists.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
+    CrawlKind::NAME,
     echo::Echo::NAME,
     inject::InjectKind::NAME,
     NotifyKind::NAME,
@@ -77,6 +79,12 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         metrics: kinds.metrics.clone(),
     };
     registry.register(echo::Echo { pool: pool.clone() });
+    registry.register(CrawlKind {
+        pool: pool.clone(),
+        fetcher: kinds.scraper.fetcher().clone(),
+        notifier: kinds.notifier.clone(),
+        work: work.clone(),
+    });
     registry.register(ScrapeKind {
         pool: pool.clone(),
         scraper: kinds.scraper.clone(),

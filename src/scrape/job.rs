@@ -17,7 +17,7 @@ use super::options::ScrapeOptions;
 use crate::config::Config;
 use crate::domain::topics::Topic;
 use crate::egress::proxy::EgressProxy;
-use crate::egress::{EgressError, EgressPolicy};
+use crate::egress::{EgressError, EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
 use crate::metrics::Metrics;
 use crate::notify::job::Notifier;
@@ -39,6 +39,9 @@ pub const FORMATS: [&str; 7] = [
     "screenshot",
 ];
 
+/// How long a document read without the browser may take, redirects included.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The browser, the egress proxy every browser request goes through, and the policy.
 pub struct Scraper {
     config: BrowserConfig,
@@ -46,6 +49,7 @@ pub struct Scraper {
     policy: Arc<EgressPolicy>,
     browser: OnceCell<Browser>,
     proxy: Mutex<Option<EgressProxy>>,
+    fetcher: OutboundClient,
     metrics: Metrics,
 }
 
@@ -68,12 +72,16 @@ impl Scraper {
             sandbox: s.sandbox,
         };
         super::browser::announce_sandbox(&config);
+        let policy = Arc::new(policy);
+        // robots.txt, sitemaps and pages to map: plain GETs, no browser.
+        let fetcher = OutboundClient::new(policy.clone(), FETCH_TIMEOUT)?;
         Ok(Arc::new(Self {
             config,
             max_content_bytes: s.max_content_bytes,
-            policy: Arc::new(policy),
+            policy,
             browser: OnceCell::new(),
             proxy: Mutex::new(None),
+            fetcher,
             metrics,
         }))
     }
@@ -83,6 +91,12 @@ impl Scraper {
         let stats = self.browser.get()?.stats();
         let (live, idle) = (stats.live_sessions as u64, stats.idle_sessions as u64);
         Some((live.saturating_sub(idle), idle))
+    }
+
+    /// The egress-checked HTTP client for documents read without the browser (robots.txt,
+    /// sitemaps, pages to map).
+    pub fn fetcher(&self) -> &OutboundClient {
+        &self.fetcher
     }
 
     /// The egress policy.
@@ -160,14 +174,24 @@ impl Scraper {
         }
         // Parsing a large page takes tens of milliseconds of CPU: off the async workers.
         let (formats, limit) = (scrape.formats.clone(), self.max_content_bytes);
-        let fallback = landed.clone();
-        tokio::task::spawn_blocking(move || keep(&formats, &options, &fallback, page, limit))
-            .await
-            .map_err(|e| Failure {
-                kind: "navigation_failed",
-                message: format!("extracting the content: {e}"),
-                transient: true,
-            })
+        let (fallback, crawled) = (landed.clone(), scrape.crawl_id.is_some());
+        tokio::task::spawn_blocking(move || {
+            let mut found = keep(&formats, &options, &fallback, page.clone(), limit);
+            // A crawl's page: the links its crawl follows.
+            if crawled {
+                found.links = content::links(&page.html, &fallback)
+                    .into_iter()
+                    .map(|l| l.url)
+                    .collect();
+            }
+            found
+        })
+        .await
+        .map_err(|e| Failure {
+            kind: "navigation_failed",
+            message: format!("extracting the content: {e}"),
+            transient: true,
+        })
     }
 }
 
@@ -216,8 +240,13 @@ fn keep(
         text: cut(&text, limit),
         screenshot: page.screenshot,
         action_screenshots: page.action_screenshots,
+        links: Vec::new(),
         timings: (ms(page.navigate_ms), ms(page.wait_ms), ms(page.extract_ms)),
     }
+}
+
+fn crawl_error(e: WorkError) -> JobError {
+    JobError::Retry(anyhow!("recording the crawl's page: {e}"))
 }
 
 /// `s` cut to at most `limit` bytes, on a character boundary.
@@ -355,6 +384,11 @@ impl ScrapeKind {
         let all = scrape.notify_all;
         let topic = Topic::ScrapesFinished;
         publish_to(&mut tx, self.notifier.config(), topic, owner, payload, all).await?;
+        if scrape.crawl_id.is_some() {
+            work::crawls::page_finished(&self.work, &mut tx, id, true, &found.links)
+                .await
+                .map_err(crawl_error)?;
+        }
         let result = json!({
             "scrape_id": id,
             "document_id": document_id,
@@ -385,6 +419,11 @@ impl ScrapeKind {
             let all = scrape.notify_all;
             let topic = Topic::ScrapesFinished;
             publish_failed(&mut tx, self.notifier.config(), topic, owner, payload, all).await?;
+            if scrape.crawl_id.is_some() {
+                work::crawls::page_finished(&self.work, &mut tx, id, false, &[])
+                    .await
+                    .map_err(crawl_error)?;
+            }
         }
         let error = anyhow!("{}: {}", failure.kind, failure.message);
         let error = match failure.transient {

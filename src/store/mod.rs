@@ -2,6 +2,7 @@
 //! whether there is a transaction. This module also opens the pool and runs the migrations.
 
 pub mod bounds;
+pub mod crawls;
 pub mod documents;
 pub mod embedded;
 pub mod idempotency;

@@ -33,14 +33,16 @@ pub struct NewScrape {
     pub options: Value,
     /// Equal requests share a result under this key (`max_age`).
     pub cache_key: String,
+    /// The crawl it is a page of.
+    pub crawl_id: Option<Uuid>,
 }
 
 /// Insert a scrape, in the transaction that enqueues its job.
 pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO scrapes (id, owner_id, job_id, url, wait_for, timeout_ms, screenshot, formats, \
-                              chain_summary, notify_all, options, cache_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                              chain_summary, notify_all, options, cache_key, crawl_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(s.id)
     .bind(s.owner_id)
@@ -54,6 +56,7 @@ pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()
     .bind(s.notify_all)
     .bind(&s.options)
     .bind(&s.cache_key)
+    .bind(s.crawl_id)
     .execute(conn)
     .await
     .context("recording a scrape")?;
@@ -87,6 +90,8 @@ pub struct Scrape {
     pub options: Value,
     /// How many screenshots the actions took.
     pub action_screenshots: i64,
+    /// The crawl it is a page of.
+    pub crawl_id: Option<Uuid>,
     /// The summary chained after the scrape.
     pub summary_id: Option<Uuid>,
     /// `succeeded` or `failed` once finished.
@@ -132,7 +137,7 @@ macro_rules! scrape_select {
         "SELECT s.id, s.owner_id, s.job_id, s.url, s.wait_for, s.timeout_ms, s.screenshot, \
                 s.formats, s.chain_summary, s.notify_all, s.options, \
                 (SELECT count(*) FROM scrape_screenshots x WHERE x.scrape_id = s.id) \
-                    AS action_screenshots, \
+                    AS action_screenshots, s.crawl_id, \
                 s.summary_id, s.outcome, s.final_url, s.http_status, s.title, s.content, \
                 s.screenshot_png IS NOT NULL AS has_screenshot, s.error_kind, s.error, \
                 s.document_id, s.attempts, s.navigate_ms, s.wait_ms, s.extract_ms, \
@@ -228,6 +233,8 @@ pub struct Found {
     pub screenshot: Option<Vec<u8>>,
     /// PNGs the actions took, in order.
     pub action_screenshots: Vec<Vec<u8>>,
+    /// The page's links (absolute, each once), kept for a crawl's page only.
+    pub links: Vec<String>,
     /// Timings in ms: navigate, wait, extract.
     pub timings: (i32, i32, i32),
 }

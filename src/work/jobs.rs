@@ -20,8 +20,9 @@ pub const MAX_ATTEMPTS: i32 = 100;
 /// Kinds whose jobs work on a row their own use case writes first (the scrape, the summary,
 /// the delivery), with the use case that starts them. Users start them only that way: through
 /// `POST /v1/jobs` they could name another user's row in the arguments.
-const STARTED_BY_USE_CASE: [(&str, &str); 3] = [
+const STARTED_BY_USE_CASE: [(&str, &str); 4] = [
     (kinds::SCRAPE, "POST /v1/scrapes"),
+    (kinds::CRAWL, "POST /v1/crawls"),
     (kinds::SUMMARISE, "POST /v1/documents/{id}/summaries"),
     (kinds::NOTIFY, "publishing an event to a channel"),
 ];

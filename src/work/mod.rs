@@ -15,6 +15,7 @@
 //! own shape (`api::error` turns it into problem+json). All SQL stays in `store/`.
 
 pub mod channels;
+pub mod crawls;
 pub mod deliveries;
 pub mod documents;
 pub mod events;

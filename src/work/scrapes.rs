@@ -81,12 +81,7 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
         ));
     }
     let mut formats = (request.formats).unwrap_or_else(|| vec!["text".into(), "markdown".into()]);
-    if let Some(bad) = formats.iter().find(|f| !FORMATS.contains(&f.as_str())) {
-        return Err(WorkError::invalid(
-            "formats",
-            format!("unknown format {bad:?}; formats: {}", FORMATS.join(", ")),
-        ));
-    }
+    check_formats(&formats)?;
     formats.sort();
     formats.dedup();
     request
@@ -124,9 +119,18 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
             notify_all: request.notify,
             options,
             cache_key: key,
+            crawl_id: None,
         },
         request.max_age_ms,
     ))
+}
+
+impl CheckedScrape {
+    /// The scrape as a page of `crawl_id`.
+    pub fn in_crawl(mut self, crawl_id: Uuid) -> Self {
+        self.0.crawl_id = Some(crawl_id);
+        self
+    }
 }
 
 /// With `max_age`: the caller's successful scrape of the same URL and options younger than
@@ -143,6 +147,17 @@ pub async fn fresh(
     let since = chrono::Utc::now() - age;
     let found = store::scrapes::fresh(&mut *conn, caller.user_id, &scrape.cache_key, since).await?;
     Ok(found.map(|s| s.id))
+}
+
+/// Every format is one a scrape can keep.
+pub fn check_formats(formats: &[String]) -> WorkResult<()> {
+    match formats.iter().find(|f| !FORMATS.contains(&f.as_str())) {
+        Some(bad) => Err(WorkError::invalid(
+            "formats",
+            format!("unknown format {bad:?}; formats: {}", FORMATS.join(", ")),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn refused(e: EgressError) -> WorkError {

@@ -4,6 +4,7 @@ mod auth;
 #[path = "../common/chromedriver.rs"]
 mod chromedriver;
 mod contract;
+mod crawls;
 mod enums;
 mod errors;
 mod events;
@@ -22,6 +23,8 @@ mod records;
 mod schedules;
 mod scrape_content;
 mod scrapes;
+#[path = "../support/site.rs"]
+mod site;
 mod snapshot;
 mod sse;
 mod summaries;

@@ -3,17 +3,13 @@
 //! complete metadata, actions before capture, request headers and cookies, a phone's viewport,
 //! full-page screenshots, and reuse of a fresh result with `max_age`.
 
-use std::path::PathBuf;
-
-use poem::http::HeaderMap;
-use poem::web::Path;
-use poem::{Response, Route, handler};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use workhorse::domain::users::Role;
 
-use crate::helpers::{Loopback, TestApp, assert_problem, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, spawn_app_with};
+use crate::site::Site;
 
 /// A problem answer of `status` whose body names `named`.
 async fn refused(resp: reqwest::Response, status: StatusCode, named: &str) {
@@ -31,66 +27,8 @@ fn code(status: StatusCode) -> &'static str {
     }
 }
 
-fn site_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site")
-}
-
-/// A file of the fixture site (the sitemap with this server's host in it).
-#[handler]
-fn file(Path(path): Path<String>, headers: &HeaderMap) -> Response {
-    let path = if path.is_empty() {
-        "index.html".to_string()
-    } else {
-        path
-    };
-    if path.split('/').any(|part| part == "..") {
-        return Response::builder().status(StatusCode::BAD_REQUEST).finish();
-    }
-    let Ok(body) = std::fs::read(site_dir().join(&path)) else {
-        return Response::builder().status(StatusCode::NOT_FOUND).finish();
-    };
-    let host = (headers.get("host").and_then(|h| h.to_str().ok())).unwrap_or("127.0.0.1");
-    let body = match path.ends_with(".xml") {
-        true => String::from_utf8_lossy(&body)
-            .replace("SITE_HOST", host)
-            .into_bytes(),
-        false => body,
-    };
-    let kind = match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("xml") => "application/xml",
-        Some("svg") => "image/svg+xml",
-        _ => "text/plain; charset=utf-8",
-    };
-    Response::builder().content_type(kind).body(body)
-}
-
-/// Shows the headers and cookies it received, and the viewport and user agent the page sees.
-#[handler]
-fn echo(headers: &HeaderMap) -> Response {
-    let header = |name: &str| {
-        (headers.get(name).and_then(|v| v.to_str().ok()))
-            .unwrap_or("none")
-            .to_string()
-    };
-    let body = format!(
-        "<html><head><title>Echo</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head><body><main><article>\
-         <p id=\"x-test\">x-test={}</p><p id=\"jar\">cookie={}</p>\
-         <p id=\"viewport\"></p><div style=\"height: 3000px\">tall</div>\
-         <script>document.getElementById('viewport').textContent = \
-         'width=' + window.innerWidth + ' ua=' + navigator.userAgent;</script>\
-         </article></main></body></html>",
-        header("x-test"),
-        header("cookie"),
-    );
-    Response::builder()
-        .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
-async fn site() -> Loopback {
-    Loopback::start(Route::new().at("/echo", echo).at("/*path", file)).await
+async fn site() -> Site {
+    Site::start().await
 }
 
 async fn app(pool: PgPool) -> TestApp {
@@ -400,13 +338,13 @@ async fn max_age_reuses_a_fresh_scrape_of_the_same_request_without_a_charge(pool
 
     let (_, first) = scrape(&app, &token, json!({ "url": url, "formats": ["markdown"] })).await;
     assert_eq!(first["status"], "succeeded", "{first}");
-    let hits = site.hits();
+    let hits = site.total_hits();
 
     let again = json!({ "url": url, "formats": ["markdown"], "max_age": 600_000 });
     let (status, reused) = scrape(&app, &token, again.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(reused["id"], first["id"], "{reused}");
-    assert_eq!(site.hits(), hits, "no browser went to the site");
+    assert_eq!(site.total_hits(), hits, "no browser went to the site");
     assert_eq!(
         app.settled_quota(&token, "scrape").await["used"],
         1,

@@ -47,6 +47,7 @@ async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
         notify_all: false,
         options: json!({}),
         cache_key: scrape_id.to_string(),
+        crawl_id: None,
     };
     scrapes::insert(&mut tx, &scrape).await.unwrap();
     tx.commit().await.unwrap();

@@ -17,6 +17,10 @@ fn example(operation_id: &str) -> Option<Value> {
         "schedules_trigger" => json!({}),
         "scrapes_create" => json!({"url": "https://example.com/", "formats": ["markdown"],
                                    "screenshot": true}),
+        "crawls_create" => json!({"url": "https://example.com/", "limit": 10,
+                                  "include_paths": ["^/docs/"],
+                                  "scrape_options": {"formats": ["markdown"]}}),
+        "map_create" => json!({"url": "https://example.com/", "limit": 100}),
         "documents_create" => json!({"title": "Release notes",
                                      "text": "Workhorse runs jobs, schedules, scrapes and \
                                               summaries in one daemon."}),

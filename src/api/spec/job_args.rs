@@ -11,6 +11,11 @@ use crate::jobs::inject::MAX_ROWS;
 /// Each kind with the name of its arguments' schema and the schema.
 pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
     vec![
+        (
+            kinds::CRAWL,
+            "CrawlArgs",
+            id_of("CrawlArgs", "crawl_id", "The crawl to take a step further."),
+        ),
         (kinds::ECHO, "EchoArgs", echo()),
         (kinds::INJECT, "InjectArgs", inject()),
         (
@@ -100,6 +105,7 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     use super::*;
+    use crate::crawl::job::CrawlArgs;
     use crate::jobs::echo::EchoArgs;
     use crate::jobs::inject::InjectArgs;
     use crate::jobs::quota_reset::QuotaResetArgs;
@@ -160,6 +166,7 @@ mod tests {
         fits::<NotifyArgs>("NotifyArgs");
         fits::<QuotaResetArgs>("QuotaResetArgs");
         fits::<ScrapeArgs>("ScrapeArgs");
+        fits::<CrawlArgs>("CrawlArgs");
         fits::<SummariseArgs>("SummariseArgs");
     }
 

@@ -25,6 +25,8 @@ const ERROR_STATUSES: [&str; 11] = [
 pub const EXTRA: &[(&str, &[&str])] = &[
     ("channels_create", &["403"]),
     ("channels_test", &["409"]),
+    ("crawls_cancel", &["409"]),
+    ("crawls_create", &["403", "409"]),
     ("deliveries_retry", &["409"]),
     ("documents_create", &["403", "409"]),
     ("events_stream", &["403"]),
