@@ -5,6 +5,7 @@ mod chaos;
 mod chromedriver;
 mod clients;
 mod config;
+mod crawl_kill;
 mod docs;
 mod fuzz;
 mod helpers;
@@ -16,6 +17,8 @@ mod metrics_otlp;
 mod notify_kill;
 mod otlp;
 mod pg_restart;
+#[path = "../support/site.rs"]
+mod site;
 mod storage;
 mod telemetry;
 mod traces;
