@@ -13,10 +13,9 @@ use super::ApiState;
 use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::idempotency::{FingerprintedJson, Idempotency, Idempotent};
-use crate::api::closed::{OneOf, ScrapeFormats, strings};
+use crate::api::scrapes::body::ScrapeOptionsBody;
 use crate::crawl::map::{MapRequest, map};
 use crate::crawl::options::{self, CrawlOptions};
-use crate::scrape::options::ScrapeOptions;
 use crate::store;
 use crate::store::crawls::{Crawl, CrawlPage};
 use crate::work::{self, WorkError, crawls::CrawlRequest};
@@ -61,51 +60,18 @@ struct CreateCrawl {
     #[oai(validator(maximum(value = "60000")))]
     delay_ms: Option<u64>,
     /// How each page is scraped.
-    scrape_options: Option<CrawlScrapeOptions>,
+    scrape_options: Option<ScrapeOptionsBody>,
     /// When the crawl finishes, tell every channel of the user, not only those subscribed to
     /// `crawls.finished`.
     notify: Option<bool>,
 }
 
-/// How each page of a crawl is scraped (as in `POST /v1/scrapes`).
-#[derive(Object, Default)]
-#[oai(deny_unknown_fields)]
-struct CrawlScrapeOptions {
-    /// Formats kept per page (default `markdown`).
-    formats: Option<Vec<OneOf<ScrapeFormats>>>,
-    /// Only the main content (default true).
-    only_main_content: Option<bool>,
-    /// CSS selectors of exactly what to keep.
-    #[oai(validator(max_items = 50))]
-    include_tags: Option<Vec<String>>,
-    /// CSS selectors of what to remove.
-    #[oai(validator(max_items = 50))]
-    exclude_tags: Option<Vec<String>>,
-    /// A CSS selector to wait for on each page.
-    wait_for: Option<String>,
-    /// Milliseconds to wait after each page loaded (at most 30,000).
-    #[oai(validator(maximum(value = "30000")))]
-    wait_ms: Option<u32>,
-    /// Each page's load budget in milliseconds (as `timeout_ms` of a scrape).
-    timeout_ms: Option<u32>,
-    /// Request headers for every page (a `Cookie` header sets cookies for the site).
-    headers: Option<std::collections::BTreeMap<String, String>>,
-    /// Load pages as a phone would.
-    mobile: Option<bool>,
-}
-
 impl CreateCrawl {
     fn into_request(self) -> CrawlRequest {
-        let page = self.scrape_options.unwrap_or_default();
-        let scrape = ScrapeOptions {
-            only_main_content: page.only_main_content.unwrap_or(true),
-            include_tags: page.include_tags.unwrap_or_default(),
-            exclude_tags: page.exclude_tags.unwrap_or_default(),
-            headers: page.headers.unwrap_or_default(),
-            mobile: page.mobile.unwrap_or(false),
-            wait_ms: page.wait_ms.unwrap_or(0),
-            ..ScrapeOptions::default()
-        };
+        let mut page = self.scrape_options.unwrap_or_default().into_settings();
+        if page.screenshot && !page.formats.iter().any(|f| f == "screenshot") {
+            page.formats.push("screenshot".into());
+        }
         let options = CrawlOptions {
             limit: self.limit.unwrap_or(options::DEFAULT_LIMIT),
             max_depth: self.max_depth.unwrap_or(options::DEFAULT_DEPTH),
@@ -115,13 +81,10 @@ impl CreateCrawl {
             ignore_sitemap: self.ignore_sitemap.unwrap_or(false),
             max_concurrency: self.max_concurrency.unwrap_or(1),
             delay_ms: self.delay_ms.unwrap_or(options::DEFAULT_DELAY_MS),
-            formats: page
-                .formats
-                .map(strings)
-                .unwrap_or_else(|| vec!["markdown".into()]),
+            formats: page.formats,
             wait_for: page.wait_for,
             timeout_ms: page.timeout_ms,
-            scrape,
+            scrape: page.options,
         };
         CrawlRequest {
             url: self.url,

@@ -35,14 +35,17 @@ pub struct NewScrape {
     pub cache_key: String,
     /// The crawl it is a page of.
     pub crawl_id: Option<Uuid>,
+    /// The batch it is one URL of.
+    pub batch_id: Option<Uuid>,
 }
 
 /// Insert a scrape, in the transaction that enqueues its job.
 pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO scrapes (id, owner_id, job_id, url, wait_for, timeout_ms, screenshot, formats, \
-                              chain_summary, notify_all, options, cache_key, crawl_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                              chain_summary, notify_all, options, cache_key, crawl_id, \
+                              batch_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(s.id)
     .bind(s.owner_id)
@@ -57,6 +60,7 @@ pub async fn insert(conn: &mut PgConnection, s: &NewScrape) -> anyhow::Result<()
     .bind(&s.options)
     .bind(&s.cache_key)
     .bind(s.crawl_id)
+    .bind(s.batch_id)
     .execute(conn)
     .await
     .context("recording a scrape")?;
@@ -377,4 +381,50 @@ pub async fn action_screenshot(
     .await
     .context("reading an action's screenshot")?;
     Ok(row.map(|(png,)| png))
+}
+
+/// Record a batch of scrapes (its scrapes are inserted with its id).
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    id: Uuid,
+    owner: Uuid,
+    total: i32,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO scrape_batches (id, owner_id, total) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(owner)
+        .bind(total)
+        .execute(conn)
+        .await
+        .context("recording a batch of scrapes")?;
+    Ok(())
+}
+
+/// A batch's creation time and its scrapes, in the order of its URLs; `None` when there is no
+/// such batch (of `owner`'s, when given).
+pub async fn batch(
+    db: &sqlx::PgPool,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> anyhow::Result<Option<(DateTime<Utc>, Vec<Scrape>)>> {
+    let found: Option<(DateTime<Utc>,)> = sqlx::query_as(
+        "SELECT created_at FROM scrape_batches WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+    .context("reading a batch")?;
+    let Some((created_at,)) = found else {
+        return Ok(None);
+    };
+    let scrapes = sqlx::query_as(concat!(
+        scrape_select!(),
+        "WHERE s.batch_id = $1 ORDER BY s.id"
+    ))
+    .bind(id)
+    .fetch_all(db)
+    .await
+    .context("reading a batch's scrapes")?;
+    Ok(Some((created_at, scrapes)))
 }

@@ -120,6 +120,7 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
             options,
             cache_key: key,
             crawl_id: None,
+            batch_id: None,
         },
         request.max_age_ms,
     ))
@@ -129,6 +130,12 @@ impl CheckedScrape {
     /// The scrape as a page of `crawl_id`.
     pub fn in_crawl(mut self, crawl_id: Uuid) -> Self {
         self.0.crawl_id = Some(crawl_id);
+        self
+    }
+
+    /// The scrape as one URL of batch `batch_id`.
+    pub fn in_batch(mut self, batch_id: Uuid) -> Self {
+        self.0.batch_id = Some(batch_id);
         self
     }
 }
@@ -188,4 +195,56 @@ pub async fn request(
         id: scrape.id,
         started,
     })
+}
+
+/// Most URLs in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// Check every URL of a batch (each with the same options); a fault names the URL's index.
+pub async fn check_batch(
+    work: &Work,
+    urls: &[String],
+    template: &ScrapeRequest,
+) -> WorkResult<Vec<CheckedScrape>> {
+    if urls.is_empty() || urls.len() > MAX_BATCH {
+        return Err(WorkError::invalid(
+            "urls",
+            format!("urls takes 1 to {MAX_BATCH} URLs"),
+        ));
+    }
+    let mut checked = Vec::with_capacity(urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        let request = ScrapeRequest {
+            url: url.clone(),
+            ..template.clone()
+        };
+        match check(work, request).await {
+            Ok(c) => checked.push(c),
+            Err(WorkError::Invalid { field, detail }) => {
+                let field = field.unwrap_or("urls");
+                return Err(WorkError::Invalid {
+                    field: Some(if field == "url" { "urls" } else { field }),
+                    detail: format!("urls[{i}] ({url}): {detail}"),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(checked)
+}
+
+/// Write a batch and one scrape (and job) per URL for `caller` on `conn`, all or none; returns
+/// the batch's id.
+pub async fn request_batch(
+    work: &Work,
+    conn: &mut PgConnection,
+    caller: &Caller,
+    checked: Vec<CheckedScrape>,
+) -> WorkResult<Uuid> {
+    let id = Uuid::now_v7();
+    store::scrapes::insert_batch(conn, id, caller.user_id, checked.len() as i32).await?;
+    for scrape in checked {
+        request(work, conn, caller, scrape.in_batch(id)).await?;
+    }
+    Ok(id)
 }

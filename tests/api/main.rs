@@ -21,6 +21,7 @@ mod notifications;
 mod quotas;
 mod records;
 mod schedules;
+mod scrape_batches;
 mod scrape_content;
 mod scrapes;
 #[path = "../support/site.rs"]

@@ -17,6 +17,7 @@ mod metrics_otlp;
 mod notify_kill;
 mod otlp;
 mod pg_restart;
+#[allow(dead_code)]
 #[path = "../support/site.rs"]
 mod site;
 mod storage;

@@ -48,6 +48,7 @@ async fn request_scrape(pool: &PgPool, owner: Uuid, url: &str) -> (Uuid, Uuid) {
         options: json!({}),
         cache_key: scrape_id.to_string(),
         crawl_id: None,
+        batch_id: None,
     };
     scrapes::insert(&mut tx, &scrape).await.unwrap();
     tx.commit().await.unwrap();

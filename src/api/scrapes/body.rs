@@ -96,10 +96,87 @@ impl CreateScrape {
     }
 }
 
+/// How each page is scraped, shared by the pages of a batch or a crawl: the fields of
+/// `POST /v1/scrapes` besides `url`.
+#[derive(Object, Default)]
+#[oai(deny_unknown_fields)]
+pub(crate) struct ScrapeOptionsBody {
+    /// Formats kept per page: any of `markdown`, `html`, `raw_html`, `text`, `links`,
+    /// `metadata`, `screenshot` (default `markdown`).
+    formats: Option<Vec<OneOf<ScrapeFormats>>>,
+    /// Only the main content (default true).
+    only_main_content: Option<bool>,
+    /// CSS selectors of exactly what to keep.
+    #[oai(validator(max_items = 50))]
+    include_tags: Option<Vec<String>>,
+    /// CSS selectors of what to remove first.
+    #[oai(validator(max_items = 50))]
+    exclude_tags: Option<Vec<String>>,
+    /// A CSS selector to wait for on each page.
+    wait_for: Option<String>,
+    /// Milliseconds to wait after each page loaded (at most 30,000).
+    #[oai(validator(maximum(value = "30000")))]
+    wait_ms: Option<u32>,
+    /// Each page's load budget in milliseconds (1,000 up to `scrape.max_timeout`).
+    timeout_ms: Option<u32>,
+    /// Request headers for every page (a `Cookie` header sets cookies for the page's site).
+    headers: Option<BTreeMap<String, String>>,
+    /// Load pages as a phone would.
+    mobile: Option<bool>,
+    /// Steps run on every page before its capture (at most 50).
+    #[oai(validator(max_items = 50))]
+    actions: Option<Vec<ScrapeAction>>,
+    /// Keep a screenshot of every page.
+    screenshot: Option<bool>,
+    /// Screenshots cover the whole page.
+    full_page: Option<bool>,
+}
+
+/// A page's scrape settings from [`ScrapeOptionsBody`].
+pub(crate) struct PageSettings {
+    /// Formats kept.
+    pub formats: Vec<String>,
+    /// Selector waited for.
+    pub wait_for: Option<String>,
+    /// Load budget.
+    pub timeout_ms: Option<u32>,
+    /// Keep a screenshot.
+    pub screenshot: bool,
+    /// The other options.
+    pub options: ScrapeOptions,
+}
+
+impl ScrapeOptionsBody {
+    /// The settings each page gets.
+    pub(crate) fn into_settings(self) -> PageSettings {
+        PageSettings {
+            formats: self
+                .formats
+                .map(strings)
+                .unwrap_or_else(|| vec!["markdown".into()]),
+            wait_for: self.wait_for,
+            timeout_ms: self.timeout_ms,
+            screenshot: self.screenshot.unwrap_or(false),
+            options: ScrapeOptions {
+                only_main_content: self.only_main_content.unwrap_or(true),
+                include_tags: self.include_tags.unwrap_or_default(),
+                exclude_tags: self.exclude_tags.unwrap_or_default(),
+                headers: self.headers.unwrap_or_default(),
+                mobile: self.mobile.unwrap_or(false),
+                wait_ms: self.wait_ms.unwrap_or(0),
+                actions: (self.actions.unwrap_or_default().into_iter())
+                    .map(ScrapeAction::into_step)
+                    .collect(),
+                full_page: self.full_page.unwrap_or(false),
+            },
+        }
+    }
+}
+
 /// One step before capture, picked by `type`.
 #[derive(Union)]
 #[oai(discriminator_name = "type", one_of)]
-pub(super) enum ScrapeAction {
+pub(crate) enum ScrapeAction {
     /// Click an element.
     #[oai(mapping = "click")]
     Click(ClickAction),
@@ -125,7 +202,7 @@ macro_rules! tag {
         /// The step's type.
         #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
         #[oai(rename_all = "lowercase")]
-        pub(super) enum $name {
+        pub(crate) enum $name {
             /// The only value.
             $value,
         }
@@ -141,7 +218,7 @@ tag!(ScreenshotTag, Screenshot);
 /// Click the first element matching `selector`, waiting for it to appear.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct ClickAction {
+pub(crate) struct ClickAction {
     #[oai(rename = "type")]
     _kind: ClickTag,
     /// CSS selector.
@@ -155,7 +232,7 @@ pub(super) struct ClickAction {
 /// Click the first element matching `selector`, then type `text` into it.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct TypeAction {
+pub(crate) struct TypeAction {
     #[oai(rename = "type")]
     _kind: TypeTag,
     /// CSS selector.
@@ -174,7 +251,7 @@ pub(super) struct TypeAction {
 /// `End`, `Insert`, or one character.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct PressAction {
+pub(crate) struct PressAction {
     #[oai(rename = "type")]
     _kind: PressTag,
     /// The key.
@@ -188,7 +265,7 @@ pub(super) struct PressAction {
 /// Wait `ms` milliseconds, or until an element matches `selector` (one of the two).
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct WaitAction {
+pub(crate) struct WaitAction {
     #[oai(rename = "type")]
     _kind: WaitTag,
     /// Milliseconds, at most 30,000.
@@ -205,7 +282,7 @@ pub(super) struct WaitAction {
 /// Which way `scroll` goes.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
-pub(super) enum ScrollDirection {
+pub(crate) enum ScrollDirection {
     /// One screen down.
     Down,
     /// One screen up.
@@ -216,7 +293,7 @@ pub(super) enum ScrollDirection {
 /// into view.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct ScrollAction {
+pub(crate) struct ScrollAction {
     #[oai(rename = "type")]
     _kind: ScrollTag,
     /// `down` or `up`.
@@ -233,7 +310,7 @@ pub(super) struct ScrollAction {
 /// (`GET /v1/scrapes/{id}/screenshots/{n}`, `n` counting from 1).
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
-pub(super) struct ScreenshotAction {
+pub(crate) struct ScreenshotAction {
     #[oai(rename = "type")]
     _kind: ScreenshotTag,
     /// The whole page rather than the viewport.

@@ -2,7 +2,8 @@
 //! (main content as Markdown, HTML and text, the raw HTML, links, metadata, screenshots) as a
 //! scrape and a document. `body` is the request, `out` the scrape as shown.
 
-mod body;
+mod batch;
+pub(crate) mod body;
 mod out;
 
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ use crate::store;
 use crate::work;
 use body::CreateScrape;
 use out::ScrapeOut;
+
+pub use batch::ScrapeBatchesApi;
 
 #[derive(Tags)]
 enum ScrapeTags {

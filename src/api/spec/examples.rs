@@ -20,6 +20,8 @@ fn example(operation_id: &str) -> Option<Value> {
         "crawls_create" => json!({"url": "https://example.com/", "limit": 10,
                                   "include_paths": ["^/docs/"],
                                   "scrape_options": {"formats": ["markdown"]}}),
+        "scrape_batches_create" => json!({"urls": ["https://example.com/", "https://example.org/"],
+                                          "scrape_options": {"formats": ["markdown", "links"]}}),
         "map_create" => json!({"url": "https://example.com/", "limit": 100}),
         "documents_create" => json!({"title": "Release notes",
                                      "text": "Workhorse runs jobs, schedules, scrapes and \

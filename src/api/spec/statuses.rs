@@ -35,6 +35,7 @@ pub const EXTRA: &[(&str, &[&str])] = &[
     ("jobs_create", &["403", "409"]),
     ("jobs_retry", &["403", "409"]),
     ("schedules_trigger", &["403"]),
+    ("scrape_batches_create", &["403", "409"]),
     ("scrapes_action_screenshot_get", &["409"]),
     ("scrapes_create", &["403", "409"]),
     ("scrapes_screenshot_get", &["409"]),

@@ -78,6 +78,17 @@ impl BodySchemas {
         match value {
             Value::Object(fields) => self.walk_object(schema, fields, pointer, depth, out),
             Value::Array(items) => {
+                let bound = |key| schema.get(key).and_then(Value::as_u64);
+                let count = items.len() as u64;
+                if let Some(min) = bound("minItems").filter(|min| count < *min) {
+                    out.push(error(pointer, format!("must have at least {min} items")));
+                }
+                if let Some(max) = bound("maxItems").filter(|max| count > *max) {
+                    out.push(error(
+                        pointer,
+                        format!("must have at most {max} items, not {count}"),
+                    ));
+                }
                 if let Some(item) = schema.get("items") {
                     for (i, v) in items.iter().enumerate() {
                         self.walk(item, v, &format!("{pointer}/{i}"), depth + 1, out);
