@@ -23,7 +23,7 @@ use uuid::Uuid;
 use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig};
 use workhorse::store;
-use workhorse::summarise::providers::{CompletionRequest, ProviderConfig, Providers};
+use workhorse::summarise::providers::{CompletionRequest, ProviderConfig, Providers, Task};
 use workhorse::summarise::summariser::{self, SummaryOptions};
 
 /// Sentences of the paragraph that is repeated; `{n}`, `{m}` and `{w}` are varied per copy
@@ -287,6 +287,7 @@ async fn provider_overhead(
         instruction: INSTRUCTION.into(),
         max_chars: 1200,
         preferred: None,
+        task: Task::Summary,
     };
     // The first call opens the keep-alive connection, and the fake provider keeps its body.
     let answer = providers.complete(&request).await?;

@@ -90,6 +90,7 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         scraper: kinds.scraper.clone(),
         notifier: kinds.notifier.clone(),
         work,
+        summariser: kinds.summariser.clone(),
     });
     registry.register(SummariseKind {
         pool: pool.clone(),

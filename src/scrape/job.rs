@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::browser::{Browser, BrowserConfig, Page, PageError, PageRequest};
 use super::content;
+use super::extract::{self, ExtractError};
 use super::options::ScrapeOptions;
 use crate::config::Config;
 use crate::domain::topics::Topic;
@@ -23,13 +24,14 @@ use crate::metrics::Metrics;
 use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::scrapes::{Found, Scrape};
+use crate::summarise::summariser::Summariser;
 use crate::work::events::{publish_failed, publish_to};
 use crate::work::finish::{self, Outcome};
 use crate::work::summaries::SummaryRequest;
 use crate::work::{self, Work, WorkError};
 
 /// The formats a scrape can keep.
-pub const FORMATS: [&str; 7] = [
+pub const FORMATS: [&str; 8] = [
     "markdown",
     "html",
     "raw_html",
@@ -37,6 +39,7 @@ pub const FORMATS: [&str; 7] = [
     "links",
     "metadata",
     "screenshot",
+    "json",
 ];
 
 /// How long a document read without the browser may take, redirects included.
@@ -263,12 +266,15 @@ fn cut(s: &str, limit: usize) -> String {
 
 /// Every kind of failure a scrape records as its `error_kind`: the browser's
 /// ([`PageError::kind`]) and the egress policy's.
-pub const ERROR_KINDS: [&str; 7] = [
+pub const ERROR_KINDS: [&str; 10] = [
     "timeout",
     "selector_not_found",
     "navigation_failed",
     "driver_unavailable",
     "action_failed",
+    "extraction_invalid",
+    "extraction_unavailable",
+    "extraction_refused",
     "blocked_by_policy",
     "invalid_url",
 ];
@@ -286,6 +292,19 @@ impl Failure {
             EgressError::Blocked { .. } => ("blocked_by_policy", false),
             EgressError::Resolve { .. } => ("navigation_failed", true),
             _ => ("invalid_url", false),
+        };
+        Self {
+            kind,
+            message: e.to_string(),
+            transient,
+        }
+    }
+
+    fn extraction(e: ExtractError) -> Self {
+        let (kind, transient) = match &e {
+            ExtractError::Invalid(_) => ("extraction_invalid", false),
+            ExtractError::Unavailable(_) => ("extraction_unavailable", true),
+            ExtractError::Refused(_) => ("extraction_refused", false),
         };
         Self {
             kind,
@@ -321,6 +340,8 @@ pub struct ScrapeKind {
     pub notifier: Arc<Notifier>,
     /// The use cases: a chained summary is requested like `POST /v1/documents/{id}/summaries`.
     pub work: Work,
+    /// The model providers the `json` format extracts with.
+    pub summariser: Arc<Summariser>,
 }
 
 impl ScrapeKind {
@@ -434,6 +455,27 @@ impl ScrapeKind {
     }
 }
 
+impl ScrapeKind {
+    /// With the `json` format: the page's main content, extracted by the model providers.
+    async fn extracted(&self, scrape: &Scrape, mut found: Found) -> Result<Found, Failure> {
+        let options = stored_options(scrape);
+        let (Some(extraction), true) = (
+            &options.extraction,
+            scrape.formats.iter().any(|f| f == "json"),
+        ) else {
+            return Ok(found);
+        };
+        let providers = self.summariser.providers();
+        let value = extract::extract(providers, &found.text, extraction)
+            .await
+            .map_err(Failure::extraction)?;
+        if let Value::Object(content) = &mut found.content {
+            content.insert("json".into(), value);
+        }
+        Ok(found)
+    }
+}
+
 impl JobKind for ScrapeKind {
     const NAME: &'static str = crate::domain::jobs::kinds::SCRAPE;
     const QUOTA: Option<&'static str> = Some("scrape");
@@ -457,6 +499,10 @@ impl JobKind for ScrapeKind {
         let attempt = tokio::select! {
             attempt = self.scraper.attempt(&scrape) => attempt,
             _ = job.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        let attempt = match attempt {
+            Ok(found) => self.extracted(&scrape, found).await,
+            failed => failed,
         };
         match attempt {
             Ok(found) => self.succeeded(&job, &scrape, &found).await,

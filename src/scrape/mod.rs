@@ -3,5 +3,6 @@
 
 pub mod browser;
 pub mod content;
+pub mod extract;
 pub mod job;
 pub mod options;

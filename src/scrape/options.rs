@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::browser::PageOptions;
 use super::browser::actions::{Action, MAX_ACTIONS, MAX_STEP_TIMEOUT, Step, key_code};
 use super::content::{self, Selection};
+use super::extract::Extraction;
 
 /// Headers per scrape at most, and their total size in bytes.
 pub const MAX_HEADERS: usize = 50;
@@ -66,6 +67,9 @@ pub struct ScrapeOptions {
     /// The screenshot covers the whole page.
     #[serde(default)]
     pub full_page: bool,
+    /// What the `json` format extracts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<Extraction>,
 }
 
 impl Default for ScrapeOptions {
@@ -79,6 +83,7 @@ impl Default for ScrapeOptions {
             wait_ms: 0,
             actions: Vec::new(),
             full_page: false,
+            extraction: None,
         }
     }
 }
@@ -116,6 +121,9 @@ impl ScrapeOptions {
         }
         if self.actions.len() > MAX_ACTIONS {
             return Err(Invalid("actions", format!("at most {MAX_ACTIONS} actions")));
+        }
+        if let Some(extraction) = &self.extraction {
+            extraction.check()?;
         }
         for (i, step) in self.actions.iter().enumerate() {
             check_step(step).map_err(|why| Invalid("actions", format!("step {}: {why}", i + 1)))?;

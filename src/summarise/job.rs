@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::providers::{CompletionRequest, Piece, ProviderFailure};
+use super::providers::{CompletionRequest, Piece, ProviderFailure, Task};
 use super::stream::TokenPublisher;
 use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
@@ -143,6 +143,7 @@ impl SummariseKind {
                         ),
                         max_chars: part_chars,
                         preferred: preferred.clone(),
+                        task: Task::Summary,
                     })
                     .await?;
                 let chunk = Chunk {
@@ -179,6 +180,7 @@ impl SummariseKind {
             },
             max_chars: options.max_chars(),
             preferred,
+            task: Task::Summary,
         };
         let answer = providers.complete_streaming(&request, sink).await?;
         tally.add(answer.tokens_in as i32, answer.tokens_out as i32);

@@ -100,6 +100,11 @@ impl Summariser {
         }))
     }
 
+    /// The configured providers (structured extraction asks them too).
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
     /// Whether a provider name is configured.
     pub fn knows(&self, provider: &str) -> bool {
         self.chain

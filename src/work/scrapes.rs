@@ -82,6 +82,25 @@ pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScr
     }
     let mut formats = (request.formats).unwrap_or_else(|| vec!["text".into(), "markdown".into()]);
     check_formats(&formats)?;
+    // Asking for an extraction asks for the `json` format, and the other way round.
+    if request.options.extraction.is_some() && !formats.iter().any(|f| f == "json") {
+        formats.push("json".into());
+    }
+    if formats.iter().any(|f| f == "json") {
+        if request.options.extraction.is_none() {
+            return Err(WorkError::invalid(
+                "json_options",
+                "the json format needs json_options with a schema",
+            ));
+        }
+        if work.config.summarise.providers.is_empty() {
+            return Err(WorkError::invalid(
+                "formats",
+                "the json format needs a model provider and none is configured \
+                 ([[summarise.providers]])",
+            ));
+        }
+    }
     formats.sort();
     formats.dedup();
     request

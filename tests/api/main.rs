@@ -23,6 +23,7 @@ mod records;
 mod schedules;
 mod scrape_batches;
 mod scrape_content;
+mod scrape_extract;
 mod scrapes;
 #[path = "../support/site.rs"]
 mod site;

@@ -3,5 +3,6 @@
 //! OpenAI-compatible server, not only with our fakes. Skipped, with a `SKIPPED:` line, where
 //! the server or the model is not installed, unless `WORKHORSE_REQUIRE_LLAMA=1`.
 
+mod extraction;
 mod llama;
 mod summaries;

@@ -13,7 +13,7 @@ use workhorse::config::Config;
 use workhorse::domain::tokens;
 use workhorse::domain::users::{NewUser, Role};
 use workhorse::store;
-use workhorse::summarise::providers::{CompletionRequest, Providers};
+use workhorse::summarise::providers::{CompletionRequest, Providers, Task};
 
 use crate::llama::{self, LlamaServer, MODEL};
 
@@ -46,6 +46,7 @@ async fn providers_complete_with_a_real_llama_cpp_server() {
         // would test the model, not the plumbing.
         max_chars: 2000,
         preferred: None,
+        task: Task::Summary,
     };
 
     let answer = providers

@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 pub enum Behaviour {
     /// 200 with this text as the assistant's message.
     Answer(String),
+    /// 200 with these texts in turn, one per request received (the last one repeats).
+    // Used by the extraction tests in tests/api, which share this file.
+    #[allow(dead_code)]
+    Answers(Vec<String>),
     /// 200 after this long (beyond the provider's timeout in tests).
     Slow(Duration),
     /// 500 with a plain-text body.
@@ -171,6 +175,7 @@ async fn chat(req: &Request, Json(body): Json<Value>, state: Data<&Arc<State>>) 
             authorization,
             body,
         });
+    let nth = state.received.lock().expect("the request log").len() - 1;
     let behaviour = state.behaviour.lock().expect("the behaviour").clone();
     if streamed && !usage_asked {
         return error(
@@ -192,6 +197,10 @@ async fn chat(req: &Request, Json(body): Json<Value>, state: Data<&Arc<State>>) 
     };
     match behaviour {
         Behaviour::Answer(text) => answer(&text, "stop"),
+        Behaviour::Answers(texts) => {
+            let text = texts.get(nth).or(texts.last()).cloned().unwrap_or_default();
+            answer(&text, "stop")
+        }
         Behaviour::Slow(pause) => {
             tokio::time::sleep(pause).await;
             answer("Too late to matter.", "stop")

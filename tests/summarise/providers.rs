@@ -10,7 +10,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use workhorse::summarise::providers::{
-    Completion, CompletionRequest, ProviderConfig, ProviderFailure, Providers,
+    Completion, CompletionRequest, ProviderConfig, ProviderFailure, Providers, Task,
 };
 
 use crate::fake_llm::{Behaviour, FakeLlm};
@@ -48,6 +48,7 @@ pub(crate) fn request(document: &str) -> CompletionRequest {
         instruction: "Summarise the document in two sentences.".to_owned(),
         max_chars: 200,
         preferred: None,
+        task: Task::Summary,
     }
 }
 
@@ -189,6 +190,7 @@ async fn a_refusal_from_a_provider_with_a_smaller_window_does_not_fail_the_reque
     let providers = providers(vec![provider("A", &a), small, provider("C", &c)], MINUTE);
     let req = CompletionRequest {
         preferred: Some("A".to_owned()),
+        task: Task::Summary,
         ..request("Text sized for A's window.")
     };
 
@@ -290,6 +292,7 @@ async fn the_preferred_provider_is_tried_first() {
     let providers = providers(vec![provider("A", &a), small], MINUTE);
     let req = CompletionRequest {
         preferred: Some("B".to_owned()),
+        task: Task::Summary,
         ..request("Some text.")
     };
 

@@ -7,6 +7,7 @@ use poem_openapi::{Enum, Object, Union};
 
 use crate::api::closed::{OneOf, ScrapeFormats, strings};
 use crate::scrape::browser::actions::{Action, Step};
+use crate::scrape::extract::Extraction;
 use crate::scrape::options::ScrapeOptions;
 use crate::work::scrapes::ScrapeRequest;
 
@@ -18,7 +19,7 @@ pub(super) struct CreateScrape {
     /// metadata addresses are refused unless the operator allows them (`egress.allow`).
     url: String,
     /// What to keep: any of `markdown`, `html` (cleaned), `raw_html`, `text`, `links`,
-    /// `metadata`, `screenshot` (default `text` and `markdown`).
+    /// `metadata`, `screenshot`, `json` (with `json_options`) (default `text` and `markdown`).
     formats: Option<Vec<OneOf<ScrapeFormats>>>,
     /// Keep only the page's main content in `markdown`, `html` and `text`: no navigation,
     /// headers, footers, asides, cookie banners or ads (default true).
@@ -54,6 +55,8 @@ pub(super) struct CreateScrape {
     screenshot: Option<bool>,
     /// The screenshot covers the whole page (up to 16,384 pixels tall), not the viewport.
     full_page: Option<bool>,
+    /// What the `json` format extracts (with a model provider configured).
+    json_options: Option<JsonOptions>,
     /// Reuse your own successful scrape of the same URL with the same options if it finished
     /// less than this many milliseconds ago (at most 30 days): it comes back at once, with no
     /// browser and no charge.
@@ -81,6 +84,7 @@ impl CreateScrape {
                 .map(ScrapeAction::into_step)
                 .collect(),
             full_page: self.full_page.unwrap_or(false),
+            extraction: self.json_options.map(JsonOptions::into_extraction),
         };
         ScrapeRequest {
             url: self.url,
@@ -130,6 +134,32 @@ pub(crate) struct ScrapeOptionsBody {
     screenshot: Option<bool>,
     /// Screenshots cover the whole page.
     full_page: Option<bool>,
+    /// What the `json` format extracts from each page.
+    json_options: Option<JsonOptions>,
+}
+
+/// Structured extraction: the page's main content goes to the configured model providers
+/// with this schema and prompt; the answer is held to the schema (one retry with its faults,
+/// then `extraction_invalid`).
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub(crate) struct JsonOptions {
+    /// The answer's JSON Schema: `type`, `properties`, `required`, `additionalProperties`,
+    /// `items`, `enum`, `const`, `minimum`/`maximum`, `minLength`/`maxLength`,
+    /// `minItems`/`maxItems` and annotations (at most 32 KiB).
+    schema: BTreeMap<String, serde_json::Value>,
+    /// What to extract, in words (at most 4,000 characters).
+    #[oai(validator(max_length = 4000))]
+    prompt: Option<String>,
+}
+
+impl JsonOptions {
+    fn into_extraction(self) -> Extraction {
+        Extraction {
+            schema: serde_json::Value::Object(self.schema.into_iter().collect()),
+            prompt: self.prompt,
+        }
+    }
 }
 
 /// A page's scrape settings from [`ScrapeOptionsBody`].
@@ -168,6 +198,7 @@ impl ScrapeOptionsBody {
                     .map(ScrapeAction::into_step)
                     .collect(),
                 full_page: self.full_page.unwrap_or(false),
+                extraction: self.json_options.map(JsonOptions::into_extraction),
             },
         }
     }

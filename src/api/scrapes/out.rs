@@ -96,6 +96,9 @@ pub(super) struct ScrapeContent {
     /// What the page says about itself.
     #[oai(skip_serializing_if_is_none)]
     pub metadata: Option<ScrapeMetadata>,
+    /// The value extracted with `json_options`, valid against its schema.
+    #[oai(skip_serializing_if_is_none)]
+    pub json: Option<Value>,
 }
 
 /// A link of a page.
@@ -168,6 +171,7 @@ impl ScrapeContent {
             text: text("text"),
             links,
             metadata,
+            json: stored.get("json").cloned(),
         }
     }
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use async_openai::types::chat::{
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequest,
+    CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
 
 use endpoint::{CallError, Provider};
@@ -65,6 +65,21 @@ pub struct CompletionRequest {
     pub max_chars: usize,
     /// Name of the provider to try first; the others follow in configured order.
     pub preferred: Option<String>,
+    /// A summary, or data extracted as JSON matching a schema.
+    pub task: Task,
+}
+
+/// What a call asks of the model: the rules it gets and the answer's form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// A summary, as plain text.
+    Summary,
+    /// One JSON value matching `schema` (sent as the call's `response_format`, so providers
+    /// that constrain their output, llama.cpp among them, answer in the schema's shape).
+    Extraction {
+        /// The JSON Schema of the answer.
+        schema: serde_json::Value,
+    },
 }
 
 /// A checked answer and where it came from.
@@ -204,7 +219,7 @@ impl Providers {
         mut sink: Option<&mut (dyn FnMut(Piece) + Send)>,
     ) -> Result<Completion, ProviderFailure> {
         let messages = vec![
-            ChatCompletionRequestSystemMessage::from(system_message(&req.system)).into(),
+            ChatCompletionRequestSystemMessage::from(system_message(&req.task, &req.system)).into(),
             ChatCompletionRequestUserMessage::from(user_message(req)).into(),
         ];
         let sized_for = self.context_window(req.preferred.as_deref());
@@ -220,6 +235,17 @@ impl Providers {
                 model: provider.config.model.clone(),
                 messages: messages.clone(),
                 max_completion_tokens: Some(provider.config.max_output_tokens),
+                response_format: match &req.task {
+                    Task::Summary => None,
+                    Task::Extraction { schema } => Some(ResponseFormat::JsonSchema {
+                        json_schema: ResponseFormatJsonSchema {
+                            name: "extraction".into(),
+                            schema: schema.clone(),
+                            description: None,
+                            strict: None,
+                        },
+                    }),
+                },
                 ..Default::default()
             };
             let started = Instant::now();
