@@ -335,7 +335,7 @@ impl CrawlsApi {
         id: Path<Uuid>,
     ) -> Result<Json<CrawlOut>, ApiError> {
         let mut tx = state.pool.begin().await?;
-        work::crawls::cancel(&mut tx, &state.notifier, &auth.0, id.0).await?;
+        work::crawls::cancel(&state.work, &mut tx, &state.notifier, &auth.0, id.0).await?;
         tx.commit().await?;
         let crawl = store::crawls::find(&state.pool, id.0, None)
             .await?

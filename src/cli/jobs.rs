@@ -331,8 +331,12 @@ async fn cancel(op: &Operator, ids: Vec<Uuid>) -> anyhow::Result<()> {
     let mut conn = op.pool().acquire().await?;
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
-        let outcome = match work::jobs::cancel(&mut conn, &op.caller, id).await {
-            Ok(()) => Outcome::done(id, "cancelled"),
+        let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+        let outcome = match work::jobs::cancel(&op.work, &mut tx, &op.caller, id).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Outcome::done(id, "cancelled")
+            }
             Err(e) => Outcome::failed(id, refused(e)),
         };
         outcomes.push(outcome);

@@ -329,3 +329,19 @@ pub async fn fail_page(conn: &mut PgConnection, crawl_id: Uuid, url: &str) -> an
         .context("counting a crawl's failed page")?;
     Ok(())
 }
+
+/// The scrape of job `job_id` when it is a crawl's page still loading.
+pub async fn loading_scrape_of_job(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+) -> anyhow::Result<Option<Uuid>> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT s.id FROM scrapes s JOIN crawl_pages p ON p.scrape_id = s.id \
+         WHERE s.job_id = $1 AND p.state = 'scraping'",
+    )
+    .bind(job_id)
+    .fetch_optional(conn)
+    .await
+    .context("finding a crawl's page by its job")?;
+    Ok(row.map(|(id,)| id))
+}

@@ -270,7 +270,7 @@ pub async fn cancel(
     Path(id): Path<Uuid>,
 ) -> PageResult {
     let mut tx = state.pool.begin().await?;
-    work::jobs::cancel(&mut tx, &session.caller, id).await?;
+    work::jobs::cancel(&state.work, &mut tx, &session.caller, id).await?;
     tx.commit().await?;
     Ok(Redirect::see_other(format!("/ui/jobs/{id}")).into_response())
 }

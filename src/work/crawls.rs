@@ -165,6 +165,14 @@ pub async fn page_finished(
     Ok(())
 }
 
+/// The job `job_id` was cancelled: if it was a crawl's page loading, the page failed.
+pub async fn page_cut_off(work: &Work, conn: &mut PgConnection, job_id: Uuid) -> WorkResult<()> {
+    match store::crawls::loading_scrape_of_job(conn, job_id).await? {
+        Some(scrape_id) => page_finished(work, conn, scrape_id, false, &[]).await,
+        None => Ok(()),
+    }
+}
+
 /// End a crawl as `status` and publish `crawls.finished`; nothing when it already ended.
 pub async fn end(
     conn: &mut PgConnection,
@@ -192,6 +200,7 @@ pub async fn end(
 /// Cancel `caller`'s running crawl `id`: no page starts any more, the loading ones are
 /// cancelled, `crawls.finished` says so.
 pub async fn cancel(
+    work: &Work,
     conn: &mut PgConnection,
     notifier: &Notifier,
     caller: &Caller,
@@ -212,7 +221,7 @@ pub async fn cancel(
     }
     for job in store::crawls::loading_jobs(conn, id).await? {
         // A page that finished meanwhile is left as it is.
-        match super::jobs::cancel(conn, caller, job).await {
+        match super::jobs::cancel(work, conn, caller, job).await {
             Ok(()) | Err(WorkError::Conflict(_)) | Err(WorkError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }

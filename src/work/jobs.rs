@@ -215,11 +215,17 @@ fn has_nul(value: &Value) -> bool {
     }
 }
 
-/// Cancel a job of `caller` (any job for admins) that has not finished.
-pub async fn cancel(conn: &mut PgConnection, caller: &Caller, id: Uuid) -> WorkResult<()> {
+/// Cancel a job of `caller` (any job for admins) that has not finished. A crawl's page whose
+/// scrape this was counts as failed, and its crawl goes on.
+pub async fn cancel(
+    work: &Work,
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+) -> WorkResult<()> {
     let owner = caller.owner_filter();
     if store::jobs::cancel(conn, id, owner).await? {
-        return Ok(());
+        return super::crawls::page_cut_off(work, conn, id).await;
     }
     let job = store::jobs::find_job(&mut *conn, id, owner)
         .await?

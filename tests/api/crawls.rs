@@ -211,6 +211,54 @@ async fn a_cancelled_crawl_starts_no_more_pages(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_page_whose_scrape_is_cancelled_counts_as_failed_and_the_crawl_goes_on(pool: PgPool) {
+    let site = Site::start().await;
+    let app = app(pool).await;
+    let (_, token) = app.user_with_token("ann", Role::User).await;
+
+    let body =
+        json!({ "url": site.url("/slow"), "limit": 2, "ignore_sitemap": true, "delay_ms": 0 });
+    let crawl = start(&app, &token, body).await;
+    let id = crawl["id"].as_str().unwrap();
+    let mut scrape = Value::Null;
+    for _ in 0..300 {
+        let c: Value = app
+            .get(&format!("/v1/crawls/{id}"), Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(page) = pages_in(&c, "scraping").first() {
+            scrape = page["scrape_id"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scrape: Value = (app
+        .get(
+            &format!("/v1/scrapes/{}", scrape.as_str().unwrap()),
+            Some(&token),
+        )
+        .await)
+        .json()
+        .await
+        .unwrap();
+    let job = scrape["job_id"].as_str().unwrap();
+    let resp = app
+        .post(&format!("/v1/jobs/{job}/cancel"), Some(&token))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let crawl = finished(&app, &token, id).await;
+    assert_eq!(
+        crawl["status"], "succeeded",
+        "the crawl does not hang: {crawl}"
+    );
+    assert_eq!(crawl["pages_failed"], 1, "{crawl}");
+    assert_eq!(pages_in(&crawl, "failed").len(), 1);
+}
+
+#[sqlx::test]
 async fn map_lists_the_sitemaps_urls_and_the_start_pages_links(pool: PgPool) {
     let site = Site::start().await;
     let app = app(pool).await;

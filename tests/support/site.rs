@@ -2,7 +2,7 @@
 //! each path: navigation, footer, cookie banner, `og:` tags, a button that reveals content, a
 //! search form, 30 linked docs pages, a `robots.txt` that disallows `/private/`, and a
 //! `sitemap.xml` (with this server's host put in). `/echo` shows the headers it received and
-//! the viewport the page sees.
+//! the viewport the page sees; `/slow` answers after 3 s.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +36,7 @@ impl Site {
         let hits = Hits::default();
         let app = Route::new()
             .at("/echo", echo)
+            .at("/slow", slow)
             .at("/*path", file)
             .data(hits.clone());
         let acceptor = TcpListener::bind("127.0.0.1:0")
@@ -102,6 +103,20 @@ fn file(Path(path): Path<String>, headers: &HeaderMap, hits: Data<&Hits>) -> Res
         _ => "text/plain; charset=utf-8",
     };
     Response::builder().content_type(kind).body(body)
+}
+
+/// A page that takes 3 s to answer, linking to the home page.
+#[handler]
+async fn slow(hits: Data<&Hits>) -> Response {
+    *hits
+        .lock()
+        .expect("the hit counts")
+        .entry("/slow".into())
+        .or_default() += 1;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .body("<html><head><title>Slow</title></head><body><a href=\"/index.html\">Home</a></body></html>")
 }
 
 /// Shows the headers and cookies it received, and the viewport and user agent the page sees.

@@ -208,8 +208,10 @@ impl JobsApi {
         state: Data<&ApiState>,
         id: Path<Uuid>,
     ) -> Result<Json<JobOut>, ApiError> {
+        let mut tx = state.pool.begin().await?;
+        work::jobs::cancel(&state.work, &mut tx, &auth.0, id.0).await?;
+        tx.commit().await?;
         let mut conn = state.pool.acquire().await?;
-        work::jobs::cancel(&mut conn, &auth.0, id.0).await?;
         let job = store::jobs::find_job_detail(&mut *conn, id.0, auth.owner_filter())
             .await?
             .ok_or_else(|| ApiError::not_found(format_args!("job {}", id.0)))?;
