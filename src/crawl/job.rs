@@ -4,6 +4,8 @@
 //! loads and nothing is left. Steps of one crawl run one at a time (they lock the crawl's row);
 //! a step that finds nothing to do is cheap, so a spare one is harmless.
 
+use std::time::Duration;
+
 use anyhow::anyhow;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,17 +14,21 @@ use url::Url;
 use uuid::Uuid;
 
 use super::discover;
-use super::scope::normalise;
+use super::scope::{Scope, normalise};
 use crate::egress::OutboundClient;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
 use crate::store;
-use crate::work::crawls::{end, options_of, scope_of};
+use crate::work::crawls::{end, options_of, scope_of, step_job};
 use crate::work::scrapes::ScrapeRequest;
 use crate::work::{self, Work, WorkError};
 
-/// Pages one step looks at at most (refused ones included) before it ends.
+/// Pages one step looks at at most (refused ones included) before the next step goes on.
 const MAX_PAGES_PER_STEP: usize = 1_000;
+/// While pages load, a step comes back this often to notice one whose job ended unreported.
+const WATCHDOG: Duration = Duration::from_secs(30);
+/// When the owner's live jobs are at their plan's bound, the step tries again after this.
+const BOUND_RETRY: Duration = Duration::from_secs(5);
 
 /// The `crawl` job's arguments.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,11 +76,16 @@ impl JobKind for CrawlKind {
 }
 
 impl CrawlKind {
-    /// Read robots.txt and the sitemaps, keep the rules and queue the sitemap's pages in scope.
+    /// Read robots.txt and the sitemaps, then keep the rules and queue the sitemap's pages in
+    /// scope in one transaction (a step cut off in between reads both again).
     async fn discover(&self, crawl: &store::crawls::Crawl) -> Result<(), JobError> {
         let options = options_of(crawl).map_err(|e| JobError::permanent(anyhow!("{e}")))?;
         let start = Url::parse(&crawl.url).map_err(|e| JobError::permanent(anyhow!(e)))?;
         let robots = discover::robots(&self.fetcher, &start).await;
+        let listed = match (&robots, options.ignore_sitemap || options.max_depth == 0) {
+            (Ok(robots), false) => discover::sitemap_urls(&self.fetcher, &start, robots).await,
+            _ => Vec::new(),
+        };
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
         let Some(locked) = store::crawls::lock(&mut tx, crawl.id).await? else {
             return Ok(());
@@ -94,16 +105,13 @@ impl CrawlKind {
         };
         let rules = serde_json::to_value(&robots).map_err(anyhow::Error::from)?;
         store::crawls::set_robots(&mut tx, crawl.id, &rules).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        if options.ignore_sitemap || options.max_depth == 0 {
-            return Ok(());
-        }
-        let listed = discover::sitemap_urls(&self.fetcher, &start, &robots).await;
-        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let Some(locked) = store::crawls::lock(&mut tx, crawl.id).await? else {
-            return Ok(());
-        };
-        let scope = scope_of(&locked, &options).map_err(internal)?;
+        let scope = Scope::new(
+            &start,
+            options.allow_subdomains,
+            &options.include_paths,
+            &options.exclude_paths,
+            robots,
+        );
         let pages: Vec<(String, i32)> = (listed.iter())
             .filter_map(|l| Url::parse(l).ok())
             .map(|u| normalise(&u))
@@ -127,19 +135,33 @@ impl CrawlKind {
         let options = options_of(&crawl)?;
         let scope = scope_of(&crawl, &options)?;
         let caller = work::caller_of(&mut tx, crawl.owner_id).await?;
+        // Pages whose scrape job ended without telling the crawl (timed out, dead, cancelled
+        // before it ran) failed.
+        store::crawls::reap_lost_pages(&mut tx, id).await?;
         let mut started = 0;
         let mut looked = 0;
         loop {
             let (loading, visited) = store::crawls::counts(&mut tx, id).await?;
             let free = (i64::from(options.max_concurrency) - loading)
                 .min(i64::from(options.limit) - visited);
-            let next = match free > 0 && looked < MAX_PAGES_PER_STEP {
+            if free > 0 && looked >= MAX_PAGES_PER_STEP {
+                // A long run of refused pages: the next step goes on from here.
+                let again = step_job(&self.work, crawl.owner_id, id, Duration::ZERO);
+                store::jobs::enqueue(&mut tx, &again).await?;
+                break;
+            }
+            let next = match free > 0 {
                 true => store::crawls::next_queued(&mut tx, id, free).await?,
                 false => Vec::new(),
             };
             if next.is_empty() {
                 if loading == 0 {
                     end(&mut tx, &self.notifier, &crawl, "succeeded", None).await?;
+                } else {
+                    // A watchdog: finished pages schedule the next step themselves, this one
+                    // notices pages whose scrape job ended some other way.
+                    let watch = step_job(&self.work, crawl.owner_id, id, WATCHDOG);
+                    store::jobs::enqueue(&mut tx, &watch).await?;
                 }
                 break;
             }
@@ -181,7 +203,18 @@ impl CrawlKind {
                         started += 1;
                     }
                     Err(WorkError::Internal(e)) => return Err(WorkError::Internal(e)),
-                    // Out of quota, or a plan bound: the crawl stops with what it has.
+                    // Too many live jobs passes as pages finish: try again a little later.
+                    Err(WorkError::Bound {
+                        bound: "max_live_jobs",
+                        ..
+                    }) => {
+                        savepoint.rollback().await?;
+                        let later = step_job(&self.work, crawl.owner_id, id, BOUND_RETRY);
+                        store::jobs::enqueue(&mut tx, &later).await?;
+                        tx.commit().await?;
+                        return Ok(started);
+                    }
+                    // Out of quota, or another plan bound: the crawl stops with what it has.
                     Err(refused) => {
                         savepoint.rollback().await?;
                         let why = format!("stopped after {visited} pages: {refused}");

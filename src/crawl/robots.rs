@@ -27,7 +27,7 @@ impl Robots {
         let mut groups: Vec<Group> = Vec::new();
         let mut sitemaps = Vec::new();
         let mut open_agents = false;
-        for line in text.lines() {
+        for line in text.trim_start_matches('\u{feff}').lines() {
             let line = line.split('#').next().unwrap_or_default().trim();
             let Some((key, value)) = line.split_once(':') else {
                 continue;
@@ -64,9 +64,8 @@ impl Robots {
                 _ => {}
             }
         }
-        let ours = |agent: &String| {
-            USER_AGENT.starts_with(agent.as_str()) && !agent.is_empty() && agent != "*"
-        };
+        // The product token, case-insensitively (`Workhorse`, `workhorse/1.0`), not a prefix.
+        let ours = |agent: &String| agent.split('/').next() == Some(USER_AGENT);
         let chosen = (groups.iter().filter(|g| g.0.iter().any(ours)).cloned())
             .reduce(merge)
             .or_else(|| {
@@ -177,6 +176,14 @@ Sitemap: https://example.com/sitemap.xml
             Robots::parse("User-agent: *\nDisallow: /\n\nUser-agent: Workhorse\nDisallow: /x\n");
         assert!(robots.allows("/docs"));
         assert!(!robots.allows("/x/y"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_other_agents_sharing_a_prefix_change_nothing() {
+        let robots =
+            Robots::parse("\u{feff}User-agent: w\nDisallow: /\n\nUser-agent: *\nDisallow: /x\n");
+        assert!(robots.allows("/docs"), "`w` is not our token");
+        assert!(!robots.allows("/x"));
     }
 
     #[test]

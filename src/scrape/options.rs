@@ -185,9 +185,18 @@ impl ScrapeOptions {
     }
 
     /// The options as a caller may see them again: header names without their values (they
-    /// may hold cookies and tokens).
+    /// may hold cookies and tokens), and `type` steps without their text.
     pub fn shown(&self) -> serde_json::Value {
         let mut shown = serde_json::to_value(self).unwrap_or_default();
+        // What a `type` step types may be a password.
+        for step in (shown.get_mut("actions").and_then(|a| a.as_array_mut()))
+            .into_iter()
+            .flatten()
+        {
+            if let Some(text) = step.get_mut("text") {
+                *text = "…".into();
+            }
+        }
         if let Some(headers) = shown.get_mut("headers") {
             let names = self
                 .headers

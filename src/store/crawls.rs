@@ -345,3 +345,28 @@ pub async fn loading_scrape_of_job(
     .context("finding a crawl's page by its job")?;
     Ok(row.map(|(id,)| id))
 }
+
+/// Pages loading whose scrape job ended without finishing them (timed out, dead, cancelled,
+/// pruned): failed, and counted. Returns how many.
+pub async fn reap_lost_pages(conn: &mut PgConnection, crawl_id: Uuid) -> anyhow::Result<u64> {
+    let lost: Vec<(String,)> = sqlx::query_as(
+        "UPDATE crawl_pages p SET state = 'failed' \
+         FROM scrapes s LEFT JOIN jobs j ON j.id = s.job_id \
+         WHERE p.crawl_id = $1 AND p.state = 'scraping' AND s.id = p.scrape_id \
+           AND (j.id IS NULL OR j.state IN ('dead', 'cancelled', 'succeeded')) \
+         RETURNING p.url",
+    )
+    .bind(crawl_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reaping a crawl's lost pages")?;
+    if !lost.is_empty() {
+        sqlx::query("UPDATE crawls SET pages_failed = pages_failed + $2 WHERE id = $1")
+            .bind(crawl_id)
+            .bind(lost.len() as i32)
+            .execute(conn)
+            .await
+            .context("counting a crawl's lost pages")?;
+    }
+    Ok(lost.len() as u64)
+}

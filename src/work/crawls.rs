@@ -210,15 +210,14 @@ pub async fn cancel(
     let Some(crawl) = store::crawls::find(&mut *conn, id, owner).await? else {
         return Err(WorkError::not_found(format_args!("crawl {id}")));
     };
-    let Some(crawl) = store::crawls::lock(conn, crawl.id).await? else {
-        return Err(WorkError::not_found(format_args!("crawl {id}")));
-    };
     if crawl.status != "running" {
         return Err(WorkError::Conflict(format!(
             "crawl {id} is {} and cannot be cancelled",
             crawl.status
         )));
     }
+    // The loading pages' jobs first, the crawl's row after: a page finishing meanwhile takes
+    // its job's row and then the crawl's, so the other order could deadlock.
     for job in store::crawls::loading_jobs(conn, id).await? {
         // A page that finished meanwhile is left as it is.
         match super::jobs::cancel(work, conn, caller, job).await {
@@ -226,5 +225,8 @@ pub async fn cancel(
             Err(e) => return Err(e),
         }
     }
+    let Some(crawl) = store::crawls::lock(conn, crawl.id).await? else {
+        return Err(WorkError::not_found(format_args!("crawl {id}")));
+    };
     end(conn, notifier, &crawl, "cancelled", None).await
 }

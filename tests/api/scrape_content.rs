@@ -310,7 +310,16 @@ async fn headers_cookies_and_a_phone_reach_the_page_and_values_are_not_shown(poo
         "not the whole page: {width}×{height}"
     );
 
-    // The session with the phone's settings is not reused: the next page is a desktop's.
+    // A page with headers that fails is not reused either.
+    let failing = json!({
+        "url": site.url("/echo"), "headers": {"X-Test": "leaked"},
+        "wait_for": "#never", "timeout_ms": 1000,
+    });
+    let (_, s) = scrape(&app, &token, failing).await;
+    assert_eq!(s["error_kind"], "selector_not_found", "{s}");
+
+    // The sessions with the phone's settings and the headers are not reused: the next page is
+    // a desktop's, without them.
     let (_, s) = scrape(
         &app,
         &token,

@@ -302,7 +302,10 @@ impl Browser {
                     Ok(page)
                 }
                 Err(failure) => {
-                    lease.checkin(!failure.discard, false).await;
+                    // A session with another page's headers or phone settings is never reused,
+                    // whatever ended the page: clearing does not undo them.
+                    let reusable = !failure.discard && !req.options.alter_session();
+                    lease.checkin(reusable, false).await;
                     Err(failure.error)
                 }
             }

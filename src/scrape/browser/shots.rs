@@ -9,6 +9,8 @@ use super::devtools;
 /// A full-page screenshot is cut at this height in CSS pixels (an endless feed would make a
 /// PNG of hundreds of megabytes).
 pub const MAX_FULL_PAGE_HEIGHT: u64 = 16_384;
+/// ... and at this width (a page can declare itself a million pixels wide).
+pub const MAX_FULL_PAGE_WIDTH: u64 = 4_096;
 
 /// Why a screenshot could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,7 @@ pub(super) async fn capture(client: &Client, full_page: bool) -> Result<Vec<u8>,
             .ceil() as u64
     };
     let (width, height) = (
-        size("width").max(1),
+        size("width").clamp(1, MAX_FULL_PAGE_WIDTH),
         size("height").clamp(1, MAX_FULL_PAGE_HEIGHT),
     );
     let params = json!({

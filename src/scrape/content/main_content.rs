@@ -85,7 +85,7 @@ fn included(doc: &Document, selectors: &[String]) -> String {
         return String::new();
     };
     let matched = doc.select_matcher(&matcher);
-    let ids: Vec<_> = matched.nodes().iter().map(|n| n.id).collect();
+    let ids: std::collections::HashSet<_> = matched.nodes().iter().map(|n| n.id).collect();
     let mut out = String::new();
     for node in matched.nodes() {
         let nested = node.ancestors_it(None).any(|a| ids.contains(&a.id));

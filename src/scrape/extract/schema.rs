@@ -53,14 +53,34 @@ fn check_node(schema: &Value, at: &str, depth: usize) -> Result<(), String> {
             KEYWORDS.join(", ")
         ));
     }
+    for number in ["minimum", "maximum"] {
+        if map.get(number).is_some_and(|n| !n.is_number()) {
+            return Err(format!("{}/{number} must be a number", shown(at)));
+        }
+    }
+    for count in ["minLength", "maxLength", "minItems", "maxItems"] {
+        if map.get(count).is_some_and(|n| n.as_u64().is_none()) {
+            return Err(format!(
+                "{}/{count} must be a non-negative integer",
+                shown(at)
+            ));
+        }
+    }
+    if map
+        .get("enum")
+        .is_some_and(|e| !e.as_array().is_some_and(|e| !e.is_empty()))
+    {
+        return Err(format!("{}/enum must be a non-empty list", shown(at)));
+    }
     if let Some(kind) = map.get("type") {
         let kinds: Vec<&Value> = match kind {
             Value::Array(list) => list.iter().collect(),
             other => vec![other],
         };
-        if kinds
-            .iter()
-            .any(|k| !k.as_str().is_some_and(|k| TYPES.contains(&k)))
+        if kinds.is_empty()
+            || kinds
+                .iter()
+                .any(|k| !k.as_str().is_some_and(|k| TYPES.contains(&k)))
         {
             return Err(format!(
                 "{}/type must name JSON types ({})",
@@ -280,5 +300,9 @@ mod tests {
         assert!(refused.is_err_and(|e| e.contains("/properties/a") && e.contains("oneOf")));
         assert!(supported(&json!("not a schema")).is_err());
         assert!(supported(&json!({"type": "thing"})).is_err());
+        assert!(supported(&json!({"type": []})).is_err());
+        assert!(supported(&json!({"minimum": "5"})).is_err());
+        assert!(supported(&json!({"maxLength": -1})).is_err());
+        assert!(supported(&json!({"enum": "x"})).is_err());
     }
 }
