@@ -68,7 +68,7 @@ fn check_node(schema: &Value, at: &str, depth: usize) -> Result<(), String> {
     }
     if map
         .get("enum")
-        .is_some_and(|e| !e.as_array().is_some_and(|e| !e.is_empty()))
+        .is_some_and(|e| e.as_array().is_none_or(|e| e.is_empty()))
     {
         return Err(format!("{}/enum must be a non-empty list", shown(at)));
     }
