@@ -167,7 +167,13 @@ async fn supervise(
             () = stop.cancelled() => {
                 tx.send_replace(None);
                 terminate(&mut child).await;
+                let pgid = group.0;
                 drop(group);
+                // SIGKILL is delivered, not done, when killpg returns: shutting down waits
+                // until the browsers are gone.
+                if let Some(pgid) = pgid {
+                    wait_group_gone(pgid, GROUP_GONE_WITHIN).await;
+                }
                 state.pid.store(0, Ordering::Relaxed);
                 return;
             }
@@ -207,6 +213,39 @@ impl Drop for GroupGuard {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// How long a shutdown waits for Chromium's processes to be gone after their SIGKILL.
+const GROUP_GONE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Wait until no live process (zombies aside) is left in process group `pgid`, or `within`.
+async fn wait_group_gone(pgid: u32, within: Duration) {
+    let deadline = Instant::now() + within;
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a live process of group `pgid` is left, read from `/proc` (a zombie, which only
+/// waits for its parent to reap it, is not live).
+fn group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The command may hold spaces and parentheses: the fields follow the last ')'.
+            let mut fields = stat
+                .get(stat.rfind(')').map_or(0, |at| at + 2)..)
+                .unwrap_or("")
+                .split(' ');
+            let live = fields.next().is_some_and(|state| state != "Z");
+            live && fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
 }
 
 /// SIGTERM, then SIGKILL if it lingers; reaps the process.
