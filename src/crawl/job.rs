@@ -14,7 +14,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::discover;
-use super::scope::{Scope, normalise};
+use super::scope::Scope;
 use crate::egress::OutboundClient;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
@@ -114,7 +114,7 @@ impl CrawlKind {
         );
         let pages: Vec<(String, i32)> = (listed.iter())
             .filter_map(|l| Url::parse(l).ok())
-            .map(|u| normalise(&u))
+            .map(|u| scope.canonical(&u))
             .filter(|u| scope.admits(u).is_ok())
             .map(|u| (u.to_string(), 1))
             .collect();

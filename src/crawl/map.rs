@@ -62,7 +62,7 @@ pub async fn map(fetcher: &OutboundClient, request: &MapRequest) -> Vec<Mapped> 
         let Ok(parsed) = Url::parse(url.trim()) else {
             continue;
         };
-        let url = normalise(&parsed);
+        let url = scope.canonical(&parsed);
         if scope.admits(&url).is_err() {
             continue;
         }

@@ -48,7 +48,7 @@ impl Robots {
                     if let Some(group) = groups.last_mut()
                         && !value.is_empty()
                     {
-                        group.1.push((key == "allow", value.to_string()));
+                        group.1.push((key == "allow", canonical(value)));
                     }
                 }
                 "crawl-delay" => {
@@ -85,6 +85,8 @@ impl Robots {
 
     /// Whether a URL with this path (and query) may be fetched.
     pub fn allows(&self, path: &str) -> bool {
+        let path = canonical(path);
+        let path = path.as_str();
         let mut best: Option<(usize, bool)> = None;
         for (allow, pattern) in &self.rules {
             if matches(pattern, path) {
@@ -103,6 +105,43 @@ impl Robots {
 }
 
 type Group = (Vec<String>, Vec<(bool, String)>, Option<u64>);
+
+/// A path in the one form RFC 9309 §2.2.2 compares: characters outside ASCII percent-encoded
+/// as UTF-8, percent-encoded unreserved characters (`%7E` for `~`) decoded, other escapes in
+/// upper case; so `/café` in a rule matches the URL path `/caf%C3%A9`.
+fn canonical(path: &str) -> String {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|hex| b == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) if unreserved(decoded) => {
+                out.push(decoded as char);
+                i += 3;
+            }
+            Some(decoded) => {
+                out.push_str(&format!("%{decoded:02X}"));
+                i += 3;
+            }
+            None if b.is_ascii() => {
+                out.push(b as char);
+                i += 1;
+            }
+            None => {
+                out.push_str(&format!("%{b:02X}"));
+                i += 1;
+            }
+        }
+    }
+    out
+}
 
 fn merge(mut a: Group, b: Group) -> Group {
     a.0.extend(b.0);
@@ -184,6 +223,16 @@ Sitemap: https://example.com/sitemap.xml
             Robots::parse("\u{feff}User-agent: w\nDisallow: /\n\nUser-agent: *\nDisallow: /x\n");
         assert!(robots.allows("/docs"), "`w` is not our token");
         assert!(!robots.allows("/x"));
+    }
+
+    #[test]
+    fn paths_compare_in_one_percent_encoding() {
+        let robots = Robots::parse("User-agent: *\nDisallow: /café\nDisallow: /%7euser/\n");
+        assert!(!robots.allows("/caf%C3%A9/menu"));
+        assert!(!robots.allows("/caf%c3%a9"));
+        assert!(!robots.allows("/~user/page"));
+        assert!(robots.allows("/cafe"));
+        assert_eq!(canonical("/a%2fb%7E%zz%"), "/a%2Fb~%zz%");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub enum Outside {
 /// The bounds of one crawl.
 #[derive(Debug, Clone)]
 pub struct Scope {
+    start: Url,
     host: String,
     allow_subdomains: bool,
     include: Vec<Regex>,
@@ -40,12 +41,27 @@ impl Scope {
         let compile =
             |patterns: &[String]| patterns.iter().filter_map(|p| Regex::new(p).ok()).collect();
         Scope {
+            start: start.clone(),
             host: host_of(start),
             allow_subdomains,
             include: compile(include),
             exclude: compile(exclude),
             robots,
         }
+    }
+
+    /// `url` in normal form, with the start page's scheme, host and port where it names the
+    /// start host another way (`http:` for `https:`, with or without `www.`): one site, each page
+    /// once.
+    pub fn canonical(&self, url: &Url) -> Url {
+        let mut url = normalise(url);
+        if host_of(&url) == self.host && matches!(url.scheme(), "http" | "https") {
+            // Both are http(s) URLs with a host: these cannot fail.
+            let _ = url.set_scheme(self.start.scheme());
+            let _ = url.set_host(self.start.host_str());
+            let _ = url.set_port(self.start.port());
+        }
+        url
     }
 
     /// Whether the crawl visits its start page: its host and robots.txt decide, not the path
@@ -151,6 +167,32 @@ mod tests {
         assert_eq!(
             open.admits(&url("https://example.com/private/x")),
             Err(Outside::Robots)
+        );
+    }
+
+    #[test]
+    fn the_start_hosts_other_spellings_become_the_start_page_s() {
+        let scope = Scope::new(
+            &url("https://example.com/"),
+            false,
+            &[],
+            &[],
+            Robots::default(),
+        );
+        for variant in [
+            "http://example.com/a#x",
+            "https://www.example.com/a",
+            "http://WWW.example.com:80/a",
+        ] {
+            assert_eq!(
+                scope.canonical(&url(variant)).as_str(),
+                "https://example.com/a",
+                "{variant}"
+            );
+        }
+        assert_eq!(
+            scope.canonical(&url("https://blog.example.com/a")).as_str(),
+            "https://blog.example.com/a"
         );
     }
 

@@ -154,7 +154,7 @@ pub async fn page_finished(
         let scope = scope_of(&crawl, &options)?;
         let found: Vec<(String, i32)> = (links.iter())
             .filter_map(|l| Url::parse(l).ok())
-            .map(|u| normalise(&u))
+            .map(|u| scope.canonical(&u))
             .filter(|u| scope.admits(u).is_ok())
             .map(|u| (u.to_string(), depth + 1))
             .collect();
