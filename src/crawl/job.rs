@@ -64,14 +64,40 @@ impl JobKind for CrawlKind {
         if crawl.status != "running" {
             return Ok(json!({ "crawl_id": id, "status": crawl.status }));
         }
-        if crawl.robots.is_none() {
-            self.discover(&crawl).await?;
+        let stepped = async {
+            if crawl.robots.is_none() {
+                self.discover(&crawl).await?;
+            }
+            self.step(id).await.map_err(|e| match e {
+                WorkError::Internal(e) => JobError::Retry(e),
+                other => JobError::Retry(anyhow!("{other}")),
+            })
         }
-        let started = self.step(id).await.map_err(|e| match e {
-            WorkError::Internal(e) => JobError::Retry(e),
-            other => JobError::Retry(anyhow!("{other}")),
-        })?;
-        Ok(json!({ "crawl_id": id, "pages_started": started }))
+        .await;
+        match stepped {
+            Ok(started) => Ok(json!({ "crawl_id": id, "pages_started": started })),
+            // The last attempt: no step would come after it, so the crawl ends here, saying why.
+            Err(JobError::Retry(e)) if job.attempt >= job.max_attempts => {
+                let why = format!("a step of the crawl kept failing: {e:#}");
+                self.give_up(id, &why).await?;
+                Err(JobError::Permanent(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl CrawlKind {
+    /// End crawl `id` as failed with `why` (its last step failed for good).
+    async fn give_up(&self, id: Uuid, why: &str) -> Result<(), JobError> {
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        if let Some(crawl) = store::crawls::lock(&mut tx, id).await? {
+            end(&mut tx, &self.notifier, &crawl, "failed", Some(why))
+                .await
+                .map_err(internal)?;
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(())
     }
 }
 
