@@ -18,7 +18,7 @@ use crate::crawl::map::{MapRequest, map};
 use crate::crawl::options::{self, CrawlOptions};
 use crate::store;
 use crate::store::crawls::{Crawl, CrawlPage};
-use crate::work::{self, WorkError, crawls::CrawlRequest};
+use crate::work::{self, crawls::CrawlRequest};
 
 #[derive(Tags)]
 enum CrawlTags {
@@ -139,12 +139,13 @@ struct CrawlPageOut {
 }
 
 fn crawl_out(c: Crawl, pages: Vec<CrawlPage>, next_cursor: Option<i64>) -> CrawlOut {
+    // Each page's options as a scrape shows them: no header values, no typed text.
     let mut options = c.options.clone();
-    if let Some(headers) = options
-        .pointer_mut("/scrape/headers")
-        .and_then(|h| h.as_object_mut())
-    {
-        headers.values_mut().for_each(|v| *v = "…".into());
+    if let (Ok(stored), Some(scrape)) = (
+        serde_json::from_value::<CrawlOptions>(c.options.clone()),
+        options.get_mut("scrape"),
+    ) {
+        *scrape = stored.scrape.shown();
     }
     CrawlOut {
         id: c.id,
@@ -353,16 +354,7 @@ impl CrawlsApi {
         body: Json<CreateMap>,
     ) -> Result<Json<MapOut>, ApiError> {
         let body = body.0;
-        let url = state
-            .work
-            .policy
-            .check_url(&body.url)
-            .map_err(|e| WorkError::invalid("url", e.to_string()))?;
-        if let Err(e @ crate::egress::EgressError::Blocked { .. }) =
-            state.work.policy.resolve(&url).await
-        {
-            return Err(WorkError::invalid("url", e.to_string()).into());
-        }
+        let url = work::scrapes::check_url(&state.work, &body.url).await?;
         let request = MapRequest {
             url,
             limit: body.limit.unwrap_or(1000) as usize,

@@ -19,8 +19,7 @@ use crate::egress::OutboundClient;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
 use crate::store;
-use crate::work::crawls::{end, options_of, scope_of, step_job};
-use crate::work::scrapes::ScrapeRequest;
+use crate::work::crawls::{end, options_of, page_request, scope_of, step_job};
 use crate::work::{self, Work, WorkError};
 
 /// Pages one step looks at at most (refused ones included) before the next step goes on.
@@ -203,15 +202,7 @@ impl CrawlKind {
                     store::crawls::mark(&mut tx, id, &page.url, "skipped", None).await?;
                     continue;
                 }
-                let request = ScrapeRequest {
-                    url: page.url.clone(),
-                    wait_for: options.wait_for.clone(),
-                    timeout_ms: options.timeout_ms,
-                    screenshot: options.formats.iter().any(|f| f == "screenshot"),
-                    formats: Some(options.formats.clone()),
-                    options: options.scrape.clone(),
-                    ..Default::default()
-                };
+                let request = page_request(&options, &page.url);
                 let checked = match work::scrapes::check(&self.work, request).await {
                     Ok(checked) => checked.in_crawl(id),
                     Err(WorkError::Invalid { .. }) => {

@@ -167,15 +167,7 @@ impl Scraper {
         let (formats, limit) = (scrape.formats.clone(), self.max_content_bytes);
         let (fallback, crawled) = (landed.clone(), scrape.crawl_id.is_some());
         tokio::task::spawn_blocking(move || {
-            let mut found = keep(&formats, &options, &fallback, page.clone(), limit);
-            // A crawl's page: the links its crawl follows.
-            if crawled {
-                found.links = content::links(&page.html, &fallback)
-                    .into_iter()
-                    .map(|l| l.url)
-                    .collect();
-            }
-            found
+            keep(&formats, &options, &fallback, page, limit, crawled)
         })
         .await
         .map_err(|e| Failure {
@@ -191,14 +183,15 @@ pub(super) fn stored_options(scrape: &Scrape) -> ScrapeOptions {
     serde_json::from_value(scrape.options.clone()).unwrap_or_default()
 }
 
-/// What the scrape keeps of `page`: each asked-for format, and the text its document gets
-/// (the main content's, as summaries want it).
+/// What the scrape keeps of `page`: each asked-for format, the text its document gets (the
+/// main content's, as summaries want it), and for a crawl's page the links its crawl follows.
 fn keep(
     formats: &[String],
     options: &ScrapeOptions,
     landed: &url::Url,
     page: Page,
     limit: usize,
+    crawled: bool,
 ) -> Found {
     let base = landed.clone();
     let selection = options.selection();
@@ -209,6 +202,11 @@ fn keep(
         true => page.text.clone(),
         false => main.text.clone(),
     };
+    // Parsed once, for the format and the crawl alike.
+    let links = match crawled || formats.iter().any(|f| f == "links") {
+        true => content::links(&page.html, &base),
+        false => Vec::new(),
+    };
     let mut kept = Map::new();
     for format in formats {
         let value = match format.as_str() {
@@ -216,7 +214,7 @@ fn keep(
             "html" => json!(cut(&main.html, limit)),
             "raw_html" => json!(cut(&page.html, limit)),
             "text" => json!(cut(&text, limit)),
-            "links" => json!(content::links(&page.html, &base)),
+            "links" => json!(links),
             "metadata" => json!(content::metadata(&page.html, &base, page.status)),
             _ => continue,
         };
@@ -231,7 +229,10 @@ fn keep(
         text: cut(&text, limit),
         screenshot: page.screenshot,
         action_screenshots: page.action_screenshots,
-        links: Vec::new(),
+        links: match crawled {
+            true => links.into_iter().map(|l| l.url).collect(),
+            false => Vec::new(),
+        },
         timings: (ms(page.navigate_ms), ms(page.wait_ms), ms(page.extract_ms)),
     }
 }

@@ -403,7 +403,7 @@ pub async fn insert_batch(
 /// A batch's creation time and its scrapes, in the order of its URLs; `None` when there is no
 /// such batch (of `owner`'s, when given).
 pub async fn batch(
-    db: &sqlx::PgPool,
+    conn: &mut PgConnection,
     id: Uuid,
     owner: Option<Uuid>,
 ) -> anyhow::Result<Option<(DateTime<Utc>, Vec<Scrape>)>> {
@@ -412,7 +412,7 @@ pub async fn batch(
     )
     .bind(id)
     .bind(owner)
-    .fetch_optional(db)
+    .fetch_optional(&mut *conn)
     .await
     .context("reading a batch")?;
     let Some((created_at,)) = found else {
@@ -423,7 +423,7 @@ pub async fn batch(
         "WHERE s.batch_id = $1 ORDER BY s.id"
     ))
     .bind(id)
-    .fetch_all(db)
+    .fetch_all(conn)
     .await
     .context("reading a batch's scrapes")?;
     Ok(Some((created_at, scrapes)))

@@ -11,13 +11,13 @@ use sqlx::PgConnection;
 use url::Url;
 use uuid::Uuid;
 
+use super::scrapes::ScrapeRequest;
 use super::{Caller, Work, WorkError, WorkResult};
 use crate::crawl::options::CrawlOptions;
 use crate::crawl::robots::Robots;
 use crate::crawl::scope::{Scope, normalise};
 use crate::domain::jobs::kinds;
 use crate::domain::topics::Topic;
-use crate::egress::EgressError;
 use crate::notify::job::Notifier;
 use crate::store;
 use crate::store::crawls::{Crawl, NewCrawl};
@@ -41,21 +41,15 @@ pub struct CheckedCrawl(NewCrawl);
 
 /// Check the start URL against the egress policy and the options' bounds.
 pub async fn check(work: &Work, request: CrawlRequest) -> WorkResult<CheckedCrawl> {
-    if request.url.chars().count() > 2048 {
-        return Err(WorkError::invalid(
-            "url",
-            "url must be at most 2,048 characters",
-        ));
-    }
-    let url = work.policy.check_url(&request.url).map_err(refused)?;
-    if let Err(e @ EgressError::Blocked { .. }) = work.policy.resolve(&url).await {
-        return Err(refused(e));
-    }
     request
         .options
         .check()
         .map_err(|e| WorkError::invalid(e.0, e.1))?;
-    super::scrapes::check_formats(&request.options.formats)?;
+    // The start URL and each page's scrape options, checked as a scrape of the start page
+    // checks them: a crawl whose every page would be refused is refused itself.
+    super::scrapes::check(work, page_request(&request.options, &request.url)).await?;
+    let url = (work.policy.check_url(&request.url))
+        .map_err(|e| WorkError::invalid("url", e.to_string()))?;
     let options =
         serde_json::to_value(&request.options).map_err(|e| WorkError::Internal(e.into()))?;
     Ok(CheckedCrawl(NewCrawl {
@@ -67,8 +61,17 @@ pub async fn check(work: &Work, request: CrawlRequest) -> WorkResult<CheckedCraw
     }))
 }
 
-fn refused(e: EgressError) -> WorkError {
-    WorkError::invalid("url", e.to_string())
+/// The scrape a crawl asks for one of its pages.
+pub fn page_request(options: &CrawlOptions, url: &str) -> ScrapeRequest {
+    ScrapeRequest {
+        url: url.to_string(),
+        wait_for: options.wait_for.clone(),
+        timeout_ms: options.timeout_ms,
+        screenshot: options.formats.iter().any(|f| f == "screenshot"),
+        formats: Some(options.formats.clone()),
+        options: options.scrape.clone(),
+        ..Default::default()
+    }
 }
 
 /// Write the crawl, its start page and its first step for `caller` on `conn`.

@@ -52,18 +52,7 @@ pub struct CheckedScrape(NewScrape, Option<u64>);
 /// run it before opening a transaction).
 pub async fn check(work: &Work, request: ScrapeRequest) -> WorkResult<CheckedScrape> {
     let config = &work.config.scrape;
-    if request.url.chars().count() > 2048 {
-        return Err(WorkError::invalid(
-            "url",
-            "url must be at most 2,048 characters",
-        ));
-    }
-    // The job checks again (names may resolve differently later, and redirects are checked by
-    // the egress proxy); refusing what is already known to be refused saves a quota unit.
-    let url = (work.policy.check_url(&request.url)).map_err(refused)?;
-    if let Err(e @ EgressError::Blocked { .. }) = work.policy.resolve(&url).await {
-        return Err(refused(e));
-    }
+    let url = check_url(work, &request.url).await?;
     if let Some(selector) = &request.wait_for
         && (selector.trim().is_empty() || selector.chars().count() > 500 || selector.contains('\0'))
     {
@@ -173,6 +162,25 @@ pub async fn fresh(
     let since = chrono::Utc::now() - age;
     let found = store::scrapes::fresh(&mut *conn, caller.user_id, &scrape.cache_key, since).await?;
     Ok(found.map(|s| s.id))
+}
+
+/// A URL a user asks to be fetched (a scrape, a crawl's start, a map): http(s), at most 2,048
+/// characters, not known to be refused by the egress policy. Resolves the host, so run it
+/// before opening a transaction. The fetch checks again (names may resolve differently later,
+/// and redirects are checked as they come); refusing what is already known to be refused
+/// saves a quota unit.
+pub async fn check_url(work: &Work, url: &str) -> WorkResult<url::Url> {
+    if url.chars().count() > 2048 {
+        return Err(WorkError::invalid(
+            "url",
+            "url must be at most 2,048 characters",
+        ));
+    }
+    let url = (work.policy.check_url(url)).map_err(refused)?;
+    if let Err(e @ EgressError::Blocked { .. }) = work.policy.resolve(&url).await {
+        return Err(refused(e));
+    }
+    Ok(url)
 }
 
 /// Every format is one a scrape can keep.

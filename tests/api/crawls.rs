@@ -327,6 +327,10 @@ async fn crawl_options_that_cannot_work_are_refused_naming_the_field(pool: PgPoo
             json!({"url": url, "scrape_options": {"formats": ["pdf"]}}),
             "formats",
         ),
+        (
+            json!({"url": url, "scrape_options": {"timeout_ms": 500}}),
+            "timeout_ms",
+        ),
     ] {
         let resp = app.post_json("/v1/crawls", Some(&token), &body).await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");

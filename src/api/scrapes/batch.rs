@@ -87,15 +87,16 @@ fn batch_out(id: Uuid, created_at: DateTime<Utc>, scrapes: Vec<ScrapeOut>) -> Sc
     }
 }
 
-async fn read(state: &ApiState, id: Uuid, owner: Option<Uuid>) -> Result<ScrapeBatchOut, ApiError> {
-    let (created_at, scrapes) = store::scrapes::batch(&state.pool, id, owner)
+async fn read(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<ScrapeBatchOut, ApiError> {
+    let (created_at, scrapes) = store::scrapes::batch(conn, id, owner)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("batch {id}")))?;
-    Ok(batch_out(
-        id,
-        created_at,
-        scrapes.into_iter().map(ScrapeOut::from).collect(),
-    ))
+    let scrapes = scrapes.into_iter().map(ScrapeOut::from).collect();
+    Ok(batch_out(id, created_at, scrapes))
 }
 
 #[OpenApi(prefix_path = "/v1", tag = "ScrapeTags::Scrapes")]
@@ -143,20 +144,11 @@ impl ScrapeBatchesApi {
         }
         let requested = work::scrapes::request_batch(&state.work, &mut tx, &auth.0, checked).await;
         let id = limits::note(req, requested, |_| None)?;
-        let response =
-            BatchStarted::Accepted(Json(batch_out(id, Utc::now(), Vec::new())), location(id));
+        let out = read(&mut tx, id, None).await?;
+        let response = BatchStarted::Accepted(Json(out), location(id));
         let response = idempotency.finish(&mut tx, response).await?;
         tx.commit().await?;
-        match response {
-            Idempotent::Fresh(BatchStarted::Accepted(_, location)) => {
-                let out = read(&state, id, None).await?;
-                Ok(Idempotent::Fresh(BatchStarted::Accepted(
-                    Json(out),
-                    location,
-                )))
-            }
-            replayed => Ok(replayed),
-        }
+        Ok(response)
     }
 
     /// A batch: `status`, counts, and its scrapes with their results.
@@ -171,7 +163,8 @@ impl ScrapeBatchesApi {
         state: Data<&ApiState>,
         id: Path<Uuid>,
     ) -> Result<Json<ScrapeBatchOut>, ApiError> {
-        Ok(Json(read(&state, id.0, auth.owner_filter()).await?))
+        let mut conn = state.pool.acquire().await?;
+        Ok(Json(read(&mut conn, id.0, auth.owner_filter()).await?))
     }
 }
 
