@@ -248,6 +248,11 @@ async fn a_dead_delivery_is_retried_and_a_gone_receiver_turns_the_channel_off(po
             .unwrap();
         assert_eq!(old["items"], list["items"], "{query}");
     }
+    // An unknown old-name value is refused even beside a valid `state`.
+    let bad = app
+        .get("/v1/deliveries?state=dead&state_filter=gone", Some(&token))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // The receiver is fixed: a retry delivers it.
     let resp = app

@@ -161,6 +161,14 @@ impl ChannelsApi {
         )]
         limit: Query<i64>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
+        // An unknown value is refused under either name, even when `state` wins over it.
+        if let Some(old) = state_filter.0.as_ref().map(OneOf::as_str)
+            && !deliveries::STATES.contains(&old)
+        {
+            let detail =
+                format!("unknown delivery state {old:?}: expected pending, delivered or dead");
+            return Err(ApiError::invalid_parameter("state_filter", detail));
+        }
         let filter = DeliveryFilter {
             state: (in_state.0.as_ref())
                 .or(state_filter.0.as_ref())
