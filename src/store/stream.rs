@@ -40,10 +40,12 @@ pub async fn try_lock_sequencer(conn: &mut PgConnection) -> sqlx::Result<bool> {
 }
 
 /// Number up to `max_rows` committed rows not numbered yet, oldest first, and NOTIFY the last
-/// number. Returns how many rows were numbered (0: nothing was waiting) and the last number
-/// given out. One statement: it commits or not as a whole.
+/// number; and wake the workers of each kind with new pending jobs among them (a NOTIFY on
+/// the job engine's channel per kind: enqueues do not notify themselves). Returns how many
+/// rows were numbered (0: nothing was waiting) and the last number given out. One
+/// statement: it commits or not as a whole.
 pub async fn sequence(conn: &mut PgConnection, max_rows: i64) -> sqlx::Result<(i64, i64)> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
         "WITH next AS ( \
              SELECT id, n, sum(n) OVER (ORDER BY id) AS upto FROM ( \
                  SELECT id, n FROM stream_changes WHERE first_seq IS NULL \
@@ -55,14 +57,20 @@ pub async fn sequence(conn: &mut PgConnection, max_rows: i64) -> sqlx::Result<(i
          numbered AS ( \
              UPDATE stream_changes c \
              SET first_seq = head.base + next.upto - next.n + 1, last_seq = head.base + next.upto \
-             FROM next, head WHERE c.id = next.id) \
-         SELECT head.rows, head.seq FROM head \
+             FROM next, head WHERE c.id = next.id), \
+         woken AS ( \
+             SELECT DISTINCT u.kind FROM next JOIN stream_changes c ON c.id = next.id, \
+                 unnest(c.kind, c.state) AS u(kind, state) \
+             WHERE c.job IS NOT NULL AND u.state = 'pending') \
+         SELECT head.rows, head.seq, \
+                (SELECT count(pg_notify('workhorse_jobs', kind)) FROM woken) \
+         FROM head \
          WHERE pg_notify('workhorse_stream', head.seq::text)::text IS NOT NULL",
     )
     .bind(max_rows)
     .fetch_optional(conn)
     .await?;
-    Ok(row.unwrap_or((0, 0)))
+    Ok(row.map_or((0, 0), |(rows, seq, _)| (rows, seq)))
 }
 
 /// The last number given out (0 before the first event).

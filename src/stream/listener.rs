@@ -52,7 +52,11 @@ pub(super) async fn run(hub: Arc<Inner>, stop: CancellationToken) {
                         Err(e) => tracing::debug!(error = %e, "a summary piece that is not JSON"),
                     }
                 }
-                Ok(Some(_)) | Ok(None) => hub.fetch.notify_one(),
+                Ok(Some(n)) => match n.payload().parse::<i64>() {
+                    Ok(last) => hub.announce(last),
+                    Err(_) => hub.fetch.notify_one(),
+                },
+                Ok(None) => hub.fetch.notify_one(),
                 Err(e) => {
                     tracing::warn!(error = %e, "the stream's listener lost its connection");
                     hub.fetch.notify_one();

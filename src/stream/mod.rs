@@ -48,6 +48,9 @@ pub(crate) struct Inner {
     tokens: broadcast::Sender<Arc<Value>>,
     /// The last number broadcast.
     head: AtomicI64,
+    /// The last number the sequencer announced (-1: none yet): an idle hub takes the head
+    /// from here instead of asking the database at every announcement.
+    announced: AtomicI64,
     /// Wakes the fetcher.
     fetch: Notify,
     /// Cancelled at shutdown: every client's stream closes (`shutting_down`).
@@ -64,6 +67,7 @@ impl Hub {
                 channels: channels::Channels::new(),
                 tokens: broadcast::channel(BROADCAST_TOKENS).0,
                 head: AtomicI64::new(-1),
+                announced: AtomicI64::new(-1),
                 fetch: Notify::new(),
                 stop: CancellationToken::new(),
             }),
@@ -136,10 +140,24 @@ async fn fetch(hub: Arc<Inner>, stop: CancellationToken) {
     }
 }
 
+impl Inner {
+    /// The sequencer numbered events up to `last`: note it and wake the fetcher.
+    pub(crate) fn announce(&self, last: i64) {
+        self.announced.fetch_max(last, Ordering::AcqRel);
+        self.fetch.notify_one();
+    }
+}
+
 async fn fetch_new(hub: &Inner) -> sqlx::Result<()> {
     if hub.channels.receivers() == 0 {
-        // Nobody here follows the stream: keep up with its head only.
-        let head = store::head(&hub.pool).await?;
+        // Nobody here follows the stream: keep up with its head only, as announced when it
+        // is newer than ours (a notice may be lost, so the poll still asks the database).
+        let announced = hub.announced.load(Ordering::Acquire);
+        let head = if announced > hub.head.load(Ordering::Acquire) {
+            announced
+        } else {
+            store::head(&hub.pool).await?
+        };
         if hub.channels.advance_idle(&hub.head, head) {
             return Ok(());
         }

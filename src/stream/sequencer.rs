@@ -1,7 +1,9 @@
 //! The sequencer: one daemon at a time (by advisory lock on its own connection) numbers the
 //! committed changes the triggers left in `stream_changes`, in commit order, and announces
 //! the last number; it also prunes what is past retention. Another daemon takes over within a
-//! second of this one's connection closing.
+//! second of this one's connection closing. Numbering new jobs also wakes their workers in
+//! every process (enqueues send no NOTIFY of their own), so after an enqueue in this process
+//! the sequencer looks every millisecond for a short while instead of at its usual pace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +12,16 @@ use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::Inner;
-use crate::store::stream;
+use crate::store::{jobs, stream};
 
 /// Most rows (statements) numbered at once.
 const MAX_ROWS: i64 = 1_000;
+/// The pace right after an enqueue in this process: its job is woken a millisecond or so after
+/// its transaction commits.
+const EAGER: Duration = Duration::from_millis(1);
+/// How long the eager pace lasts after the last enqueue (covers the enqueuing transaction's
+/// remaining work and commit).
+const EAGER_FOR: Duration = Duration::from_millis(10);
 /// How long a daemon that is not the sequencer waits before trying the lock again.
 const STANDBY: Duration = Duration::from_secs(1);
 /// How often the sequencer deletes events past `events.retention` and expired tickets (every
@@ -57,6 +65,8 @@ async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Re
     let retention = hub.config.retention;
     let prune_every = (retention / 2).clamp(Duration::from_millis(100), PRUNE_EVERY);
     let mut pruned = tokio::time::Instant::now();
+    let mut seen = jobs::enqueues();
+    let mut eager_until = pruned;
     loop {
         if pruned.elapsed() >= prune_every {
             pruned = tokio::time::Instant::now();
@@ -66,16 +76,26 @@ async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Re
                 tracing::debug!(batches, "pruned stream events past their retention");
             }
         }
-        let (numbered, _last) = stream::sequence(&mut conn, MAX_ROWS).await?;
+        // Created before the count is read, so no enqueue slips between the two.
+        let enqueued = jobs::enqueued();
+        let (numbered, last) = stream::sequence(&mut conn, MAX_ROWS).await?;
         if numbered > 0 {
             // This process's clients need not wait for the NOTIFY's round trip.
-            hub.fetch.notify_one();
+            hub.announce(last);
         }
         if numbered >= MAX_ROWS {
             continue;
         }
+        let now = tokio::time::Instant::now();
+        let count = jobs::enqueues();
+        if count != seen {
+            seen = count;
+            eager_until = now + EAGER_FOR;
+        }
+        let pause = if now < eager_until { EAGER } else { every };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = enqueued => tokio::time::sleep(EAGER).await,
             _ = stop.cancelled() => return Ok(()),
         }
     }

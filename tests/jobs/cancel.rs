@@ -31,6 +31,7 @@ fn one_at_a_time() -> JobsConfig {
 }
 
 async fn start(pool: &PgPool, config: &JobsConfig) -> Engine {
+    super::sequencer::start(pool);
     let registry = workhorse::jobs::registry(pool);
     (Engine::start(pool.clone(), config, registry, Health::default()).await).expect("engine starts")
 }

@@ -1,8 +1,8 @@
 //! The worker runtime against a real PostgreSQL: jobs run once and their outcome is stored;
 //! retries follow the stored backoff; permanent errors, panics, timeouts and undecodable
-//! arguments are recorded; wake-ups come from NOTIFY and from the next due time, not from the
-//! poll; two engines share one queue; shutdown gives back unfinished jobs; a dead process's
-//! jobs are rescued.
+//! arguments are recorded; wake-ups come from the sequencer's NOTIFY and from the next due
+//! time, not from the poll; two engines share one queue; shutdown gives back unfinished jobs;
+//! a dead process's jobs are rescued.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ fn config() -> JobsConfig {
 }
 
 async fn start(pool: &PgPool, config: &JobsConfig) -> Engine {
+    super::sequencer::start(pool);
     Engine::start(
         pool.clone(),
         config,
@@ -62,7 +63,7 @@ fn error_texts(job: &jobs::Job) -> Vec<String> {
 }
 
 #[sqlx::test]
-async fn a_job_enqueued_while_idle_is_woken_by_notify_and_its_result_stored(pool: PgPool) {
+async fn a_job_enqueued_while_idle_is_woken_by_the_sequencer_and_its_result_stored(pool: PgPool) {
     let engine = start(&pool, &config()).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // the dispatcher is asleep now
     let id = enqueue(&pool, json!({"message": "hello"})).await;

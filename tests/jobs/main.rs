@@ -7,4 +7,6 @@ mod quotas;
 #[path = "../support/rows.rs"]
 mod rows;
 mod schedule;
+#[path = "../support/sequencer.rs"]
+mod sequencer;
 mod store;

@@ -372,8 +372,11 @@ async fn pruning_deletes_only_finished_jobs_past_retention(pool: PgPool) {
     assert!(jobs::find_job(&pool, live, None).await.unwrap().is_some());
 }
 
+/// An enqueue's commit sends no NOTIFY (it would serialise every enqueue's commit on the
+/// database's notification lock); the sequencer announces the kinds of the pending jobs it
+/// numbers, once per kind and pass.
 #[sqlx::test]
-async fn an_insert_notifies_listeners_with_the_runnable_kind(pool: PgPool) {
+async fn a_committed_insert_wakes_listeners_through_the_sequencer_not_itself(pool: PgPool) {
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
         .await
         .unwrap();
@@ -381,10 +384,19 @@ async fn an_insert_notifies_listeners_with_the_runnable_kind(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
 
     jobs::enqueue(&mut conn, &job("wake")).await.unwrap();
+    jobs::enqueue(&mut conn, &job("wake")).await.unwrap();
+    let own = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(own.is_err(), "the insert notified by itself: {own:?}");
+    let (numbered, _) = workhorse::store::stream::sequence(&mut conn, 1_000)
+        .await
+        .unwrap();
 
+    assert_eq!(numbered, 2);
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
         .expect("a notification within 5 s")
         .unwrap();
     assert_eq!(note.payload(), "wake");
+    let again = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(again.is_err(), "one notice per kind and pass: {again:?}");
 }

@@ -82,6 +82,7 @@ async fn a_scrape_cancelled_at_any_point_keeps_a_result_exactly_when_it_keeps_it
     let site = Arc::new(SlowServer::start(Duration::ZERO).await);
     let config = config();
     let kinds = Kinds::new(&config).unwrap();
+    super::sequencer::start(&pool);
     let engine = Engine::start(
         pool.clone(),
         &config.jobs,
@@ -167,6 +168,7 @@ async fn a_job_naming_another_users_scrape_fails_and_touches_nothing(pool: PgPoo
     let config = config();
     let kinds = Kinds::new(&config).unwrap();
     let registry = registry_for(&pool, &kinds);
+    super::sequencer::start(&pool);
     let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
     let engine = engine.await.unwrap();
 

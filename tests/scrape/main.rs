@@ -9,5 +9,7 @@ mod isolation;
 mod main_content;
 #[path = "../support/rows.rs"]
 mod rows;
+#[path = "../support/sequencer.rs"]
+mod sequencer;
 mod slow_server;
 mod spans;

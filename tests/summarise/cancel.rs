@@ -37,6 +37,7 @@ async fn start(pool: &PgPool, llm: &SlowServer) -> (Engine, Kinds) {
     config.summarise.fallback_to_builtin = false;
     let kinds = Kinds::new(&config).unwrap();
     let registry = registry_for(pool, &kinds);
+    super::sequencer::start(pool);
     let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
     (engine.await.unwrap(), kinds)
 }

@@ -7,6 +7,8 @@ mod fake_llm;
 mod providers;
 #[path = "../support/rows.rs"]
 mod rows;
+#[path = "../support/sequencer.rs"]
+mod sequencer;
 #[path = "../scrape/slow_server.rs"]
 mod slow_server;
 mod streaming;

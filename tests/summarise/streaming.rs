@@ -242,6 +242,7 @@ async fn start(pool: &PgPool, providers: Vec<ProviderConfig>) -> (Engine, Kinds)
     config.summarise.fallback_to_builtin = false;
     let kinds = Kinds::new(&config).unwrap();
     let registry = registry_for(pool, &kinds);
+    crate::sequencer::start(pool);
     let engine = Engine::start(pool.clone(), &config.jobs, registry, Health::default());
     (engine.await.unwrap(), kinds)
 }

@@ -101,6 +101,7 @@ async fn insert(
     trace_context: &Value,
 ) -> anyhow::Result<Enqueued> {
     let id = Uuid::now_v7();
+    super::signal_enqueued();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
                            trace_context, quota_action) \
@@ -159,6 +160,7 @@ pub async fn enqueue_many(
     } else {
         dedup_keys.to_vec()
     };
+    super::signal_enqueued();
     let done = sqlx::query(
         "INSERT INTO jobs (id, kind, args, max_attempts, dedup_key) \
          SELECT id, $1, args, $2, key FROM unnest($3::uuid[], $4::jsonb[], $5::text[]) \
