@@ -1,9 +1,10 @@
 //! Acknowledgement: the backend's tower layer sits outside every user layer, so it sees the
 //! outcome of each attempt as the handler, the timeout and the panic catcher left it; it
 //! records the attempt's span and sends the outcome to one writer task per process, which
-//! records successes in batches and failures with their backoff. An attempt that recorded its
-//! end itself (in the fenced transaction that kept its result, `work::finish`) is not written
-//! again.
+//! records successes in batches and failures with their backoff, and then releases the jobs
+//! (their kind's dispatcher may claim again). An attempt that recorded its end itself (in the
+//! fenced transaction that kept its result, `work::finish`) is not written again and is
+//! released at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -154,9 +155,9 @@ where
                 Outcome::Failed { .. } => "failed",
             };
             (runtime.metrics).attempt(kind.name, label, Some(started.elapsed()));
-            kind.finished();
             runtime.attempts.ended(id, attempt);
             if recorded.load(Ordering::Acquire) {
+                kind.released(1);
                 // The handler's transaction recorded the end; a retry may be due before the
                 // dispatcher's next planned look.
                 if matches!(
@@ -214,7 +215,7 @@ fn outcome_of(result: Result<Value, BoxDynError>, timeout: Duration) -> Outcome 
 }
 
 /// Most outcomes written by one statement.
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
 
 /// Write outcomes until `drain` is cancelled, then write what is queued and return.
 pub(crate) async fn write_acks(
@@ -236,7 +237,17 @@ pub(crate) async fn write_acks(
                 Err(_) => break,
             }
         }
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for ack in &batch {
+            match kinds.iter_mut().find(|(k, _)| *k == ack.kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((ack.kind.clone(), 1)),
+            }
+        }
         write_batch(&runtime, batch).await;
+        for (kind, n) in kinds {
+            runtime.released(&kind, n);
+        }
     }
 }
 

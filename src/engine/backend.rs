@@ -1,6 +1,6 @@
 //! `PgQueue`: an apalis [`Backend`] over our `jobs` table. A dispatcher task per kind claims
-//! up to the free capacity whenever it is woken (a NOTIFY for its kind, a finished job, the
-//! time of its next due job, or the safety-net poll) and hands the claimed jobs to the apalis
+//! up to the free capacity, sized by the kind's pace, whenever it is woken (a NOTIFY for its
+//! kind, released jobs, the time of its next due job, or the safety-net poll) and hands the claimed jobs to the apalis
 //! worker through a channel. Decisions: docs/job-engine.md.
 
 use std::sync::Arc;
@@ -25,6 +25,12 @@ use crate::store::jobs::{self, ClaimedJob};
 
 /// Shortest sleep when a due job exists that we could not claim (another process holds it).
 const MIN_WAIT: Duration = Duration::from_millis(10);
+/// How much work ahead a dispatcher holds: claimed jobs for this long at the kind's recent pace.
+const HORIZON: Duration = Duration::from_millis(50);
+/// Most jobs held beyond the running attempts, however fast the kind goes.
+const MAX_PREFETCH: usize = 256;
+/// How often the pace is measured.
+const PACE_EVERY: Duration = Duration::from_millis(100);
 
 /// The backend of one kind's apalis worker.
 pub struct PgQueue<A> {
@@ -36,7 +42,8 @@ pub struct PgQueue<A> {
 impl<A: DeserializeOwned + Send + 'static> PgQueue<A> {
     /// A queue for `kind`; starts its dispatcher.
     pub(crate) fn start(runtime: Arc<Runtime>, kind: Arc<KindState>) -> Self {
-        let (tx, rx) = mpsc::channel(2 * kind.settings.concurrency);
+        // Room for everything the dispatcher may hold beyond the running attempts.
+        let (tx, rx) = mpsc::channel(kind.settings.concurrency + MAX_PREFETCH);
         tokio::spawn(dispatch::<A>(runtime.clone(), kind.clone(), tx));
         Self { runtime, kind, rx }
     }
@@ -111,18 +118,20 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
 ) {
     let stop = runtime.stop.clone();
     let mut failures: u32 = 0;
+    let mut pace = Pace::new(&kind);
     loop {
         if stop.is_cancelled() {
             return;
         }
-        // Claim in batches: hold up to twice the concurrency (the running attempts and as many
-        // claimed jobs waiting for a slot), and claim only once at most `concurrency` are held,
-        // so a claim takes at least `concurrency` jobs when that many are due. Short jobs then
-        // cost a fraction of a claim each, and an idle process still finds work.
+        // Claim in batches sized by the pace: hold the running attempts plus `prefetch` jobs
+        // (what the kind gets through in HORIZON, at least `concurrency`), and claim again
+        // once half of that is free, so a busy kind's claims stay large and few while an
+        // idle one still claims at once. A held job counts until its outcome is written.
         let concurrency = kind.settings.concurrency;
+        let prefetch = pace.prefetch(&kind);
         let busy = kind.outstanding.load(Ordering::Acquire);
-        let free = (2 * concurrency).saturating_sub(busy);
-        if busy > concurrency {
+        let free = (concurrency + prefetch).saturating_sub(busy);
+        if free == 0 || (busy > 0 && free < prefetch.div_ceil(2)) {
             tokio::select! {
                 _ = kind.freed.notified() => continue,
                 _ = stop.cancelled() => return,
@@ -177,7 +186,7 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
                 }
                 Err(ack) => {
                     runtime.metrics.attempt(kind.name, "dead", None);
-                    kind.finished();
+                    // Released once the writer recorded it.
                     runtime.ack(ack);
                 }
             }
@@ -199,6 +208,43 @@ async fn dispatch<A: DeserializeOwned + Send + 'static>(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// A kind's recent pace: jobs released per second, measured every `PACE_EVERY`.
+struct Pace {
+    at: std::time::Instant,
+    seen: u64,
+    rate: f64,
+}
+
+impl Pace {
+    fn new(kind: &KindState) -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            seen: kind.released.load(Ordering::Acquire),
+            rate: 0.0,
+        }
+    }
+
+    /// Jobs to hold beyond the running attempts.
+    fn prefetch(&mut self, kind: &KindState) -> usize {
+        let elapsed = self.at.elapsed();
+        if elapsed >= PACE_EVERY {
+            let released = kind.released.load(Ordering::Acquire);
+            let rate = (released - self.seen) as f64 / elapsed.as_secs_f64();
+            // Follow a rise at once and a fall by halves: a burst after a lull is taken in
+            // large claims, and a short lull does not shrink them.
+            self.rate = if rate >= self.rate {
+                rate
+            } else {
+                (self.rate + rate) / 2.0
+            };
+            (self.at, self.seen) = (std::time::Instant::now(), released);
+        }
+        let concurrency = kind.settings.concurrency;
+        ((self.rate * HORIZON.as_secs_f64()) as usize)
+            .clamp(concurrency.min(MAX_PREFETCH), MAX_PREFETCH)
     }
 }
 

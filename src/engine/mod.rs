@@ -17,7 +17,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -73,6 +73,13 @@ impl Runtime {
         }
     }
 
+    /// `n` jobs of `kind` are released (see [`KindState::outstanding`]).
+    pub(crate) fn released(&self, kind: &str, n: usize) {
+        if let Some(state) = self.kinds.get(kind) {
+            state.released(n);
+        }
+    }
+
     fn wake_all(&self) {
         self.kinds.values().for_each(|k| k.wake.notify_one());
     }
@@ -82,17 +89,24 @@ impl Runtime {
 pub(crate) struct KindState {
     pub(crate) name: &'static str,
     pub(crate) settings: KindSettings,
-    /// Claimed and not yet finished.
+    /// Claimed and not yet released: waiting for a slot, running, or ended with the outcome
+    /// not yet written. A job counts until its row no longer says it runs here, so a backlog
+    /// of outcomes holds back claims instead of growing while the leases of the jobs in it
+    /// run out.
     pub(crate) outstanding: AtomicUsize,
-    /// A job finished: capacity is free.
+    /// Jobs released so far (their pace sizes the claims).
+    pub(crate) released: AtomicU64,
+    /// Jobs were released: capacity is free.
     pub(crate) freed: Notify,
     /// Jobs of this kind may be due.
     pub(crate) wake: Notify,
 }
 
 impl KindState {
-    pub(crate) fn finished(&self) {
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+    /// `n` jobs' outcomes are written (or need no writing): they no longer count.
+    pub(crate) fn released(&self, n: usize) {
+        self.outstanding.fetch_sub(n, Ordering::AcqRel);
+        self.released.fetch_add(n as u64, Ordering::AcqRel);
         self.freed.notify_one();
     }
 }
@@ -196,6 +210,7 @@ impl Engine {
                     name,
                     settings: config.kind(name),
                     outstanding: AtomicUsize::new(0),
+                    released: AtomicU64::new(0),
                     freed: Notify::new(),
                     wake: Notify::new(),
                 };
