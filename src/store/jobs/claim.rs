@@ -33,6 +33,13 @@ pub struct ClaimedJob {
     pub lateness_secs: f64,
 }
 
+// FENCE: the fenced statements below compare `locked_by` and `state` with
+// `IS NOT DISTINCT FROM` (the same as `=` here: the compared values are never NULL) because no
+// index can serve it, so the row is found by its primary key. With `=`, the planner, whose
+// statistics rarely catch jobs while they run, expects almost no running rows and scans the
+// running part of `jobs_gauge_idx` or `jobs_lease_idx` instead: every running job, for each
+// fenced statement (measured in issue 16: 80 ms for one batch of 100 completions).
+
 type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>, f64);
 
 /// Claim up to `limit` runnable jobs of `kind` for `worker`, holding them for `lease`. The
@@ -95,7 +102,8 @@ pub async fn complete(
     let done = sqlx::query(
         "UPDATE jobs SET state = 'succeeded', result = $4, finished_at = now(), \
                 locked_by = NULL, lease_until = NULL \
-         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running'",
+         WHERE id = $1 AND locked_by IS NOT DISTINCT FROM $2 AND attempts = $3 \
+           AND state IS NOT DISTINCT FROM 'running'",
     )
     .bind(id)
     .bind(worker)
@@ -140,7 +148,8 @@ pub async fn fail(
              run_at = CASE WHEN $5 OR attempts >= max_attempts THEN run_at \
                            ELSE now() + $6 * interval '1 millisecond' END, \
              locked_by = NULL, lease_until = NULL \
-         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running' \
+         WHERE id = $1 AND locked_by IS NOT DISTINCT FROM $2 AND attempts = $3 \
+           AND state IS NOT DISTINCT FROM 'running' \
          RETURNING state, run_at",
     )
     .bind(id)
@@ -168,12 +177,13 @@ pub async fn extend_leases(
 ) -> anyhow::Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         // Rows locked in id order, as `complete_many` locks them: the two run on different
-        // connections of one worker and would otherwise deadlock.
+        // connections of one worker and would otherwise deadlock. Locked rows cannot change
+        // before the update, which finds them by primary key alone (see `complete_many`).
         "WITH mine AS ( \
              SELECT id FROM jobs WHERE locked_by = $1 AND state = 'running' \
              ORDER BY id FOR UPDATE) \
          UPDATE jobs j SET lease_until = now() + $2 * interval '1 millisecond' \
-         FROM mine WHERE j.id = mine.id AND j.locked_by = $1 AND j.state = 'running' \
+         FROM mine WHERE j.id = mine.id \
          RETURNING j.id",
     )
     .bind(worker)
@@ -194,7 +204,8 @@ pub async fn fence(
 ) -> anyhow::Result<bool> {
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM jobs \
-         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running' \
+         WHERE id = $1 AND locked_by IS NOT DISTINCT FROM $2 AND attempts = $3 \
+           AND state IS NOT DISTINCT FROM 'running' \
          FOR UPDATE",
     )
     .bind(id)
@@ -293,18 +304,21 @@ pub async fn complete_many(
     let attempts: Vec<i32> = done.iter().map(|d| d.1).collect();
     let results: Vec<Option<Value>> = done.iter().map(|d| d.2.clone()).collect();
     let updated = sqlx::query(
-        // Rows locked in id order, as `extend_leases` locks them (see there).
+        // Rows locked in id order, as `extend_leases` locks them (see there). Each row is
+        // found by primary key alone: see `FENCE` for the `IS NOT DISTINCT FROM`. The fence
+        // is checked once, where the rows are locked (a locked row cannot change before the
+        // update). Before, the planner scanned the state index once per job: 80 ms for 100
+        // jobs instead of 2.
         "WITH d AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::jsonb[]) \
                     AS d(id, attempt, result)), \
          held AS ( \
-             SELECT j.id FROM jobs j JOIN d ON j.id = d.id \
-             WHERE j.locked_by = $1 AND j.attempts = d.attempt AND j.state = 'running' \
+             SELECT j.id, d.result FROM d JOIN jobs j ON j.id = d.id \
+             WHERE j.locked_by IS NOT DISTINCT FROM $1 AND j.attempts = d.attempt \
+               AND j.state IS NOT DISTINCT FROM 'running' \
              ORDER BY j.id FOR UPDATE OF j) \
-         UPDATE jobs j SET state = 'succeeded', result = d.result, finished_at = now(), \
+         UPDATE jobs j SET state = 'succeeded', result = held.result, finished_at = now(), \
                 locked_by = NULL, lease_until = NULL \
-         FROM d, held \
-         WHERE j.id = held.id AND j.id = d.id AND j.locked_by = $1 AND j.attempts = d.attempt \
-           AND j.state = 'running'",
+         FROM held WHERE j.id = held.id",
     )
     .bind(worker)
     .bind(&ids)
