@@ -12,6 +12,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::token_cache::TokenCache;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::domain::schedule::Schedule;
@@ -187,6 +188,10 @@ impl App {
         let config = Arc::new(self.config.clone());
         let hub = self.hub.clone();
         hub.start(&self.shutdown);
+        let tokens = TokenCache::new();
+        let (pool, shutdown) = (&self.storage.pool, &self.shutdown);
+        tokio::spawn(tokens.clone().listen(pool.clone(), shutdown.clone()));
+        tokio::spawn(tokens.clone().mark_used(pool.clone(), shutdown.clone()));
         let state = ApiState {
             pool: self.storage.pool.clone(),
             health: self.health.clone(),
@@ -205,6 +210,7 @@ impl App {
             },
             metrics: self.metrics.clone(),
             hub,
+            tokens,
         };
         let routes = api::routes(state, &self.config.http, &self.config.metrics);
         tracing::info!(addr = %self.addr, "listening; API docs at http://{}/docs", self.addr);

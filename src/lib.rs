@@ -31,7 +31,8 @@
 //!   configured plans and providers, no `allOf` wrappers), the route table read from the spec
 //!   (span names, `Allow` on 405), the check of JSON bodies against the spec, auth, and
 //!   `GET /metrics`; the event streams (`api::events`: SSE, tickets; `api::ws`: `GET /v1/ws`,
-//!   the same stream over a WebSocket, outside the spec);
+//!   the same stream over a WebSocket, outside the spec); `api::token_cache`: who recently
+//!   seen tokens belong to, serving only while it hears `workhorse_auth` (revocations);
 //!   [`ui`]: the dashboard at `/ui` (sign-in with a token into a server-side session, CSRF on
 //!   every form checked by one extractor, pages of jobs, scrapes, summaries, documents,
 //!   schedules, deliveries and (admins) users' quotas over the same use cases, live refresh

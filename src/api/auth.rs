@@ -61,7 +61,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
 }
 
 /// The caller an API token (`wh_...`) names, within their rate limit; a 401, 429 or 503
-/// otherwise.
+/// otherwise. Served from the token cache ([`super::token_cache`]) when it can.
 pub async fn caller_of_token(req: &Request, token: &str) -> poem::Result<Caller> {
     let unauthorized = || {
         poem::Error::from_string(
@@ -75,27 +75,51 @@ pub async fn caller_of_token(req: &Request, token: &str) -> poem::Result<Caller>
     let state = req
         .data::<ApiState>()
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let hash = tokens::hash(token);
+    // A cached caller costs no query; a miss looks the token up (noting its use) and caches
+    // it, unless the cache was cleared meanwhile.
     let found = async {
+        let generation = state.tokens.generation();
+        if let Some(caller) = state.tokens.get(&hash) {
+            return anyhow::Ok((None, Some(caller)));
+        }
         let mut conn = state.pool.acquire().await?;
-        let caller = store::tokens::authenticate(&mut conn, &tokens::hash(token)).await?;
-        anyhow::Ok((conn, caller))
+        let caller = store::tokens::authenticate(&mut conn, &hash).await?;
+        if let Some(caller) = &caller {
+            state.tokens.insert(generation, hash, caller.clone());
+        }
+        anyhow::Ok((Some(conn), caller))
     }
     .await;
     match found {
-        Ok((mut conn, Some(caller))) => {
+        Ok((conn, Some(caller))) => {
+            // Admins have no rate limit: a cached admin needs no connection at all.
+            if caller.role == Role::Admin {
+                return Ok(caller);
+            }
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => (state.pool.acquire().await)
+                    .map_err(|e| database_error(e.into(), "authenticating a token"))?,
+            };
             limits::check_rate(req, state, &mut conn, &caller).await?;
             Ok(caller)
         }
         Ok((_, None)) => Err(unauthorized()),
-        Err(e) if is_unavailable(&e) => Err(poem::Error::from_string(
+        Err(e) => Err(database_error(e, "authenticating a token")),
+    }
+}
+
+/// A 503 when the database is unavailable, else a 500 whose cause is logged once here.
+fn database_error(e: anyhow::Error, what: &str) -> poem::Error {
+    if is_unavailable(&e) {
+        return poem::Error::from_string(
             "the database is unavailable; try again shortly",
             StatusCode::SERVICE_UNAVAILABLE,
-        )),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "authenticating a token failed");
-            Err(poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
-        }
+        );
     }
+    tracing::error!(error = format!("{e:#}"), "{what} failed");
+    poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A browser's stream ticket (`?ticket=wht_...`, from `POST /v1/events/tickets`): EventSource
@@ -156,13 +180,6 @@ pub async fn caller_of_ticket(req: &Request, ticket: &str) -> poem::Result<Calle
     match found {
         Ok(Some(caller)) => Ok(caller),
         Ok(None) => Err(unauthorized()),
-        Err(e) if is_unavailable(&e) => Err(poem::Error::from_string(
-            "the database is unavailable; try again shortly",
-            StatusCode::SERVICE_UNAVAILABLE,
-        )),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "checking a stream ticket failed");
-            Err(poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
-        }
+        Err(e) => Err(database_error(e, "checking a stream ticket")),
     }
 }

@@ -23,6 +23,7 @@ pub mod route_table;
 pub mod schedules;
 pub mod scrapes;
 pub mod spec;
+pub mod token_cache;
 pub mod tokens;
 pub mod users;
 pub mod validation;
@@ -74,6 +75,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// This process's live event stream.
     pub hub: crate::stream::Hub,
+    /// Callers of recently seen tokens; `clear` it after changing a token or a user.
+    pub tokens: token_cache::TokenCache,
 }
 
 type Apis = (

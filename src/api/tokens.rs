@@ -156,6 +156,8 @@ impl TokensApi {
     ) -> Result<Revoked, ApiError> {
         let mut conn = state.pool.acquire().await?;
         work::tokens::revoke(&mut conn, &auth.0, id.0).await?;
+        // This process refuses it at once; others when the trigger's notice reaches them.
+        state.tokens.clear();
         Ok(Revoked::Revoked)
     }
 }

@@ -315,6 +315,8 @@ impl UsersApi {
         let mut conn = state.pool.acquire().await?;
         let user =
             work::users::update(&state.config, &mut conn, &auth.0, id.0, body.0.into()).await?;
+        // A new role or plan applies to the next request here; elsewhere, once notified.
+        state.tokens.clear();
         Ok(Updated::User(Json(user.into())))
     }
 

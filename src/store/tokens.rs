@@ -95,6 +95,20 @@ pub async fn authenticate(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Resul
     row.map(caller_of_row).transpose()
 }
 
+/// Note that the tokens `ids` authenticated requests (served from the API's token cache):
+/// their last-used time, kept to the minute, in one statement.
+pub async fn touch(conn: &mut PgConnection, ids: &[Uuid]) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE api_tokens SET last_used_at = now() \
+         WHERE id = ANY($1) \
+           AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The caller a token row stands for: `(token id, user id, role, plan)`, as the token, ticket
 /// and session lookups read it.
 pub(crate) fn caller_of_row(

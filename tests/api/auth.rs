@@ -1,12 +1,22 @@
 //! Authentication and ownership: 401 without a valid token, 403 for admin-only operations,
-//! 404 (never 403) for other users' objects, token revocation.
+//! 404 (never 403) for other users' objects, token revocation, and the token cache (changes
+//! made anywhere apply at once; it serves only while it hears about them).
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use workhorse::domain::users::Role;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use workhorse::api::token_cache::TokenCache;
+use workhorse::domain::users::{Caller, Role};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app};
+
+#[path = "../support/pg_proxy.rs"]
+mod pg_proxy;
 
 #[sqlx::test]
 async fn me_without_a_token_returns_401_with_www_authenticate(pool: PgPool) {
@@ -230,4 +240,164 @@ async fn admins_page_through_users_with_a_cursor(pool: PgPool) {
     assert_eq!(first["items"].as_array().unwrap().len(), 3);
     assert_eq!(second["items"].as_array().unwrap().len(), 1);
     assert!(second.get("next_cursor").is_none());
+}
+
+/// Whether `check` holds within `within`, polled every 20 ms.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Wait until the daemon's token cache listens (and so serves).
+async fn token_cache_listens(pool: &PgPool) {
+    let listening = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%workhorse_auth%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+            > 0
+    };
+    assert!(eventually(Duration::from_secs(10), listening).await);
+    // LISTEN has started; the cache turns on once it returns.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// The status of `GET /v1/users`, which only admins may list.
+async fn users_list_status(app: &TestApp, token: &str) -> StatusCode {
+    app.get("/v1/users", Some(token)).await.status()
+}
+
+#[sqlx::test]
+async fn a_token_revoked_or_a_role_changed_elsewhere_applies_at_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let (ada, token) = app.user_with_token("ada", Role::User).await;
+    token_cache_listens(&pool).await;
+    // The first request fills the cache, the second is served from it.
+    for _ in 0..2 {
+        assert_eq!(users_list_status(&app, &token).await, StatusCode::FORBIDDEN);
+    }
+    // Another process (the CLI, another daemon) changes the role, then revokes the token.
+    let mut other = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap();
+
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(ada)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let admin = || async { users_list_status(&app, &token).await == StatusCode::OK };
+    assert!(
+        eventually(Duration::from_secs(1), admin).await,
+        "the new role did not apply within a second"
+    );
+    sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1")
+        .bind(ada)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let refused = || async { app.get("/v1/me", Some(&token)).await.status() == 401 };
+    assert!(
+        eventually(Duration::from_secs(1), refused).await,
+        "the revoked token still worked after a second"
+    );
+}
+
+#[sqlx::test]
+async fn a_cached_caller_is_served_without_a_lookup_until_this_daemon_changes_it(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.admin_token().await;
+    let (ada, token) = app.user_with_token("ada", Role::User).await;
+    token_cache_listens(&pool).await;
+    assert_eq!(users_list_status(&app, &token).await, StatusCode::FORBIDDEN);
+
+    // Without the trigger's notice, a change made behind the daemon's back is not seen...
+    sqlx::query("ALTER TABLE users DISABLE TRIGGER users_auth_changed")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(ada)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(users_list_status(&app, &token).await, StatusCode::FORBIDDEN);
+    }
+    // ...but one made through this daemon's API applies to the next request.
+    let path = format!("/v1/users/{ada}");
+    let resp = app
+        .patch_json(&path, &admin, &json!({"plan": "free"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(users_list_status(&app, &token).await, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn the_token_cache_serves_only_while_its_listener_is_connected(pool: PgPool) {
+    let options = pool.connect_options();
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = pg_proxy::PgProxy::start(upstream).await;
+    let through = PgPoolOptions::new()
+        .connect_lazy_with((*options).clone().host("127.0.0.1").port(proxy.addr.port()));
+    let cache = TokenCache::new();
+    let stop = CancellationToken::new();
+    tokio::spawn(cache.clone().listen(through, stop.clone()));
+    let caller = Caller {
+        user_id: Uuid::now_v7(),
+        role: Role::User,
+        token_id: Some(Uuid::now_v7()),
+        plan: "free".into(),
+    };
+    let cached = |cache: &TokenCache| {
+        cache.insert(cache.generation(), b"hash".to_vec(), caller.clone());
+        cache.get(b"hash")
+    };
+    assert_eq!(cached(&cache), None, "no listener yet: nothing is served");
+    let live = || async { cache.is_live() };
+    assert!(eventually(Duration::from_secs(10), live).await);
+    assert_eq!(cached(&cache), Some(caller.clone()));
+
+    // A notice from any connection empties it.
+    sqlx::query("SELECT pg_notify('workhorse_auth', '')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let emptied = || async { cache.get(b"hash").is_none() };
+    assert!(eventually(Duration::from_secs(1), emptied).await);
+    // A lookup that raced a clear is not inserted.
+    let generation = cache.generation();
+    cache.clear();
+    cache.insert(generation, b"hash".to_vec(), caller.clone());
+    assert_eq!(cache.get(b"hash"), None);
+
+    // The connection is lost: nothing is served until the listener is back.
+    assert_eq!(cached(&cache), Some(caller.clone()));
+    proxy.down();
+    let lost = || async { !cache.is_live() };
+    assert!(eventually(Duration::from_secs(5), lost).await);
+    assert_eq!(cached(&cache), None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cached(&cache), None);
+    proxy.up();
+    assert!(eventually(Duration::from_secs(15), live).await);
+    assert_eq!(cache.get(b"hash"), None, "a reconnected cache starts empty");
+    assert_eq!(cached(&cache), Some(caller.clone()));
+    stop.cancel();
 }
