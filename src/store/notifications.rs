@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::jobs::kinds;
 
-use super::jobs::{self, NewJob};
+use super::jobs;
 
 /// A user's channel.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -180,66 +181,77 @@ pub struct NewEvent {
 
 /// Record `event` and a delivery with its `notify` job for every enabled channel it goes to,
 /// in the caller's transaction. Returns the event id and the delivery ids.
+///
+/// One statement, whatever the number of channels: the event, its targets, their jobs and
+/// deliveries. Ids are UUIDv7 as elsewhere: each list's ids share a fresh id's leading 96 bits
+/// (time and this process's counter) and count up in their last 32, in target order.
 pub async fn publish(
     conn: &mut PgConnection,
     event: &NewEvent,
 ) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
     let event_id = Uuid::now_v7();
+    let (delivery_base, job_base) = (Uuid::now_v7(), Uuid::now_v7());
     let trace_context = crate::telemetry::current_trace_context();
-    sqlx::query(
-        "INSERT INTO events (id, topic, owner_id, payload, trace_context) \
-         VALUES ($1, $2, $3, $4, $5)",
+    // One producer span for the fan-out's jobs; each job's attempts are its children.
+    let span = tracing::info_span!(
+        "enqueue",
+        otel.name = format!("enqueue {}", kinds::NOTIFY),
+        otel.kind = "producer",
+        job.kind = kinds::NOTIFY,
+        job.count = tracing::field::Empty,
+    );
+    let job_context = span.in_scope(crate::telemetry::current_trace_context);
+    jobs::signal_enqueued();
+    let deliveries: Vec<Uuid> = sqlx::query_scalar(
+        "WITH event AS ( \
+             INSERT INTO events (id, topic, owner_id, payload, trace_context) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id \
+         ), targets AS ( \
+             SELECT c.id AS channel_id, c.owner_id, \
+                    (row_number() OVER (ORDER BY c.id) - 1)::int AS n \
+             FROM channels c \
+             WHERE c.enabled AND CASE WHEN $6::uuid IS NOT NULL THEN c.id = $6 \
+                 ELSE ($3::uuid IS NULL OR c.owner_id = $3) \
+                      AND (($7 AND $3::uuid IS NOT NULL) \
+                           OR EXISTS (SELECT 1 FROM channel_topics t \
+                                      WHERE t.channel_id = c.id AND t.topic = $2)) END \
+         ), ids AS ( \
+             SELECT channel_id, owner_id, n, \
+                 encode(overlay(uuid_send($8) PLACING int4send(n) FROM 13 FOR 4), 'hex')::uuid \
+                     AS delivery_id, \
+                 encode(overlay(uuid_send($9) PLACING int4send(n) FROM 13 FOR 4), 'hex')::uuid \
+                     AS job_id \
+             FROM targets \
+         ), queued AS ( \
+             INSERT INTO jobs (id, kind, args, max_attempts, owner_id, trace_context) \
+             SELECT job_id, $10, jsonb_build_object('delivery_id', delivery_id), $11, \
+                    owner_id, $12 \
+             FROM ids ORDER BY n RETURNING id \
+         ), delivered AS ( \
+             INSERT INTO deliveries (id, event_id, channel_id, owner_id, job_id) \
+             SELECT i.delivery_id, e.id, i.channel_id, i.owner_id, q.id \
+             FROM ids i CROSS JOIN event e JOIN queued q ON q.id = i.job_id \
+             ORDER BY i.n RETURNING id \
+         ) \
+         SELECT id FROM delivered ORDER BY id",
     )
     .bind(event_id)
     .bind(&event.topic)
     .bind(event.owner_id)
     .bind(&event.payload)
     .bind(&trace_context)
-    .execute(&mut *conn)
-    .await
-    .context("recording an event")?;
-    let targets: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT c.id, c.owner_id FROM channels c \
-         WHERE c.enabled AND CASE WHEN $3::uuid IS NOT NULL THEN c.id = $3 \
-             ELSE ($2::uuid IS NULL OR c.owner_id = $2) \
-                  AND (($4 AND $2::uuid IS NOT NULL) \
-                       OR EXISTS (SELECT 1 FROM channel_topics t \
-                                  WHERE t.channel_id = c.id AND t.topic = $1)) END",
-    )
-    .bind(&event.topic)
-    .bind(event.owner_id)
     .bind(event.only_channel)
     .bind(event.all_owner_channels)
+    .bind(delivery_base)
+    .bind(job_base)
+    .bind(kinds::NOTIFY)
+    .bind(event.max_attempts)
+    .bind(&job_context)
     .fetch_all(&mut *conn)
+    .instrument(span.clone())
     .await
-    .context("finding the channels of an event")?;
-    let mut deliveries = Vec::with_capacity(targets.len());
-    for (channel_id, owner_id) in targets {
-        let id = Uuid::now_v7();
-        let job = NewJob {
-            owner_id: Some(owner_id),
-            trace_context: trace_context.clone(),
-            ..NewJob::new(
-                kinds::NOTIFY,
-                json!({ "delivery_id": id }),
-                event.max_attempts,
-            )
-        };
-        let job_id = jobs::enqueue(&mut *conn, &job).await?.id();
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, channel_id, owner_id, job_id) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(event_id)
-        .bind(channel_id)
-        .bind(owner_id)
-        .bind(job_id)
-        .execute(&mut *conn)
-        .await
-        .context("recording a delivery")?;
-        deliveries.push(id);
-    }
+    .context("recording an event and its deliveries")?;
+    span.record("job.count", deliveries.len());
     Ok((event_id, deliveries))
 }
 

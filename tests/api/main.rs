@@ -11,6 +11,7 @@ mod events;
 #[allow(dead_code)]
 #[path = "../summarise/fake_llm.rs"]
 mod fake_llm;
+mod fan_out;
 mod health;
 mod helpers;
 mod http;
