@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark the job engine on this machine: bulk enqueue (jobs/s), single enqueue through
 # POST /v1/jobs (requests/s, p50/p99), draining 20,000 no-op jobs at concurrency 8 (jobs/s),
-# pickup latency into an idle worker (p50/p95/p99) and lateness of scheduled jobs, each with
-# its target. Runs examples/bench_jobs.rs in-process against a fresh database it creates and
-# drops. Prints a Markdown table for docs/benchmarks.md (progress goes to stderr).
+# pickup latency into an idle worker (p50/p95/p99), lateness of scheduled jobs, and pickup
+# into an idle worker while another kind drains no-op jobs enqueued at 5,000/s (busy pickup),
+# each with its target. Runs examples/bench_jobs.rs in-process against a fresh database it
+# creates and drops. Prints a Markdown table for docs/benchmarks.md (progress goes to
+# stderr); with BENCH_FIGURES=file, also appends each figure (jobs.*) to that file as a TSV
+# line.
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.
 # BENCH_JOBS_BIN=path runs an already built program instead (e.g. a debug build, to smoke-test).

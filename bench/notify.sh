@@ -4,8 +4,11 @@
 # one channel and 200 events fanned out to 10 channels, each at the notify kind's default
 # concurrency and at 32, published while the real App runs (live: deliveries/s from the first
 # publish, event → delivered p50/p95) and as a backlog before it starts (deliveries/s from the
-# first delivery). Runs examples/bench_notify.rs in-process against a fresh database it creates
-# and drops. Prints a Markdown table for docs/benchmarks.md (progress goes to stderr).
+# first delivery); then one event fanned out to 10,000 webhook channels of one owner (until
+# publish returned, and until the receiver had every request; target ≤ 1 s in all). Runs
+# examples/bench_notify.rs in-process against a fresh database it creates and drops. Prints a
+# Markdown table for docs/benchmarks.md (progress goes to stderr); with BENCH_FIGURES=file,
+# also appends each figure (notify.*) to that file as a TSV line.
 # Needs: PostgreSQL at 127.0.0.1:5432 (or DATABASE_URL pointing at a server where we may
 # create databases). Arguments go to the program: --quick for a smoke run, --help for sizes.
 # BENCH_NOTIFY_BIN=path runs an already built program instead (e.g. a debug build, to smoke-test).

@@ -1,32 +1,29 @@
 //! `bench_jobs`: the job engine's figures on this machine, in-process against a fresh
 //! database: bulk enqueue, single enqueue through `POST /v1/jobs`, draining no-op jobs,
-//! pickup latency into an idle worker, lateness of scheduled jobs. Prints a Markdown table
-//! with each target. Run it through `bench/jobs.sh` (release build); `--quick` smoke-tests it.
+//! pickup latency into an idle worker, lateness of scheduled jobs, and pickup into an idle
+//! worker while another kind drains a paced stream of no-op jobs (`bench_jobs/latency.rs`).
+//! Prints a Markdown table with each target; with `BENCH_FIGURES` set, also appends each
+//! figure to that file (`support/figures.rs`). Run it through `bench/jobs.sh` (release
+//! build); `--quick` smoke-tests it.
 //!
 //! The live event stream's sequencer runs throughout, as in the daemon. With
 //! `BENCH_NO_STREAM=1` the stream's triggers are taken off the scratch database first (the
 //! sequencer then finds nothing to number), to measure what they cost the engine.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Connection, PgPool};
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-use workhorse::app::{App, Storage};
-use workhorse::config::{Config, DatabaseConfig, EventsConfig, JobsConfig};
-use workhorse::engine::Engine;
-use workhorse::health::Health;
+use workhorse::config::{DatabaseConfig, JobsConfig};
 use workhorse::store::{self, jobs};
-use workhorse::stream::Hub;
 
-/// How long an engine may take to stop; every job has finished by then.
-const SHUTDOWN: Duration = Duration::from_secs(2);
+#[path = "bench_jobs/http.rs"]
+mod http;
+#[path = "bench_jobs/latency.rs"]
+mod latency;
 
 /// Takes the live event stream's triggers off the benchmark database: `jobs_notify_insert`
 /// back to its body before the stream (migration `job_engine`), the statement triggers that
@@ -56,11 +53,13 @@ fn env_flag(name: &str) -> bool {
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{CpuSnapshot, admin_token, ms, pct, thousands};
+use support::engine::{self as bench_engine, SHUTDOWN};
+use support::figures::figure;
+use support::{CpuSnapshot, ms, thousands};
 
 #[derive(Parser)]
 #[command(about = "Benchmark the job engine (see bench/jobs.sh)")]
-struct Args {
+pub struct Args {
     /// Small sizes for a smoke run; the figures mean nothing.
     #[arg(long)]
     quick: bool,
@@ -101,6 +100,9 @@ struct Args {
     /// Seconds over which the scheduled jobs' run_at is spread [default: 10, quick 2].
     #[arg(long)]
     spread_secs: Option<f64>,
+    /// No-op jobs/s enqueued into another kind during the busy pickup.
+    #[arg(long, default_value_t = 5_000)]
+    busy_rate: u64,
 }
 
 impl Args {
@@ -151,14 +153,17 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
             .context("taking the stream's triggers off")?;
     }
     // The sequencer, as the daemon runs it; the hub's fetcher has no clients.
-    let stop = CancellationToken::new();
-    if env_flag("BENCH_NO_SEQUENCER") {
-        eprintln!("BENCH_NO_SEQUENCER: no sequencer; the stream's pending changes pile up");
-    } else {
-        Hub::new(pool.clone(), EventsConfig::default()).start(&stop);
-    }
+    let stop = match env_flag("BENCH_NO_SEQUENCER") {
+        true => {
+            eprintln!("BENCH_NO_SEQUENCER: no sequencer; the stream's pending changes pile up");
+            None
+        }
+        false => Some(bench_engine::sequencer(&pool)),
+    };
     let measured = phases(args, url, &pool).await;
-    stop.cancel();
+    if let Some(stop) = stop {
+        stop.cancel();
+    }
     let rows = measured?;
     pool.close().await;
     Ok(rows)
@@ -178,12 +183,14 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
     let before = CpuSnapshot::take(&pool).await?;
     let rate = bulk_enqueue(&pool, total, chunk).await?;
     let cpu = cpu_note(&pool, before, total).await?;
+    let what = format!(
+        "bulk enqueue, {} jobs, {} per INSERT (one transaction each)",
+        thousands(total as f64),
+        thousands(chunk.min(total) as f64)
+    );
+    figure("jobs.bulk_enqueue", rate, "jobs/s", &what);
     rows.push(row(
-        &format!(
-            "bulk enqueue, {} jobs, {} per INSERT (one transaction each)",
-            thousands(total as f64),
-            thousands(chunk.min(total) as f64)
-        ),
+        &what,
         format!("{} jobs/s{cpu}", thousands(rate)),
         "≥ 50,000 jobs/s",
         Some(rate >= 50_000.0),
@@ -193,7 +200,9 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
     let (requests, clients) = (args.size(args.http_requests, 5_000, 300), args.http_clients);
     eprintln!("HTTP enqueue: {requests} requests from {clients} clients");
     ensure!(clients > 0, "--http-clients must be at least 1");
-    let value = match http_enqueue(url, requests, clients).await? {
+    let what =
+        format!("POST /v1/jobs (echo), {requests} requests from {clients} keep-alive clients");
+    let value = match http::http_enqueue(url, requests, clients).await? {
         Ok(h) => {
             // One warm-up request per client, then the measured ones.
             let stored = count_jobs(&pool).await?;
@@ -202,6 +211,8 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
                 stored == sent as i64,
                 "{sent} enqueue requests stored {stored} jobs"
             );
+            figure("jobs.post", h.rate, "req/s", &what);
+            figure("jobs.post_p99", h.p99, "ms", &what);
             format!(
                 "{} req/s (p50 {}, p99 {})",
                 thousands(h.rate),
@@ -211,8 +222,6 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
         }
         Err(why) => format!("not measured: {why}"),
     };
-    let what =
-        format!("POST /v1/jobs (echo), {requests} requests from {clients} keep-alive clients");
     rows.push(row(&what, value, "—", None));
     truncate(&pool).await?;
 
@@ -222,12 +231,14 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
         args.concurrency
     );
     let (rate, secs, cpu) = drain_jobs(&pool, &jobs_config, total).await?;
+    let what = format!(
+        "drain {} no-op echo jobs, concurrency {}",
+        thousands(total as f64),
+        args.concurrency
+    );
+    figure("jobs.drain", rate, "jobs/s", &what);
     rows.push(row(
-        &format!(
-            "drain {} no-op echo jobs, concurrency {}",
-            thousands(total as f64),
-            args.concurrency
-        ),
+        &what,
         format!(
             "{} jobs/s ({secs:.2} s from engine start){cpu}",
             thousands(rate)
@@ -237,56 +248,10 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
     ));
     truncate(&pool).await?;
 
-    rows.extend(idle_engine(args, &pool, &jobs_config).await?);
+    rows.extend(latency::idle_engine(args, &pool, &jobs_config).await?);
+    truncate(&pool).await?;
+    rows.push(latency::busy_pickup(args, &pool, &jobs_config).await?);
     Ok(rows)
-}
-
-/// Pickup latency and lateness, on one engine that is idle between jobs; returns two rows.
-async fn idle_engine(
-    args: &Args,
-    pool: &PgPool,
-    config: &JobsConfig,
-) -> anyhow::Result<[String; 2]> {
-    let samples = args.size(args.pickup, 300, 30);
-    let scheduled = args.size(args.scheduled, 300, 30);
-    let spread = (args.spread_secs).unwrap_or(if args.quick { 2.0 } else { 10.0 });
-    let engine = start_engine(pool, config).await?;
-    // Let the dispatcher finish its start-up claim and fall asleep.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let timings = async {
-        eprintln!("pickup: {samples} single jobs into an idle worker");
-        let picked = pickup(pool, samples).await?;
-        eprintln!("lateness: {scheduled} jobs scheduled over {spread} s");
-        anyhow::Ok((picked, lateness(pool, scheduled, spread).await?))
-    }
-    .await;
-    engine.shutdown(SHUTDOWN).await;
-    let (picked, late) = timings?;
-    Ok([
-        row(
-            &format!("pickup into an idle worker (created_at → started_at), {samples} jobs"),
-            format!(
-                "p50 {}, p95 {}, p99 {}",
-                ms(pct(&picked, 50.0)),
-                ms(pct(&picked, 95.0)),
-                ms(pct(&picked, 99.0))
-            ),
-            "p95 ≤ 10 ms",
-            Some(pct(&picked, 95.0) <= 10.0),
-        ),
-        row(
-            &format!("lateness (run_at → started_at), {scheduled} jobs due over {spread} s"),
-            format!(
-                "p50 {}, p95 {}, p99 {}, max {}",
-                ms(pct(&late, 50.0)),
-                ms(pct(&late, 95.0)),
-                ms(pct(&late, 99.0)),
-                ms(pct(&late, 100.0))
-            ),
-            "p95 ≤ 250 ms",
-            Some(pct(&late, 95.0) <= 250.0),
-        ),
-    ])
 }
 
 /// Enqueue `total` no-op jobs with `enqueue_many`, `chunk` per statement and transaction, on
@@ -313,124 +278,6 @@ async fn bulk_enqueue(pool: &PgPool, total: usize, chunk: usize) -> anyhow::Resu
     Ok(rate)
 }
 
-/// Throughput and latency of `POST /v1/jobs`.
-struct HttpFigures {
-    rate: f64,
-    p50: f64,
-    p99: f64,
-}
-
-const ENQUEUE_BODY: &str = r#"{"kind":"echo","args":{}}"#;
-
-/// `requests` single enqueues through the real API (workers off) from `clients` concurrent
-/// keep-alive clients. The inner `Err` says why it could not be measured.
-async fn http_enqueue(
-    url: &str,
-    requests: usize,
-    clients: usize,
-) -> anyhow::Result<Result<HttpFigures, String>> {
-    // Its own pool: the app closes the pool it was given when it stops.
-    let pool = store::connect_lazy(url, &DatabaseConfig::default())?;
-    let token = admin_token(&pool).await?;
-    let data_dir = tempfile::tempdir().context("creating a data dir")?;
-    let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0"
-        .parse()
-        .context("parsing the listen address")?;
-    config.data_dir = data_dir.path().to_path_buf();
-    config.jobs.run_workers = false;
-    config.jobs.schedules_dir = data_dir.path().to_path_buf();
-    let app = App::with_storage(config, Storage::from_pool(pool).await?).await?;
-    let endpoint = format!("http://{}/v1/jobs", app.local_addr());
-    let shutdown = app.shutdown_token();
-    let served = tokio::spawn(app.run());
-
-    let figures = load_http(&endpoint, &token, requests, clients).await;
-    shutdown.cancel();
-    served.await.context("the app task")??;
-    figures
-}
-
-async fn load_http(
-    endpoint: &str,
-    token: &str,
-    requests: usize,
-    clients: usize,
-) -> anyhow::Result<Result<HttpFigures, String>> {
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        let client = reqwest::Client::new();
-        // The first request opens the keep-alive connection and checks the contract.
-        let resp = post_job(&client, endpoint, token).await?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND
-            || status == reqwest::StatusCode::METHOD_NOT_ALLOWED
-        {
-            return Ok(Err(format!("POST /v1/jobs answered {status}")));
-        }
-        let body: Value = resp.json().await.context("reading the enqueue response")?;
-        ensure!(
-            status == reqwest::StatusCode::ACCEPTED,
-            "POST /v1/jobs answered {status}: {body}"
-        );
-        ensure!(
-            body["id"].is_string(),
-            "POST /v1/jobs answered without an id: {body}"
-        );
-        conns.push(client);
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (conns.into_iter())
-        .map(|client| {
-            let (next, endpoint, token) = (next.clone(), endpoint.to_string(), token.to_string());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < requests {
-                    let sent = Instant::now();
-                    let resp = post_job(&client, &endpoint, &token).await?;
-                    let status = resp.status();
-                    let body = resp.bytes().await.context("reading the enqueue response")?;
-                    latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    if status != reqwest::StatusCode::ACCEPTED {
-                        bail!(
-                            "POST /v1/jobs answered {status}: {}",
-                            String::from_utf8_lossy(&body)
-                        );
-                    }
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(requests);
-    for task in tasks {
-        latencies.extend(task.await.context("an HTTP client task")??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    Ok(Ok(HttpFigures {
-        rate: requests as f64 / elapsed,
-        p50: pct(&latencies, 50.0),
-        p99: pct(&latencies, 99.0),
-    }))
-}
-
-async fn post_job(
-    client: &reqwest::Client,
-    endpoint: &str,
-    token: &str,
-) -> anyhow::Result<reqwest::Response> {
-    client
-        .post(endpoint)
-        .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(ENQUEUE_BODY)
-        .send()
-        .await
-        .context("sending POST /v1/jobs")
-}
-
 /// Pre-enqueue `total` no-op jobs, start the engine and time until all have succeeded, on the
 /// database's clock: engine start → last finished_at. Returns jobs/s, seconds and the CPU
 /// spent.
@@ -439,45 +286,18 @@ async fn drain_jobs(
     config: &JobsConfig,
     total: usize,
 ) -> anyhow::Result<(f64, f64, String)> {
-    let args = vec![json!({}); total.min(10_000)];
-    let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let mut created = 0;
-    while created < total {
-        let n = args.len().min(total - created);
-        jobs::enqueue_many(&mut conn, "echo", 1, &args[..n], &[]).await?;
-        created += n;
-    }
+    bench_engine::enqueue_noop(pool, "echo", total).await?;
     // Fresh statistics, as autovacuum keeps them on a queue in steady use.
     sqlx::query("ANALYZE jobs")
-        .execute(&mut *conn)
+        .execute(pool)
         .await
         .context("analyzing jobs")?;
-    drop(conn);
-    let started: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(pool)
-        .await
-        .context("reading the database clock")?;
+    let started = bench_engine::db_now(pool).await?;
     let before = CpuSnapshot::take(pool).await?;
-    let engine = start_engine(pool, config).await?;
+    let engine = bench_engine::start(pool, config).await?;
     let deadline =
         Instant::now() + Duration::from_secs(30) + Duration::from_millis(5) * total as u32;
-    let waited = loop {
-        // Both subqueries are answered by the partial indexes over live jobs.
-        let live: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('pending', 'retrying')) \
-                 OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .context("polling for live jobs")?;
-        if !live {
-            break Ok(());
-        }
-        if Instant::now() > deadline {
-            break Err(anyhow::anyhow!("jobs were still live at the deadline"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let waited = bench_engine::wait_idle(pool, deadline).await;
     let cpu = cpu_note(pool, before, total).await?;
     engine.shutdown(SHUTDOWN).await;
     waited?;
@@ -511,102 +331,6 @@ async fn cpu_note(
         own * per * 1000.0,
         backends * per * 1000.0
     ))
-}
-
-/// Enqueue `samples` single jobs 10–20 ms apart into an idle engine; returns each job's
-/// created_at → started_at in ms (database clock: insert, commit, NOTIFY, wake-up, claim),
-/// sorted.
-async fn pickup(pool: &PgPool, samples: usize) -> anyhow::Result<Vec<f64>> {
-    let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let mut ids = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let job = jobs::NewJob::new("echo", json!({}), 1);
-        ids.push(jobs::enqueue(&mut conn, &job).await?.id());
-        // Jittered, so the gaps do not line up with any periodic task.
-        tokio::time::sleep(Duration::from_millis(10 + rand::random_range(0..=10))).await;
-    }
-    drop(conn);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    wait_finished(pool, &ids, deadline).await?;
-    millis(
-        pool,
-        "SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 \
-         FROM jobs WHERE id = ANY($1)",
-        &ids,
-    )
-    .await
-}
-
-/// Enqueue `n` jobs in one statement with run_at evenly spread over the next `spread` seconds;
-/// returns each job's run_at → started_at in ms, sorted.
-async fn lateness(pool: &PgPool, n: usize, spread: f64) -> anyhow::Result<Vec<f64>> {
-    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-    let offsets: Vec<f64> = (1..=n)
-        .map(|i| i as f64 * spread * 1000.0 / n as f64)
-        .collect();
-    // One statement, so no job is due before the insert commits; run_at is on the database
-    // clock, like the claim's now().
-    sqlx::query(
-        "INSERT INTO jobs (id, kind, args, run_at, max_attempts) \
-         SELECT id, 'echo', '{}', now() + ms * interval '1 millisecond', 1 \
-         FROM unnest($1::uuid[], $2::float8[]) AS t(id, ms)",
-    )
-    .bind(&ids)
-    .bind(&offsets)
-    .execute(pool)
-    .await
-    .context("enqueueing the scheduled jobs")?;
-    let deadline = Instant::now() + Duration::from_secs_f64(spread + 10.0);
-    wait_finished(pool, &ids, deadline).await?;
-    millis(
-        pool,
-        "SELECT extract(epoch FROM started_at - run_at)::float8 * 1000 \
-         FROM jobs WHERE id = ANY($1)",
-        &ids,
-    )
-    .await
-}
-
-/// Wait until every job of `ids` has finished.
-async fn wait_finished(pool: &PgPool, ids: &[Uuid], deadline: Instant) -> anyhow::Result<()> {
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND finished_at IS NULL",
-        )
-        .bind(ids)
-        .fetch_one(pool)
-        .await
-        .context("polling for finished jobs")?;
-        if waiting == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{waiting} jobs had not finished at the deadline");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The milliseconds `sql` computes for the jobs `ids`, sorted.
-async fn millis(pool: &PgPool, sql: &'static str, ids: &[Uuid]) -> anyhow::Result<Vec<f64>> {
-    let mut values: Vec<f64> = sqlx::query_scalar(sql)
-        .bind(ids)
-        .fetch_all(pool)
-        .await
-        .context("reading the timings")?;
-    values.sort_by(f64::total_cmp);
-    Ok(values)
-}
-
-async fn start_engine(pool: &PgPool, config: &JobsConfig) -> anyhow::Result<Engine> {
-    Engine::start(
-        pool.clone(),
-        config,
-        workhorse::jobs::registry(pool),
-        Health::default(),
-    )
-    .await
-    .context("starting the engine")
 }
 
 async fn truncate(pool: &PgPool) -> anyhow::Result<()> {

@@ -2,24 +2,19 @@
 //! database: events are published in batches through `store::notifications::publish` while the
 //! real `App` delivers them to a local receiver that answers 200 at once (live), or all before
 //! the `App` starts (backlog). One channel, and a fan-out to several, each at the `notify`
-//! kind's default concurrency and at a higher one. Prints a Markdown table. Run it through
-//! `bench/notify.sh` (release build); `--quick` smoke-tests it.
+//! kind's default concurrency and at a higher one; then one event fanned out to 10,000 channels
+//! (`bench_notify/fanout.rs`). Prints a Markdown table; with `BENCH_FIGURES` set, also appends
+//! each figure to that file. Run it through `bench/notify.sh` (release build); `--quick`
+//! smoke-tests it.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::web::Data;
-use poem::{EndpointExt, Route, handler, http::StatusCode};
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-use workhorse::app::{App, Storage};
 use workhorse::config::{Config, DatabaseConfig, JobsConfig, KindConfig};
 use workhorse::domain::users::{NewUser, Role};
 use workhorse::notify::webhook;
@@ -32,7 +27,18 @@ const TOPIC: &str = "scrapes.finished";
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{ms, pct, thousands};
+#[path = "bench_notify/fanout.rs"]
+mod fanout;
+#[path = "bench_notify/outcome.rs"]
+mod outcome;
+#[path = "bench_notify/receiver.rs"]
+mod receiver;
+
+use outcome::{Figures, figures, wait_delivered};
+use receiver::Receiver;
+use support::engine::RunningApp;
+use support::figures::figure;
+use support::{ms, thousands};
 
 #[derive(Parser)]
 #[command(about = "Benchmark webhook deliveries (see bench/notify.sh)")]
@@ -66,6 +72,12 @@ struct Args {
     /// default, and 32].
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// Channels of the wide fan-out: one event to this many [default: 10000, quick 200].
+    #[arg(long)]
+    fanout_wide: Option<usize>,
+    /// `jobs.kinds.notify.concurrency` of the wide fan-out.
+    #[arg(long, default_value_t = 32)]
+    fanout_concurrency: usize,
 }
 
 impl Args {
@@ -83,7 +95,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let (args, database) = (&args, args.database.clone());
-    let rows =
+    let (rows, note) =
         support::with_scratch_database(&args.admin_url, database, "notify", |url| async move {
             measure(args, &url).await
         })
@@ -96,6 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for row in rows {
         println!("{row}");
     }
+    println!("\n{note}");
     Ok(())
 }
 
@@ -108,9 +121,9 @@ struct Scenario {
     backlog: bool,
 }
 
-/// Every scenario in turn on the database at `url`, emptying the outbox between them;
-/// returns the table rows.
-async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
+/// Every scenario in turn on the database at `url`, emptying the outbox between them, then
+/// the wide fan-out; returns the table rows and a note on the fan-out's times.
+async fn measure(args: &Args, url: &str) -> anyhow::Result<(Vec<String>, String)> {
     let pool = store::connect_lazy(url, &DatabaseConfig::default())?;
     store::migrate(&pool, Duration::from_secs(10)).await?;
     let owner = bench_user(&pool).await?;
@@ -146,8 +159,10 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
             }
         }
     }
+    let (row, note) = fanout::fanout(url, &pool, &receiver, owner, args).await?;
+    rows.push(row);
     pool.close().await;
-    Ok(rows)
+    Ok((rows, note))
 }
 
 /// Run `scenario` on an emptied outbox; returns its table row.
@@ -168,6 +183,24 @@ async fn measure_one(
     eprintln!("{how}: {events} events × {channels} channels, notify concurrency {concurrency}");
     reset(pool).await?;
     let f = deliver(url, pool, receiver, owner, scenario, args.batch).await?;
+    let variant = format!(
+        "{how}, {events} events × {channels} channel{}, notify concurrency {concurrency}",
+        if channels == 1 { "" } else { "s" }
+    );
+    figure(
+        &format!("notify.{how}_{channels}ch_c{concurrency}"),
+        f.rate,
+        "deliveries/s",
+        &format!("webhook deliveries/s, {variant}"),
+    );
+    if !scenario.backlog {
+        figure(
+            &format!("notify.{how}_{channels}ch_c{concurrency}_p50"),
+            f.p50,
+            "ms",
+            &format!("event → delivered p50, {variant}"),
+        );
+    }
     let label = match concurrency == JobsConfig::default().concurrency {
         true => format!("{concurrency} (default)"),
         false => concurrency.to_string(),
@@ -186,21 +219,6 @@ async fn measure_one(
         f.publish_secs,
         thousands(f.requests as f64),
     ))
-}
-
-/// What one scenario measured.
-struct Figures {
-    deliveries: usize,
-    /// Deliveries/s from the first publish (a backlog: from its first delivery) until the
-    /// last delivery, on the database clock.
-    rate: f64,
-    /// Event created → delivery delivered, ms.
-    p50: f64,
-    p95: f64,
-    /// Wall time of publishing every batch.
-    publish_secs: f64,
-    /// Requests the receiver got (more than the deliveries if any was repeated).
-    requests: u64,
 }
 
 /// Start the daemon with `scenario`'s concurrency, publish its events in batches while it
@@ -297,102 +315,13 @@ async fn publish_events(
     Ok(())
 }
 
-/// Wait until `expected` deliveries are delivered; fails on a dead one or at `deadline`.
-async fn wait_delivered(pool: &PgPool, expected: usize, deadline: Instant) -> anyhow::Result<()> {
-    loop {
-        let (delivered, dead): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE state = 'delivered'), \
-                    count(*) FILTER (WHERE state = 'dead') FROM deliveries",
-        )
-        .fetch_one(pool)
-        .await
-        .context("polling the deliveries")?;
-        ensure!(dead == 0, "{dead} deliveries are dead");
-        if delivered == expected as i64 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("only {delivered} of {expected} deliveries were delivered at the deadline");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Rate and latencies from the rows, after checking that each delivery took one attempt.
-async fn figures(
-    pool: &PgPool,
-    started: Option<DateTime<Utc>>,
-    expected: usize,
-    publish_secs: f64,
-    requests: u64,
-) -> anyhow::Result<Figures> {
-    type Outcome = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
-    let (count, first, last, retried): Outcome = sqlx::query_as(
-        "SELECT count(*), min(delivered_at), max(delivered_at), \
-                count(*) FILTER (WHERE attempts <> 1) \
-         FROM deliveries",
-    )
-    .fetch_one(pool)
-    .await
-    .context("reading the outcome")?;
-    ensure!(
-        count == expected as i64,
-        "{count} deliveries, not {expected}"
-    );
-    ensure!(
-        retried == 0,
-        "{retried} deliveries needed more than one attempt"
-    );
-    let (first, last) = first.zip(last).context("nothing was delivered")?;
-    // From the first delivery on, one delivery fewer was timed.
-    let (secs, timed) = match started {
-        Some(started) => ((last - started).as_seconds_f64(), expected),
-        None => ((last - first).as_seconds_f64(), expected - 1),
-    };
-    let mut latencies: Vec<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM d.delivered_at - e.created_at)::float8 * 1000 \
-         FROM deliveries d JOIN events e ON e.id = d.event_id",
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading the latencies")?;
-    latencies.sort_by(f64::total_cmp);
-    Ok(Figures {
-        deliveries: expected,
-        rate: timed as f64 / secs,
-        p50: pct(&latencies, 50.0),
-        p95: pct(&latencies, 95.0),
-        publish_secs,
-        requests,
-    })
-}
-
-/// The daemon, running in this process.
-struct RunningApp {
-    shutdown: tokio_util::sync::CancellationToken,
-    served: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl RunningApp {
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.served.await.context("the app task")?
-    }
-}
-
-/// The real `App` over a pool of its own (it closes the pool when it stops), allowed to reach
-/// loopback, with `concurrency` notify slots; returns once `/readyz` answers 200.
+/// The real `App` allowed to reach loopback, with `concurrency` notify slots.
 async fn start_app(
     url: &str,
     data_dir: &std::path::Path,
     concurrency: usize,
 ) -> anyhow::Result<RunningApp> {
     let mut config = Config::default();
-    config.http.listen = "127.0.0.1:0"
-        .parse()
-        .context("parsing the listen address")?;
-    config.data_dir = data_dir.to_path_buf();
-    config.jobs.schedules_dir = data_dir.to_path_buf();
     config.egress.allow = vec!["127.0.0.1".into()];
     config.jobs.kinds.insert(
         "notify".into(),
@@ -401,81 +330,7 @@ async fn start_app(
             ..KindConfig::default()
         },
     );
-    let pool = store::connect_lazy(url, &config.database)?;
-    let app = App::with_storage(config, Storage::from_pool(pool).await?).await?;
-    let ready = format!("http://{}/readyz", app.local_addr());
-    let shutdown = app.shutdown_token();
-    let served = tokio::spawn(app.run());
-    let running = RunningApp { shutdown, served };
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(resp) = client.get(&ready).send().await
-            && resp.status() == 200
-        {
-            return Ok(running);
-        }
-        if Instant::now() > deadline {
-            running.stop().await?;
-            bail!("the app was not ready within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A webhook receiver on loopback that answers 200 at once and counts requests.
-struct Receiver {
-    addr: SocketAddr,
-    requests: Arc<AtomicU64>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-#[handler]
-async fn receive(requests: Data<&Arc<AtomicU64>>) -> StatusCode {
-    requests.fetch_add(1, Ordering::Relaxed);
-    StatusCode::OK
-}
-
-impl Receiver {
-    async fn start() -> anyhow::Result<Self> {
-        let requests = Arc::new(AtomicU64::new(0));
-        let app = Route::new()
-            .at("/hook", poem::post(receive))
-            .data(requests.clone());
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .context("binding the receiver")?;
-        let addr = *(acceptor.local_addr().first())
-            .and_then(|a| a.as_socket_addr())
-            .context("reading the receiver's address")?;
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
-        Ok(Self {
-            addr,
-            requests,
-            server,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn reset(&self) {
-        self.requests.store(0, Ordering::Relaxed);
-    }
-
-    fn count(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
+    RunningApp::start(url, config, data_dir).await
 }
 
 /// The user whose channels the benchmark uses.

@@ -121,6 +121,15 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     let uncharged = load(&server.endpoint, &admin_token, requests, clients, 202).await;
     server.stop().await?;
     pool.close().await;
+    let uncharged = uncharged?;
+    let posts = format!(
+        "{} × POST /v1/jobs (echo), {clients} keep-alive clients",
+        thousands(requests as f64)
+    );
+    let by_users = format!("{posts}, {} users", thousands(users as f64));
+    charged.record("charged", &format!("{by_users}, charging 1 each (202)"));
+    refused.record("refused", &format!("{by_users}, every quota spent (429)"));
+    uncharged.record("uncharged", &format!("{posts}, one admin, uncharged (202)"));
     Ok(vec![
         format!(
             "| {} × `POST /v1/jobs` (echo), {} users, {clients} keep-alive clients \
@@ -131,7 +140,7 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
         "|---|---|---|---|---|".to_string(),
         charged.row("users, each request charges 1 `scrape` unit", 202),
         refused.row("users, every quota spent (the refusal)", 429),
-        uncharged?.row("one admin, uncharged (echo charges no quota)", 202),
+        uncharged.row("one admin, uncharged (echo charges no quota)", 202),
         String::new(),
         format!("Check: {check}."),
     ])
@@ -267,6 +276,13 @@ impl Figures {
             ms(self.p50),
             ms(self.p99)
         )
+    }
+
+    /// Append `quotas.<name>` (requests/s) and `quotas.<name>_p99` (ms) to `BENCH_FIGURES`.
+    fn record(&self, name: &str, what: &str) {
+        support::figures::figure(&format!("quotas.{name}"), self.rate, "req/s", what);
+        let p99 = format!("quotas.{name}_p99");
+        support::figures::figure(&p99, self.p99, "ms", &format!("p99 latency, {what}"));
     }
 }
 

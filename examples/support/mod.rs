@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod engine;
+pub mod figures;
+
 use std::future::Future;
 
 use anyhow::{Context, ensure};

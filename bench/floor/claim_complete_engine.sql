@@ -1,0 +1,33 @@
+-- pgbench script for bench/floor.sh: as claim_complete.sql, but completing with the statement
+-- of src/store/jobs/claim.rs `complete_many` as it is (ids and attempts unnested, rows locked in
+-- id order, fenced by worker and attempt), to show what that statement costs over plain SQL.
+-- Run with -M prepared (the arrays of claimed ids and attempts go to it as parameters).
+WITH next AS (
+    SELECT id FROM jobs
+    WHERE kind = 'echo' AND state IN ('pending', 'retrying') AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT 100 FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1,
+           locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid,
+           lease_until = now() + 30000 * interval '1 millisecond', started_at = now()
+    FROM next WHERE j.id = next.id
+    RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, j.owner_id,
+              extract(epoch FROM now() - j.run_at)::float8 AS lateness
+)
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS attempts
+FROM claimed
+\gset
+WITH d AS (SELECT * FROM unnest(:ids::uuid[], :attempts::int[]) AS d(id, attempt)),
+held AS (
+    SELECT j.id FROM jobs j JOIN d ON j.id = d.id
+    WHERE j.locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
+      AND j.attempts = d.attempt AND j.state = 'running'
+    ORDER BY j.id FOR UPDATE OF j
+)
+UPDATE jobs j SET state = 'succeeded', result = NULL, finished_at = now(),
+       locked_by = NULL, lease_until = NULL
+FROM d, held
+WHERE j.id = held.id AND j.id = d.id
+  AND j.locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
+  AND j.attempts = d.attempt AND j.state = 'running';
