@@ -20,14 +20,12 @@ FROM claimed
 \gset
 WITH d AS (SELECT * FROM unnest(:ids::uuid[], :attempts::int[]) AS d(id, attempt)),
 held AS (
-    SELECT j.id FROM jobs j JOIN d ON j.id = d.id
-    WHERE j.locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
-      AND j.attempts = d.attempt AND j.state = 'running'
+    SELECT j.id FROM d JOIN jobs j ON j.id = d.id
+    WHERE j.locked_by IS NOT DISTINCT FROM
+              ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
+      AND j.attempts = d.attempt AND j.state IS NOT DISTINCT FROM 'running'
     ORDER BY j.id FOR UPDATE OF j
 )
 UPDATE jobs j SET state = 'succeeded', result = NULL, finished_at = now(),
        locked_by = NULL, lease_until = NULL
-FROM d, held
-WHERE j.id = held.id AND j.id = d.id
-  AND j.locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid
-  AND j.attempts = d.attempt AND j.state = 'running';
+FROM held WHERE j.id = held.id;
