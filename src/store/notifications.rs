@@ -201,7 +201,6 @@ pub async fn publish(
         job.count = tracing::field::Empty,
     );
     let job_context = span.in_scope(crate::telemetry::current_trace_context);
-    jobs::signal_enqueued();
     let deliveries: Vec<Uuid> = sqlx::query_scalar(
         "WITH event AS ( \
              INSERT INTO events (id, topic, owner_id, payload, trace_context) \
@@ -251,6 +250,9 @@ pub async fn publish(
     .instrument(span.clone())
     .await
     .context("recording an event and its deliveries")?;
+    if !deliveries.is_empty() {
+        jobs::signal_enqueued();
+    }
     span.record("job.count", deliveries.len());
     Ok((event_id, deliveries))
 }

@@ -78,6 +78,7 @@ async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Re
         }
         // Created before the count is read, so no enqueue slips between the two.
         let enqueued = jobs::enqueued();
+        let passed = tokio::time::Instant::now();
         let (numbered, last) = stream::sequence(&mut conn, MAX_ROWS).await?;
         if numbered > 0 {
             // This process's clients need not wait for the NOTIFY's round trip.
@@ -95,7 +96,9 @@ async fn serve(hub: &Inner, pool: &PgPool, stop: &CancellationToken) -> sqlx::Re
         let pause = if now < eager_until { EAGER } else { every };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = enqueued => tokio::time::sleep(EAGER).await,
+            // A pass at once (the enqueue may have committed already), but at most one per
+            // EAGER however fast enqueues come.
+            _ = enqueued => tokio::time::sleep_until(passed + EAGER).await,
             _ = stop.cancelled() => return Ok(()),
         }
     }

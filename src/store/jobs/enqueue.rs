@@ -101,7 +101,6 @@ async fn insert(
     trace_context: &Value,
 ) -> anyhow::Result<Enqueued> {
     let id = Uuid::now_v7();
-    super::signal_enqueued();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
                            trace_context, quota_action) \
@@ -123,6 +122,8 @@ async fn insert(
     .bind(&job.quota_action)
     .fetch_optional(&mut *conn)
     .await?;
+    // After the insert: a caller without a transaction has committed already.
+    super::signal_enqueued();
     if let Some(id) = inserted {
         return Ok(Enqueued::Created(id));
     }
@@ -160,7 +161,6 @@ pub async fn enqueue_many(
     } else {
         dedup_keys.to_vec()
     };
-    super::signal_enqueued();
     let done = sqlx::query(
         "INSERT INTO jobs (id, kind, args, max_attempts, dedup_key) \
          SELECT id, $1, args, $2, key FROM unnest($3::uuid[], $4::jsonb[], $5::text[]) \
@@ -177,5 +177,6 @@ pub async fn enqueue_many(
     .bind(&keys)
     .execute(conn)
     .await?;
+    super::signal_enqueued();
     Ok(done.rows_affected())
 }

@@ -1,5 +1,5 @@
-//! The process's enqueue signal: every enqueue in this process counts here, before its
-//! transaction commits. The stream's sequencer, which wakes the workers of every process once
+//! The process's enqueue signal: every enqueue in this process counts here once its insert
+//! ran (committed already without a transaction, or soon with one). The stream's sequencer, which wakes the workers of every process once
 //! it numbers the new jobs (docs/job-engine.md, "Waking workers"), watches it to look again
 //! within a millisecond instead of at its usual pace, so a job enqueued here is picked up
 //! within a few milliseconds even though no enqueue sends a NOTIFY.
@@ -20,7 +20,8 @@ static SIGNAL: LazyLock<Signal> = LazyLock::new(|| Signal {
     notify: Notify::new(),
 });
 
-/// Count an enqueue of this process (its commit follows soon, or a rollback).
+/// Count an enqueue of this process whose insert ran (its commit follows soon, or a
+/// rollback).
 pub fn signal_enqueued() {
     SIGNAL.count.fetch_add(1, Ordering::Release);
     SIGNAL.notify.notify_waiters();
