@@ -11,7 +11,7 @@ WITH next AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1,
            locked_by = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid,
            lease_until = now() + 30000 * interval '1 millisecond', started_at = now()
-    FROM next WHERE j.id = next.id
+    WHERE j.id = ANY(ARRAY(SELECT id FROM next))
     RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, j.owner_id,
               extract(epoch FROM now() - j.run_at)::float8 AS lateness
 )
