@@ -216,12 +216,6 @@ fn outcome_of(result: Result<Value, BoxDynError>, timeout: Duration) -> Outcome 
 
 /// Most outcomes written by one statement.
 const BATCH: usize = 1024;
-/// A batch at least this large means the writer is busy: the next one lingers.
-const BUSY: usize = 4;
-/// How long a busy writer waits for more outcomes before writing.
-const LINGER: Duration = Duration::from_millis(2);
-/// A busy writer writes at once when this many outcomes are queued.
-const LINGER_FOR: usize = 64;
 
 /// Write outcomes until `drain` is cancelled, then write what is queued and return.
 pub(crate) async fn write_acks(
@@ -229,7 +223,6 @@ pub(crate) async fn write_acks(
     mut rx: mpsc::UnboundedReceiver<Ack>,
     drain: CancellationToken,
 ) {
-    let mut busy = false;
     loop {
         let first = tokio::select! {
             biased;
@@ -238,23 +231,12 @@ pub(crate) async fn write_acks(
         };
         let Some(first) = first else { return };
         let mut batch = vec![first];
-        take_queued(&mut rx, &mut batch);
-        // Under load, wait a moment for more: each statement costs the database about as
-        // much as a hundred of its rows, and the jobs are released only when written, so a
-        // few milliseconds here buy fewer, larger writes without idling the workers.
-        if busy && batch.len() < LINGER_FOR && !drain.is_cancelled() {
-            let until = tokio::time::Instant::now() + LINGER;
-            while batch.len() < LINGER_FOR {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(ack)) => {
-                        batch.push(ack);
-                        take_queued(&mut rx, &mut batch);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(ack) => batch.push(ack),
+                Err(_) => break,
             }
         }
-        busy = batch.len() >= BUSY;
         let mut kinds: Vec<(String, usize)> = Vec::new();
         for ack in &batch {
             match kinds.iter_mut().find(|(k, _)| *k == ack.kind) {
@@ -265,16 +247,6 @@ pub(crate) async fn write_acks(
         write_batch(&runtime, batch).await;
         for (kind, n) in kinds {
             runtime.released(&kind, n);
-        }
-    }
-}
-
-/// Move what is queued into `batch`, up to `BATCH`.
-fn take_queued(rx: &mut mpsc::UnboundedReceiver<Ack>, batch: &mut Vec<Ack>) {
-    while batch.len() < BATCH {
-        match rx.try_recv() {
-            Ok(ack) => batch.push(ack),
-            Err(_) => break,
         }
     }
 }
