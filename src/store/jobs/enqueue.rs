@@ -95,51 +95,64 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     result
 }
 
+/// How often an enqueue whose dedup key is held tries again when the holder finishes between
+/// the insert and the look-up.
+const DEDUP_TRIES: usize = 3;
+
 async fn insert(
     conn: &mut PgConnection,
     job: &NewJob,
     trace_context: &Value,
 ) -> anyhow::Result<Enqueued> {
-    let id = Uuid::now_v7();
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, owner_id, \
-                           trace_context, quota_action) \
-         VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (kind, (coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), \
-                      dedup_key) \
-             WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
-         DO NOTHING RETURNING id",
-    )
-    .bind(id)
-    .bind(&job.kind)
-    .bind(&job.args)
-    .bind(job.run_at)
-    .bind(job.priority)
-    .bind(job.max_attempts)
-    .bind(&job.dedup_key)
-    .bind(job.owner_id)
-    .bind(trace_context)
-    .bind(&job.quota_action)
-    .fetch_optional(&mut *conn)
-    .await?;
-    // After the insert: a caller without a transaction has committed already.
-    super::signal_enqueued();
-    if let Some(id) = inserted {
-        return Ok(Enqueued::Created(id));
+    for _ in 0..DEDUP_TRIES {
+        let id = Uuid::now_v7();
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, \
+                               owner_id, trace_context, quota_action) \
+             VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (kind, (coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), \
+                          dedup_key) \
+                 WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
+             DO NOTHING RETURNING id",
+        )
+        .bind(id)
+        .bind(&job.kind)
+        .bind(&job.args)
+        .bind(job.run_at)
+        .bind(job.priority)
+        .bind(job.max_attempts)
+        .bind(&job.dedup_key)
+        .bind(job.owner_id)
+        .bind(trace_context)
+        .bind(&job.quota_action)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = inserted {
+            // After the insert: a caller without a transaction has committed already.
+            super::signal_enqueued();
+            return Ok(Enqueued::Created(id));
+        }
+        // Only a job of the same owner (or, for a job without one, another job without one)
+        // can hold the key: the answer never names another user's job.
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE kind = $1 AND dedup_key = $2 \
+               AND owner_id IS NOT DISTINCT FROM $3 \
+               AND state IN ('pending', 'running', 'retrying')",
+        )
+        .bind(&job.kind)
+        .bind(&job.dedup_key)
+        .bind(job.owner_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(existing) = existing {
+            return Ok(Enqueued::Duplicate(existing));
+        }
+        // The job holding the key finished between the two statements: the key is free now.
     }
-    // Only a job of the same owner (or, for a job without one, another job without one) can
-    // hold the key: the answer never names another user's job.
-    let existing: Uuid = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE kind = $1 AND dedup_key = $2 \
-           AND owner_id IS NOT DISTINCT FROM $3 \
-           AND state IN ('pending', 'running', 'retrying')",
+    anyhow::bail!(
+        "the dedup key of a {} job was taken and freed {DEDUP_TRIES} times in a row",
+        job.kind
     )
-    .bind(&job.kind)
-    .bind(&job.dedup_key)
-    .bind(job.owner_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Enqueued::Duplicate(existing))
 }
 
 /// Enqueue many jobs of one kind in one statement (dedup keys honoured); returns how many
