@@ -75,7 +75,13 @@ os._exit(0)
 /// The model's file, or `None` after printing why the tests using it are skipped (a panic
 /// instead when `WORKHORSE_REQUIRE_LLAMA=1`).
 pub async fn model_or_skip() -> Option<PathBuf> {
-    let why = match Command::new("python3").arg("-c").arg(PROBE).output().await {
+    // One probe at a time: on a fresh machine the first assembles the file, and a second
+    // running meanwhile would find it half written and its checksum wrong.
+    static ONE_PROBE: Mutex<()> = Mutex::const_new(());
+    let probing = ONE_PROBE.lock().await;
+    let probed = Command::new("python3").arg("-c").arg(PROBE).output().await;
+    drop(probing);
+    let why = match probed {
         Ok(out) if out.status.success() => {
             let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if path.is_file() {
