@@ -73,10 +73,12 @@ pub async fn charge_at(
     at: DateTime<Utc>,
 ) -> anyhow::Result<Charge> {
     let limit = limit.map(i64::from);
+    // The counter and the job's charge in one statement: the charge is written only when
+    // the counter reserved the unit.
     let row: Option<UsageRow> = sqlx::query_as(
         "WITH z AS ( \
              SELECT coalesce((SELECT timezone FROM users WHERE id = $1), $3) AS tz \
-         ) \
+         ), counted AS ( \
          INSERT INTO quota_counters AS q (user_id, action, period_start, resets_at, used, reserved) \
          SELECT $1, $2, p.period_start, p.resets_at, 0, 1 \
          FROM z, quota_period(z.tz, NULL, $5) p \
@@ -93,13 +95,21 @@ pub async fn charge_at(
              reserved = q.reserved + 1 \
          WHERE $4::bigint IS NULL \
             OR (CASE WHEN q.resets_at <= $5 THEN 0 ELSE q.used END) + q.reserved < $4 \
-         RETURNING q.action, q.used::bigint, q.reserved::bigint, q.period_start, q.resets_at",
+         RETURNING q.action, q.used::bigint, q.reserved::bigint, q.period_start, q.resets_at \
+         ), charge AS ( \
+         INSERT INTO quota_charges (job_id, user_id, action, period_start, state) \
+         SELECT $6, $1, $2, period_start, 'reserved' FROM counted \
+         ON CONFLICT (job_id) DO UPDATE SET state = 'reserved', \
+             period_start = excluded.period_start, reserved_at = now(), settled_at = NULL \
+         ) \
+         SELECT action, used, reserved, period_start, resets_at FROM counted",
     )
     .bind(user_id)
     .bind(action)
     .bind(default_tz)
     .bind(limit)
     .bind(at)
+    .bind(job_id)
     .fetch_optional(&mut *conn)
     .await
     .context("charging a quota unit")?;
@@ -122,21 +132,7 @@ pub async fn charge_at(
         };
         return Ok(Charge::Spent(counter));
     };
-    let usage = Usage::from(row);
-    sqlx::query(
-        "INSERT INTO quota_charges (job_id, user_id, action, period_start, state) \
-         VALUES ($1, $2, $3, $4, 'reserved') \
-         ON CONFLICT (job_id) DO UPDATE SET state = 'reserved', period_start = $4, \
-             reserved_at = now(), settled_at = NULL",
-    )
-    .bind(job_id)
-    .bind(user_id)
-    .bind(action)
-    .bind(usage.period_start)
-    .execute(&mut *conn)
-    .await
-    .context("recording a quota charge")?;
-    Ok(Charge::Reserved(usage))
+    Ok(Charge::Reserved(Usage::from(row)))
 }
 
 /// The user and action a job charged, if it did.
