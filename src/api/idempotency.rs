@@ -178,6 +178,11 @@ impl Idempotency {
         })
     }
 
+    /// Whether the request carries a key (else claiming and finishing do nothing).
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// Claim the key on `tx`, the transaction that will do the work, before doing it. `Some` is
     /// the answer to send instead: the first request's answer replayed, or 409 when that
     /// request was a different one.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::quotas::{self, Charged};
@@ -12,7 +12,7 @@ use super::{Caller, Work, WorkError, WorkResult, caller_of};
 use crate::domain::jobs::kinds;
 use crate::store;
 use crate::store::bounds::Held;
-use crate::store::jobs::{Enqueued, NewJob};
+use crate::store::jobs::{Enqueued, JobDetail, NewJob};
 
 /// Most attempts anyone may ask for; plans bound users further.
 pub const MAX_ATTEMPTS: i32 = 100;
@@ -51,6 +51,8 @@ pub struct Started {
     pub enqueued: Enqueued,
     /// The unit reserved for a created job that charges a quota.
     pub charged: Option<Charged>,
+    /// That job as stored.
+    pub job: JobDetail,
 }
 
 /// A row requested with the job that does it (a scrape, a summary): the row's id and the
@@ -155,22 +157,44 @@ pub fn new_job(work: &Work, caller: &Caller, kind: &str, args: Value) -> NewJob 
 }
 
 /// The tail every act that starts a job shares: the live-job bound, the insert, and the
-/// charge of a created job's quota, all on `conn` (the caller's transaction).
+/// charge of a created job's quota, all on `conn`: the caller's transaction, or, on a
+/// connection outside one, a transaction of its own when there is more than the insert to do
+/// (an admin's uncharged job is the insert alone, one statement that commits by itself).
 pub async fn start(
     work: &Work,
     conn: &mut PgConnection,
     caller: &Caller,
     job: &NewJob,
 ) -> WorkResult<Started> {
+    let alone = caller.is_admin() && job.quota_action.is_none();
+    if alone || conn.is_in_transaction() {
+        return start_on(work, conn, caller, job).await;
+    }
+    let mut tx = conn.begin().await?;
+    let started = start_on(work, &mut tx, caller, job).await?;
+    tx.commit().await?;
+    Ok(started)
+}
+
+async fn start_on(
+    work: &Work,
+    conn: &mut PgConnection,
+    caller: &Caller,
+    job: &NewJob,
+) -> WorkResult<Started> {
     work.check_bound(conn, caller, Held::LiveJobs).await?;
-    let enqueued = store::jobs::enqueue(conn, job).await?;
+    let (enqueued, stored) = store::jobs::enqueue_detail(conn, job).await?;
     let charged = match (enqueued, &job.quota_action) {
         (Enqueued::Created(id), Some(action)) => {
             Some(quotas::charge(work, conn, caller, id, action).await?)
         }
         _ => None,
     };
-    Ok(Started { enqueued, charged })
+    Ok(Started {
+        enqueued,
+        charged,
+        job: stored,
+    })
 }
 
 fn check_priority(work: &Work, caller: &Caller, priority: i16) -> WorkResult<()> {

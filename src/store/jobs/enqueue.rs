@@ -7,6 +7,8 @@ use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::read::{JobDetail, detail_columns};
+
 /// A job about to be enqueued.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -72,6 +74,15 @@ impl Enqueued {
 /// trace context (as every caller's does), the stored context is this span's, so each attempt
 /// is its child: request → enqueue → attempt. A context taken elsewhere is stored as given.
 pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<Enqueued> {
+    Ok(enqueue_detail(conn, job).await?.0)
+}
+
+/// [`enqueue`], with the job as stored: the one created, or the live one holding the dedup
+/// key. The statements return it, so the caller needs no read-back.
+pub async fn enqueue_detail(
+    conn: &mut PgConnection,
+    job: &NewJob,
+) -> anyhow::Result<(Enqueued, JobDetail)> {
     let span = tracing::info_span!(
         "enqueue",
         otel.name = format!("enqueue {}", job.kind),
@@ -88,7 +99,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> anyhow::Result<En
     let result = insert(conn, job, &trace_context)
         .instrument(span.clone())
         .await;
-    if let Ok(enqueued) = &result {
+    if let Ok((enqueued, _)) = &result {
         span.record("job.id", tracing::field::display(enqueued.id()));
         span.record("job.duplicate", matches!(enqueued, Enqueued::Duplicate(_)));
     }
@@ -103,18 +114,19 @@ async fn insert(
     conn: &mut PgConnection,
     job: &NewJob,
     trace_context: &Value,
-) -> anyhow::Result<Enqueued> {
+) -> anyhow::Result<(Enqueued, JobDetail)> {
     for _ in 0..DEDUP_TRIES {
         let id = Uuid::now_v7();
-        let inserted: Option<Uuid> = sqlx::query_scalar(
+        let inserted: Option<JobDetail> = sqlx::query_as(concat!(
             "INSERT INTO jobs (id, kind, args, run_at, priority, max_attempts, dedup_key, \
                                owner_id, trace_context, quota_action) \
              VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (kind, (coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), \
                           dedup_key) \
                  WHERE dedup_key IS NOT NULL AND state IN ('pending', 'running', 'retrying') \
-             DO NOTHING RETURNING id",
-        )
+             DO NOTHING RETURNING ",
+            detail_columns!()
+        ))
         .bind(id)
         .bind(&job.kind)
         .bind(&job.args)
@@ -127,25 +139,27 @@ async fn insert(
         .bind(&job.quota_action)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(id) = inserted {
+        if let Some(detail) = inserted {
             // After the insert: a caller without a transaction has committed already.
             super::signal_enqueued();
-            return Ok(Enqueued::Created(id));
+            return Ok((Enqueued::Created(detail.job.id), detail));
         }
         // Only a job of the same owner (or, for a job without one, another job without one)
         // can hold the key: the answer never names another user's job.
-        let existing: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE kind = $1 AND dedup_key = $2 \
+        let existing: Option<JobDetail> = sqlx::query_as(concat!(
+            "SELECT ",
+            detail_columns!(),
+            " FROM jobs WHERE kind = $1 AND dedup_key = $2 \
                AND owner_id IS NOT DISTINCT FROM $3 \
                AND state IN ('pending', 'running', 'retrying')",
-        )
+        ))
         .bind(&job.kind)
         .bind(&job.dedup_key)
         .bind(job.owner_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(existing) = existing {
-            return Ok(Enqueued::Duplicate(existing));
+            return Ok((Enqueued::Duplicate(existing.job.id), existing));
         }
         // The job holding the key finished between the two statements: the key is free now.
     }

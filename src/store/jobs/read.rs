@@ -65,18 +65,27 @@ pub struct JobDetail {
     pub trace_context: Value,
 }
 
+/// The columns of a [`JobDetail`], for statements that return one.
+macro_rules! detail_columns {
+    () => {
+        "id, kind, args, state, run_at, attempts, max_attempts, crashes, dedup_key, owner_id, \
+         errors, result, dead_reason, created_at, started_at, finished_at, priority, \
+         trace_context"
+    };
+}
+pub(super) use detail_columns;
+
 /// Find a job with its priority; with `owner`, only that user's.
 pub async fn find_job_detail(
     db: impl PgExecutor<'_>,
     id: Uuid,
     owner: Option<Uuid>,
 ) -> anyhow::Result<Option<JobDetail>> {
-    Ok(sqlx::query_as(
-        "SELECT id, kind, args, state, run_at, attempts, max_attempts, crashes, dedup_key, \
-                owner_id, errors, result, dead_reason, created_at, started_at, finished_at, \
-                priority, trace_context \
-         FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        detail_columns!(),
+        " FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)"
+    ))
     .bind(id)
     .bind(owner)
     .fetch_optional(db)
