@@ -97,10 +97,7 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         summariser: kinds.summariser.clone(),
         notifier: kinds.notifier.clone(),
     });
-    registry.register(NotifyKind {
-        pool: pool.clone(),
-        notifier: kinds.notifier.clone(),
-    });
+    registry.register(NotifyKind::new(pool.clone(), kinds.notifier.clone()));
     registry.register(inject::InjectKind {
         pool: pool.clone(),
         data_dir: kinds.data_dir.clone(),

@@ -17,12 +17,14 @@ use uuid::Uuid;
 
 use super::attempt::Attempt;
 use super::fcm::{FcmSender, ServiceAccount};
+use super::record::Recorder;
 use super::webpush::VapidKeys;
 use crate::config::NotifyConfig;
 use crate::egress::{EgressPolicy, OutboundClient};
 use crate::engine::{Job, JobError, JobKind};
 use crate::metrics::Metrics;
 use crate::store;
+use crate::store::outbox::Attempted;
 
 /// Senders for every channel kind, and the retry schedule.
 pub struct Notifier {
@@ -130,9 +132,45 @@ pub struct NotifyArgs {
 /// The `notify` kind.
 pub struct NotifyKind {
     /// The outbox.
-    pub pool: PgPool,
+    pool: PgPool,
     /// The senders.
-    pub notifier: Arc<Notifier>,
+    notifier: Arc<Notifier>,
+    /// Where attempts are written, many to a statement.
+    recorder: Recorder,
+}
+
+impl NotifyKind {
+    /// The kind, working the outbox in `pool`.
+    pub fn new(pool: PgPool, notifier: Arc<Notifier>) -> Self {
+        let recorder = Recorder::new(pool.clone());
+        Self {
+            pool,
+            notifier,
+            recorder,
+        }
+    }
+
+    /// Record an attempt of delivery `id`.
+    async fn record(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        status: Option<i32>,
+        error: Option<&str>,
+        state: &'static str,
+        next_attempt_at: Option<chrono::DateTime<Utc>>,
+    ) -> anyhow::Result<()> {
+        self.recorder
+            .record(Attempted {
+                id,
+                attempt,
+                status,
+                error: error.map(str::to_string),
+                state,
+                next_attempt_at,
+            })
+            .await
+    }
 }
 
 impl JobKind for NotifyKind {
@@ -141,22 +179,17 @@ impl JobKind for NotifyKind {
 
     async fn run(&self, job: Job<NotifyArgs>) -> Result<Value, JobError> {
         let id = job.args.delivery_id;
-        let Some(delivery) =
-            store::notifications::find_delivery(&self.pool, id, job.owner_id).await?
+        // A channel's deletion removes its deliveries: a delivery found has its channel.
+        let Some((delivery, channel)) =
+            store::outbox::find_outgoing(&self.pool, id, job.owner_id).await?
         else {
             return Err(JobError::permanent(anyhow!(
-                "delivery {id} no longer exists"
+                "delivery {id} no longer exists (or its channel was deleted)"
             )));
         };
         if delivery.state == "delivered" {
             return Ok(json!({ "delivery_id": id, "state": "delivered" }));
         }
-        let Some(channel) =
-            store::notifications::find_channel(&self.pool, delivery.channel_id, job.owner_id)
-                .await?
-        else {
-            return Err(JobError::permanent(anyhow!("the channel was deleted")));
-        };
         let span = tracing::info_span!(
             "notify delivery",
             delivery.id = %id,
@@ -170,17 +203,9 @@ impl JobKind for NotifyKind {
         if !channel.enabled {
             let reason = channel.disabled_reason.as_deref().unwrap_or("turned off");
             let error = format!("the channel is disabled: {reason}");
-            store::notifications::attempted(
-                &self.pool,
-                id,
-                job.attempt,
-                None,
-                Some(&error),
-                "dead",
-                None,
-            )
-            .instrument(span.clone())
-            .await?;
+            self.record(id, job.attempt, None, Some(&error), "dead", None)
+                .instrument(span.clone())
+                .await?;
             span.record("outcome", "dead");
             self.notifier.metrics.delivery(&channel.kind, "dead");
             return Err(JobError::permanent(anyhow!(error)));
@@ -205,8 +230,7 @@ impl JobKind for NotifyKind {
             Attempt::Delivered(status) => {
                 span.record("http.response.status_code", i64::from(status));
                 span.record("outcome", "delivered");
-                store::notifications::attempted(
-                    &self.pool,
+                self.record(
                     id,
                     job.attempt,
                     Some(i32::from(status)),
@@ -234,8 +258,7 @@ impl JobKind for NotifyKind {
                     ),
                 };
                 span.record("outcome", state);
-                store::notifications::attempted(
-                    &self.pool,
+                self.record(
                     id,
                     job.attempt,
                     status.map(i32::from),

@@ -4,5 +4,6 @@
 mod attempt;
 pub mod fcm;
 pub mod job;
+mod record;
 pub mod webhook;
 pub mod webpush;

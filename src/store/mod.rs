@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod idempotency;
 pub mod jobs;
 pub mod notifications;
+pub mod outbox;
 pub mod overview;
 pub mod quotas;
 pub mod records;
