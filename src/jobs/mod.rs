@@ -98,11 +98,11 @@ pub fn registry_for(pool: &PgPool, kinds: &Kinds) -> Registry {
         notifier: kinds.notifier.clone(),
     });
     registry.register(NotifyKind::new(pool.clone(), kinds.notifier.clone()));
-    registry.register(inject::InjectKind {
-        pool: pool.clone(),
-        data_dir: kinds.data_dir.clone(),
-        notifier: kinds.notifier.clone(),
-    });
+    registry.register(inject::InjectKind::new(
+        pool.clone(),
+        kinds.data_dir.clone(),
+        kinds.notifier.clone(),
+    ));
     registry.register(quota_reset::QuotaReset {
         pool: pool.clone(),
         default_timezone: kinds.default_timezone.clone(),

@@ -186,6 +186,56 @@ async fn a_repeated_run_inserts_nothing_twice(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn copied_fields_arrive_as_written_and_a_changed_dataset_is_read_again(pool: PgPool) {
+    let header = "transaction_id,customer_id,customer_name,merchant,category,amount,currency,\
+                  payment_method,country,card_last4,status\n";
+    // A tab, a backslash and a quoted comma: what COPY's text format must escape or keep.
+    let first =
+        format!("{header}t1,c1,\"Doe,\tJane\",Back\\slash \\N,food,12.50,EUR,card,DE,1234,ok\n");
+    let dir = schedules(
+        "0 0 0 1 1 *",
+        "{ rows = 3, client_id = \"demo\", dataset = \"odd.csv\" }",
+        &[("odd.csv", first.as_str())],
+    );
+    let app = app(pool, dir.path()).await;
+    let admin = app.admin_token().await;
+    let args = json!({ "rows": 3, "client_id": "tab\there", "dataset": "odd.csv" });
+    let job = run(&app, &admin, args).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT client_id, customer_name, merchant, amount::text FROM records")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let expected = ("tab\there", "Doe,\tJane", "Back\\slash \\N", "12.50");
+        assert_eq!(
+            (
+                row.0.as_str(),
+                row.1.as_str(),
+                row.2.as_str(),
+                row.3.as_str()
+            ),
+            expected
+        );
+    }
+
+    // The file changes: the next run reads the new rows, not the parsed copy of the old.
+    let second = format!("{header}t2,c2,Ben,Lidl,groceries,7.25,EUR,card,DE,5678,approved\n");
+    std::fs::write(dir.path().join("data/odd.csv"), second).unwrap();
+    let args = json!({ "rows": 3, "client_id": "again", "dataset": "odd.csv" });
+    let job = run(&app, &admin, args).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let merchants: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT merchant FROM records WHERE client_id = 'again'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(merchants, ["Lidl"]);
+}
+
+#[sqlx::test]
 async fn a_bad_csv_fails_the_run_naming_the_line(pool: PgPool) {
     let bad = "transaction_id,customer_id,customer_name,merchant,category,amount,currency,\
                payment_method,country,card_last4,status\n\

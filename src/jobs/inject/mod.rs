@@ -1,16 +1,20 @@
 //! `inject`: the transactions injector. Each run reads a sample-transactions CSV (by default
 //! `jobs/data/transactions.csv`, made by `jobs/data/make_transactions.py`), picks N random rows,
-//! stamps them with `completed_at` (now) and `client_id`, and writes them into `records` with
-//! one multi-row statement (`unnest` of column arrays), in one transaction with the run's
-//! outcome and its `injector.runs` event. A run is keyed by its job: a retried or repeated
-//! attempt finds the committed run and inserts nothing.
+//! stamps them with `completed_at` (now) and `client_id`, and streams them into `records` with
+//! `COPY ... FROM STDIN`, in one transaction with the run's outcome and its `injector.runs`
+//! event. A dataset is parsed once (`dataset.rs`), again only when its file changes. A run is
+//! keyed by its job: a retried or repeated attempt finds the committed run and inserts nothing.
 
-use std::path::{Path, PathBuf};
+mod dataset;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +24,9 @@ use crate::domain::topics::Topic;
 use crate::engine::{Job, JobError, JobKind};
 use crate::notify::job::Notifier;
 use crate::work::events::publish;
+
+use dataset::{Dataset, Datasets, copy_escape};
+pub use dataset::{Sample, parse_dataset};
 
 /// Most rows one run may insert.
 pub const MAX_ROWS: u32 = 1_000_000;
@@ -63,86 +70,29 @@ fn rows<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     Ok(n)
 }
 
-/// One sample transaction: the values of [`COLUMNS`], `amount` checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample(pub [String; 11]);
-
-/// Parse a dataset: a header naming at least [`COLUMNS`] (any order, extra columns ignored),
-/// then one transaction per line. Errors name the line.
-pub fn parse_dataset(text: &str) -> Result<Vec<Sample>, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err("the file is empty".into());
-    };
-    let header = split_csv(header).map_err(|e| format!("line 1: {e}"))?;
-    let mut positions = [0usize; 11];
-    for (i, column) in COLUMNS.iter().enumerate() {
-        positions[i] = (header.iter().position(|h| h.trim() == *column))
-            .ok_or_else(|| format!("line 1: the header has no column `{column}`"))?;
-    }
-    let mut samples = Vec::new();
-    for (n, line) in lines {
-        let line_no = n + 1;
-        let fields = split_csv(line).map_err(|e| format!("line {line_no}: {e}"))?;
-        if fields.len() < header.len() {
-            return Err(format!(
-                "line {line_no}: {} fields, the header has {}",
-                fields.len(),
-                header.len()
-            ));
-        }
-        let values: [String; 11] = std::array::from_fn(|i| fields[positions[i]].trim().to_string());
-        let amount = &values[5];
-        if amount.parse::<f64>().map_or(true, |a| !a.is_finite()) {
-            return Err(format!("line {line_no}: amount {amount:?} is not a number"));
-        }
-        samples.push(Sample(values));
-    }
-    if samples.is_empty() {
-        return Err("the file has a header but no rows".into());
-    }
-    Ok(samples)
-}
-
-/// The fields of one CSV line (RFC 4180 quoting; no line breaks inside fields).
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => fields.push(std::mem::take(&mut field)),
-            (_, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
 /// The `inject` kind.
 pub struct InjectKind {
     /// Where records go.
-    pub pool: PgPool,
+    pool: PgPool,
     /// Where datasets are (`jobs/data`).
-    pub data_dir: PathBuf,
+    data_dir: PathBuf,
     /// Where `injector.runs` goes.
-    pub notifier: Arc<Notifier>,
+    notifier: Arc<Notifier>,
+    /// The datasets parsed so far.
+    datasets: Datasets,
 }
 
 impl InjectKind {
+    /// The kind, reading datasets from `data_dir`.
+    pub fn new(pool: PgPool, data_dir: PathBuf, notifier: Arc<Notifier>) -> Self {
+        Self {
+            pool,
+            data_dir,
+            notifier,
+            datasets: Datasets::default(),
+        }
+    }
+
     fn dataset_path(&self, name: &str) -> Result<PathBuf, String> {
         let ok = !name.is_empty()
             && !name.starts_with('.')
@@ -157,44 +107,57 @@ impl InjectKind {
     }
 }
 
-/// Insert `picked` rows stamped with `client_id` and now, in one statement.
+/// Bytes of `COPY` data sent at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Copy `rows` random samples of `dataset` into `records`, stamped with `run_id`, `client_id`
+/// and now.
 async fn insert_rows(
     conn: &mut sqlx::PgConnection,
     run_id: uuid::Uuid,
     client_id: &str,
-    picked: &[&Sample],
+    dataset: &Dataset,
+    rows: u32,
 ) -> anyhow::Result<u64> {
-    let column = |i: usize| {
-        picked
-            .iter()
-            .map(|s| s.0[i].as_str())
-            .collect::<Vec<&str>>()
-    };
-    let done = sqlx::query(
-        "INSERT INTO records (run_id, client_id, completed_at, transaction_id, customer_id, \
-             customer_name, merchant, category, amount, currency, payment_method, country, \
-             card_last4, status) \
-         SELECT $1, $2, clock_timestamp(), * FROM unnest($3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::numeric[], $9::text[], $10::text[], $11::text[], \
-             $12::text[], $13::text[])",
-    )
-    .bind(run_id)
-    .bind(client_id)
-    .bind(column(0))
-    .bind(column(1))
-    .bind(column(2))
-    .bind(column(3))
-    .bind(column(4))
-    .bind(column(5))
-    .bind(column(6))
-    .bind(column(7))
-    .bind(column(8))
-    .bind(column(9))
-    .bind(column(10))
-    .execute(conn)
-    .await
-    .context("inserting records")?;
-    Ok(done.rows_affected())
+    let mut stamp = String::new();
+    stamp.push_str(&run_id.to_string());
+    stamp.push('\t');
+    copy_escape(&mut stamp, client_id);
+    stamp.push('\t');
+    stamp.push_str(&Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    stamp.push('\t');
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY records (run_id, client_id, completed_at, transaction_id, customer_id, \
+                 customer_name, merchant, category, amount, currency, payment_method, country, \
+                 card_last4, status) FROM STDIN",
+        )
+        .await
+        .context("starting to copy records")?;
+    // Not the thread's generator: this one is held across the awaits.
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut buf = String::with_capacity(COPY_CHUNK + 1024);
+    for _ in 0..rows {
+        let Some(row) = dataset.rows.choose(&mut rng) else {
+            break;
+        };
+        buf.push_str(&stamp);
+        buf.push_str(row);
+        if buf.len() >= COPY_CHUNK {
+            if let Err(e) = copy.send(buf.as_bytes()).await {
+                let _ = copy.abort(e.to_string()).await;
+                return Err(e).context("copying records");
+            }
+            buf.clear();
+        }
+    }
+    if !buf.is_empty()
+        && let Err(e) = copy.send(buf.as_bytes()).await
+    {
+        let _ = copy.abort(e.to_string()).await;
+        return Err(e).context("copying records");
+    }
+    copy.finish().await.context("copying records")
 }
 
 impl JobKind for InjectKind {
@@ -217,19 +180,13 @@ impl JobKind for InjectKind {
             return Ok(json!({ "rows": rows, "status": status, "repeated": true }));
         }
         let loaded = match self.dataset_path(&dataset) {
-            Ok(path) => load(&path).await,
+            Ok(path) => self.datasets.load(&path).await,
             Err(e) => Err(e),
         };
         let mut tx = self.pool.begin().await?;
         let (inserted, error) = match &loaded {
-            Ok(samples) => {
-                let picked: Vec<&Sample> = {
-                    let mut rng = rand::rng();
-                    (0..args.rows)
-                        .filter_map(|_| samples.choose(&mut rng))
-                        .collect()
-                };
-                let n = insert_rows(&mut tx, job.id, &args.client_id, &picked).await?;
+            Ok(dataset) => {
+                let n = insert_rows(&mut tx, job.id, &args.client_id, dataset, args.rows).await?;
                 (n as i32, None)
             }
             Err(e) => (0, Some(e.clone())),
@@ -278,60 +235,5 @@ impl JobKind for InjectKind {
             Some(e) => Err(JobError::permanent(anyhow!(e))),
             None => Ok(outcome),
         }
-    }
-}
-
-/// Read and parse a dataset file.
-async fn load(path: &Path) -> Result<Vec<Sample>, String> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    parse_dataset(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HEADER: &str = "transaction_id,customer_id,customer_name,merchant,category,amount,\
-                          currency,payment_method,country,card_last4,status";
-
-    #[test]
-    fn the_shipped_dataset_parses() {
-        let text = include_str!("../../jobs/data/transactions.csv");
-        let samples = parse_dataset(text).unwrap();
-        assert!(samples.len() >= 1000, "{}", samples.len());
-    }
-
-    #[test]
-    fn quoted_fields_and_reordered_columns_parse() {
-        let text = format!(
-            "extra,{HEADER}\nx,t1,c1,\"Doe, Jane\",\"Bob \"\"s\"\"\",food,1.50,EUR,card,DE,1234,ok\n"
-        );
-        let samples = parse_dataset(&text).unwrap();
-        assert_eq!(samples[0].0[2], "Doe, Jane");
-        assert_eq!(samples[0].0[3], "Bob \"s\"");
-        assert_eq!(samples[0].0[5], "1.50");
-    }
-
-    #[test]
-    fn errors_name_the_line() {
-        let bad_amount = format!(
-            "{HEADER}\nt,c,n,m,cat,1.00,EUR,card,DE,1,ok\nt,c,n,m,cat,ten,EUR,card,DE,1,ok\n"
-        );
-        assert_eq!(
-            parse_dataset(&bad_amount).unwrap_err(),
-            "line 3: amount \"ten\" is not a number"
-        );
-        let missing = "transaction_id,amount\nt,1\n";
-        assert!(
-            parse_dataset(missing)
-                .unwrap_err()
-                .contains("line 1: the header has no column `customer_id`")
-        );
-        let short = format!("{HEADER}\nt,c\n");
-        assert!(parse_dataset(&short).unwrap_err().starts_with("line 2:"));
-        assert!(parse_dataset("").is_err());
-        assert!(parse_dataset(&format!("{HEADER}\n")).is_err());
     }
 }
