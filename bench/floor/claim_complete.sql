@@ -1,5 +1,6 @@
 -- pgbench script for bench/floor.sh: one claim of up to 100 runnable `echo` jobs and their
--- completion, two commits: the claim is src/store/jobs/claim.rs `claim` as it is, the completion
+-- completion, two commits: the claim is the statement of `claim_jobs` (migration
+-- 20261206100002, which src/store/jobs/claim.rs calls) planned freely, the completion
 -- a plain UPDATE of the claimed ids (claim_complete_engine.sql uses `complete_many` instead).
 -- Each client is one worker, its id derived from pgbench's client_id. Run with -M prepared
 -- (the array of claimed ids goes to the second statement as a parameter).

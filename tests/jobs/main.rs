@@ -3,6 +3,7 @@
 mod cancel;
 mod connection;
 mod engine;
+mod plans;
 mod quotas;
 #[path = "../support/rows.rs"]
 mod rows;

@@ -43,10 +43,12 @@ pub struct ClaimedJob {
 type ClaimRow = (Uuid, String, Value, i32, i32, Value, Option<Uuid>, f64);
 
 /// Claim up to `limit` runnable jobs of `kind` for `worker`, holding them for `lease`. The
-/// attempt is counted here, so an attempt whose worker dies still counts. The chosen ids are
-/// updated as an array (`id = ANY(…)`), which the primary key serves: joined with them, the
-/// planner read the whole table with a hash join whenever it thought the table small, on
-/// every claim (~160 full scans a second under a live webhook load).
+/// attempt is counted here, so an attempt whose worker dies still counts. The statement is the
+/// `claim_jobs` function (migration 20261206100002): it walks `jobs_claim_idx` in order whatever
+/// the statistics say (planned freely, a stale estimate right after a bulk insert made every
+/// claim sort the kind's whole backlog), and updates the chosen ids as an array (`id =
+/// ANY(…)`), which the primary key serves (joined with them, the planner read the whole table
+/// with a hash join whenever it thought the table small).
 pub async fn claim(
     db: impl PgExecutor<'_>,
     kind: &str,
@@ -54,26 +56,14 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> anyhow::Result<Vec<ClaimedJob>> {
-    let rows: Vec<ClaimRow> = sqlx::query_as(
-        "WITH next AS ( \
-             SELECT id FROM jobs \
-             WHERE kind = $1 AND state IN ('pending', 'retrying') AND run_at <= now() \
-             ORDER BY priority DESC, run_at, id \
-             LIMIT $2 FOR UPDATE SKIP LOCKED \
-         ) \
-         UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = $3, \
-                lease_until = now() + $4 * interval '1 millisecond', started_at = now() \
-         WHERE j.id = ANY(ARRAY(SELECT id FROM next)) \
-         RETURNING j.id, j.kind, j.args, j.attempts, j.max_attempts, j.trace_context, \
-                   j.owner_id, extract(epoch FROM now() - j.run_at)::float8",
-    )
-    .bind(kind)
-    .bind(limit)
-    .bind(worker)
-    .bind(lease.as_millis() as f64)
-    .fetch_all(db)
-    .instrument(statement_span("claim", "UPDATE"))
-    .await?;
+    let rows: Vec<ClaimRow> = sqlx::query_as("SELECT * FROM claim_jobs($1, $2, $3, $4)")
+        .bind(kind)
+        .bind(limit)
+        .bind(worker)
+        .bind(lease.as_millis() as f64)
+        .fetch_all(db)
+        .instrument(statement_span("claim", "UPDATE"))
+        .await?;
     Ok(rows
         .into_iter()
         .map(
