@@ -50,7 +50,7 @@ read -r big_total big_rows big_ms < <(run 100000)
 read -r def_total def_rows def_ms < <(run 100)
 big_rate=$(( big_rows * 1000 / (big_ms > 0 ? big_ms : 1) ))
 if [ -n "${BENCH_FIGURES:-}" ]; then
-    printf 'injector.rows_per_s\t%s\trows/s\tinjector, one run of %s rows, in the job (CSV read, pick, one unnest insert, run record)\n' \
+    printf 'injector.rows_per_s\t%s\trows/s\tinjector, one run of %s rows, in the job (dataset parsed or cached, pick, COPY, run record)\n' \
         "$big_rate" "$big_rows" >>"$BENCH_FIGURES" || echo "warning: could not write $BENCH_FIGURES" >&2
 fi
 changes=$(git diff --quiet HEAD -- src migrations || echo " + uncommitted changes")
