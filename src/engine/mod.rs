@@ -10,7 +10,9 @@ mod cancel;
 pub mod kind;
 mod upkeep;
 
-use upkeep::{SWEEP_EVERY, keep_leases, listen, prune, prune_every, spawn_every, sweep};
+use upkeep::{
+    SWEEP_EVERY, keep_leases, listen, prune, prune_every, spawn_every, sweep, wake_on_commits,
+};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -240,6 +242,7 @@ impl Engine {
         let listener = listen(runtime.clone(), background_stop.clone()).await;
         let background = vec![
             listener,
+            tokio::spawn(wake_on_commits(runtime.clone(), background_stop.clone())),
             spawn_every(&background_stop, runtime.config.lease / 3, {
                 let runtime = runtime.clone();
                 move || keep_leases(runtime.clone())

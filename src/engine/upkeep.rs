@@ -192,3 +192,22 @@ async fn pause(stop: &CancellationToken, failures: u32) {
         _ = stop.cancelled() => {}
     }
 }
+
+/// Wake a kind's workers as soon as this process commits an enqueue of it (see
+/// `store::jobs::signal_committed`): no wait for the sequencer's NOTIFY, which still follows
+/// and also wakes the other processes.
+pub(super) async fn wake_on_commits(runtime: Arc<Runtime>, stop: CancellationToken) {
+    let mut committed = jobs::committed();
+    loop {
+        let kind = tokio::select! {
+            () = stop.cancelled() => return,
+            kind = committed.recv() => kind,
+        };
+        match kind {
+            Ok(kind) => runtime.wake(&kind),
+            // Names lost to a burst: the NOTIFY wakes those kinds.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -66,7 +66,12 @@ fn error_texts(job: &jobs::Job) -> Vec<String> {
 async fn a_job_enqueued_while_idle_is_woken_by_the_sequencer_and_its_result_stored(pool: PgPool) {
     let engine = start(&pool, &config()).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // the dispatcher is asleep now
-    let id = enqueue(&pool, json!({"message": "hello"})).await;
+    // In a transaction, so that only the sequencer's NOTIFY can wake the worker (a committed
+    // enqueue outside one also wakes this process's workers directly).
+    let mut tx = pool.begin().await.unwrap();
+    let job = NewJob::new("echo", json!({"message": "hello"}), 5);
+    let id = jobs::enqueue(&mut tx, &job).await.unwrap().id();
+    tx.commit().await.unwrap();
     let job = wait_for(&pool, id, &["succeeded"]).await;
     assert_eq!(job.attempts, 1);
     assert_eq!(job.result, Some(json!({"attempt": 1, "message": "hello"})));
@@ -79,6 +84,25 @@ async fn a_job_enqueued_while_idle_is_woken_by_the_sequencer_and_its_result_stor
         "{:?}",
         stopping.elapsed()
     );
+}
+
+#[sqlx::test]
+async fn a_committed_enqueue_wakes_this_processs_workers_without_the_sequencer(pool: PgPool) {
+    // No sequencer runs and the poll is a minute away: only the process's own signal of the
+    // committed enqueue can wake the sleeping worker in time.
+    let engine = Engine::start(
+        pool.clone(),
+        &config(),
+        workhorse::jobs::registry(&pool),
+        Health::default(),
+    )
+    .await
+    .expect("engine starts");
+    tokio::time::sleep(Duration::from_millis(200)).await; // the dispatcher is asleep now
+    let id = enqueue(&pool, json!({"message": "direct"})).await;
+    let job = wait_for(&pool, id, &["succeeded"]).await;
+    assert_eq!(job.attempts, 1);
+    engine.shutdown(Duration::from_secs(5)).await;
 }
 
 #[sqlx::test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -140,8 +140,12 @@ async fn insert(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(detail) = inserted {
-            // After the insert: a caller without a transaction has committed already.
+            // After the insert: a caller without a transaction has committed already, and
+            // this process's workers of the kind may take the job at once.
             super::signal_enqueued();
+            if !conn.is_in_transaction() {
+                super::signal_committed(&job.kind);
+            }
             return Ok((Enqueued::Created(detail.job.id), detail));
         }
         // Only a job of the same owner (or, for a job without one, another job without one)
@@ -202,8 +206,11 @@ pub async fn enqueue_many(
     .bind(&ids)
     .bind(args)
     .bind(&keys)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     super::signal_enqueued();
+    if !conn.is_in_transaction() && done.rows_affected() > 0 {
+        super::signal_committed(kind);
+    }
     Ok(done.rows_affected())
 }

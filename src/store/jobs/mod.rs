@@ -13,7 +13,7 @@ pub use claim::*;
 pub use enqueue::*;
 pub use manage::*;
 pub use read::*;
-pub use signal::{enqueued, enqueues, signal_enqueued};
+pub use signal::{committed, enqueued, enqueues, signal_committed, signal_enqueued};
 
 /// A `debug` client span for one statement of the queue on the `jobs` table (database client
 /// semantic conventions), named `{operation} jobs`, with `step` saying which (claim, complete,

@@ -4,11 +4,11 @@
 //! within a millisecond instead of at its usual pace, so a job enqueued here is picked up
 //! within a few milliseconds even though no enqueue sends a NOTIFY.
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, broadcast};
 
 struct Signal {
     count: AtomicU64,
@@ -36,4 +36,23 @@ pub fn enqueues() -> u64 {
 /// on, so create it before checking [`enqueues`] to miss none.
 pub fn enqueued() -> Notified<'static> {
     SIGNAL.notify.notified()
+}
+
+/// Kinds of this process's enqueues that are committed already (made outside a transaction),
+/// for this process's engine to wake that kind's workers at once, without waiting for the
+/// sequencer's NOTIFY (which still wakes every process, this one too). The capacity bounds a
+/// slow listener: it loses the oldest names, and the NOTIFY covers them.
+static COMMITTED: LazyLock<broadcast::Sender<Arc<str>>> =
+    LazyLock::new(|| broadcast::channel(1024).0);
+
+/// Announce a committed enqueue of `kind`.
+pub fn signal_committed(kind: &str) {
+    if COMMITTED.receiver_count() > 0 {
+        let _ = COMMITTED.send(Arc::from(kind));
+    }
+}
+
+/// Every committed enqueue's kind from now on (see [`signal_committed`]).
+pub fn committed() -> broadcast::Receiver<Arc<str>> {
+    COMMITTED.subscribe()
 }
