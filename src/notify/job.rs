@@ -279,16 +279,15 @@ impl JobKind for NotifyKind {
                 if gone {
                     store::notifications::set_enabled(&mut *tx, channel.id, Some(&error)).await?;
                 }
-                store::notifications::attempted(
-                    &mut *tx,
+                let attempted = Attempted {
                     id,
-                    job.attempt,
-                    status.map(i32::from),
-                    Some(&error),
-                    "dead",
-                    None,
-                )
-                .await?;
+                    attempt: job.attempt,
+                    status: status.map(i32::from),
+                    error: Some(error.clone()),
+                    state: "dead",
+                    next_attempt_at: None,
+                };
+                store::outbox::record_attempts(&mut *tx, &[attempted]).await?;
                 tx.commit().await?;
                 Err(JobError::permanent(anyhow!(error)))
             }

@@ -343,34 +343,6 @@ pub async fn list_deliveries(
     .context("listing deliveries")
 }
 
-/// Record an attempt: its answer, and the delivery's state after it.
-pub async fn attempted(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    attempt: i32,
-    status: Option<i32>,
-    error: Option<&str>,
-    state: &str,
-    next_attempt_at: Option<DateTime<Utc>>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET attempts = $2, last_status = $3, last_error = $4, state = $5, \
-                next_attempt_at = $6, \
-                delivered_at = CASE WHEN $5 = 'delivered' THEN now() ELSE delivered_at END \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(attempt)
-    .bind(status)
-    .bind(error)
-    .bind(state)
-    .bind(next_attempt_at)
-    .execute(db)
-    .await
-    .context("recording a delivery attempt")?;
-    Ok(())
-}
-
 /// Put a dead delivery back in work (its job too); whether it was dead.
 pub async fn retry_delivery(
     conn: &mut PgConnection,

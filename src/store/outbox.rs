@@ -84,8 +84,8 @@ pub struct Attempted {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Record attempts of distinct deliveries in one statement (each as
-/// `notifications::attempted` would).
+/// Record attempts of distinct deliveries in one statement: the attempt count, the last status
+/// and error, the state and when the next attempt is due (`delivered_at` set on delivery).
 pub async fn record_attempts(
     db: impl PgExecutor<'_>,
     attempts: &[Attempted],

@@ -134,26 +134,28 @@ async fn insert_rows(
         )
         .await
         .context("starting to copy records")?;
-    // Not the thread's generator: this one is held across the awaits.
-    let mut rng = StdRng::from_rng(&mut rand::rng());
-    let mut buf = String::with_capacity(COPY_CHUNK + 1024);
-    for _ in 0..rows {
-        let Some(row) = dataset.rows.choose(&mut rng) else {
-            break;
-        };
-        buf.push_str(&stamp);
-        buf.push_str(row);
-        if buf.len() >= COPY_CHUNK {
-            if let Err(e) = copy.send(buf.as_bytes()).await {
-                let _ = copy.abort(e.to_string()).await;
-                return Err(e).context("copying records");
+    let sent: sqlx::Result<()> = async {
+        // Not the thread's generator: this one is held across the awaits.
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        let mut buf = String::with_capacity(COPY_CHUNK + 1024);
+        for _ in 0..rows {
+            let Some(row) = dataset.rows.choose(&mut rng) else {
+                break;
+            };
+            buf.push_str(&stamp);
+            buf.push_str(row);
+            if buf.len() >= COPY_CHUNK {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
             }
-            buf.clear();
         }
+        if !buf.is_empty() {
+            copy.send(buf.as_bytes()).await?;
+        }
+        Ok(())
     }
-    if !buf.is_empty()
-        && let Err(e) = copy.send(buf.as_bytes()).await
-    {
+    .await;
+    if let Err(e) = sent {
         let _ = copy.abort(e.to_string()).await;
         return Err(e).context("copying records");
     }

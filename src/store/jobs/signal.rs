@@ -1,8 +1,10 @@
-//! The process's enqueue signal: every enqueue in this process counts here once its insert
-//! ran (committed already without a transaction, or soon with one). The stream's sequencer, which wakes the workers of every process once
-//! it numbers the new jobs (docs/job-engine.md, "Waking workers"), watches it to look again
-//! within a millisecond instead of at its usual pace, so a job enqueued here is picked up
-//! within a few milliseconds even though no enqueue sends a NOTIFY.
+//! The process's enqueue signals. Every enqueue in this process counts once its insert ran
+//! (committed already without a transaction, or soon with one): the stream's sequencer, which
+//! wakes the workers of every process once it numbers the new jobs (docs/job-engine.md,
+//! "Waking workers"), watches the count to look again within a millisecond instead of at its
+//! usual pace, so a job enqueued here is picked up within a few milliseconds even though no
+//! enqueue sends a NOTIFY. An enqueue known to be committed also names its kind, for this
+//! process's engine to wake that kind's workers at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
