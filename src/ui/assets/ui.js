@@ -6,9 +6,12 @@
   const parts = Array.from(document.querySelectorAll("[data-live]"));
   const status = document.getElementById("live-status");
   if (!parts.length || !window.EventSource) return;
+  // A change announced while a refresh runs may not be in what that refresh fetched: it is
+  // kept, and one full refresh follows.
   let busy = false;
+  let pending = false;
   async function refresh(ids) {
-    if (busy) return;
+    if (busy) { pending = true; return; }
     busy = true;
     try {
       for (const el of parts) {
@@ -19,6 +22,7 @@
       }
     } finally {
       busy = false;
+      if (pending) { pending = false; refresh(null); }
     }
   }
   let source = null;
@@ -28,7 +32,12 @@
       const data = JSON.parse(e.data);
       refresh(data.truncated ? null : data.jobs);
     });
-    source.addEventListener("open", () => { if (status) status.textContent = "live"; });
+    // The stream starts at its connection: what changed between the page's rendering (or a
+    // lost connection) and now is fetched once, so no change falls between the two.
+    source.addEventListener("open", () => {
+      if (status) status.textContent = "live";
+      refresh(null);
+    });
     source.addEventListener("error", () => { if (status) status.textContent = "reconnecting…"; });
   }
   connect();
