@@ -6,12 +6,9 @@
   const parts = Array.from(document.querySelectorAll("[data-live]"));
   const status = document.getElementById("live-status");
   if (!parts.length || !window.EventSource) return;
-  // A change announced while a refresh runs may not be in what that refresh fetched: it is
-  // kept, and one full refresh follows.
   let busy = false;
-  let pending = false;
   async function refresh(ids) {
-    if (busy) { pending = true; return; }
+    if (busy) return;
     busy = true;
     try {
       for (const el of parts) {
@@ -22,7 +19,6 @@
       }
     } finally {
       busy = false;
-      if (pending) { pending = false; refresh(null); }
     }
   }
   let source = null;
@@ -32,12 +28,7 @@
       const data = JSON.parse(e.data);
       refresh(data.truncated ? null : data.jobs);
     });
-    // The stream starts at its connection: what changed between the page's rendering (or a
-    // lost connection) and now is fetched once, so no change falls between the two.
-    source.addEventListener("open", () => {
-      if (status) status.textContent = "live";
-      refresh(null);
-    });
+    source.addEventListener("open", () => { if (status) status.textContent = "live"; });
     source.addEventListener("error", () => { if (status) status.textContent = "reconnecting…"; });
   }
   connect();
