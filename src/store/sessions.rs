@@ -27,13 +27,24 @@ pub async fn create(
     Ok(())
 }
 
-/// The caller and CSRF token of a live session whose token is not revoked.
-pub async fn find(
-    conn: &mut PgConnection,
-    hash: &[u8],
-) -> anyhow::Result<Option<(Caller, String)>> {
-    let row: Option<(Uuid, Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT t.id, t.user_id, u.role, u.plan, s.csrf \
+/// A live session as found: who, its CSRF token, and the event stream's last number when it
+/// was read.
+pub struct Found {
+    /// The signed-in caller.
+    pub caller: Caller,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// `stream_head` at the time of the read: a page built after it shows every change up to
+    /// this number, so its live view asks for the events after it.
+    pub stream_seq: i64,
+}
+
+/// The caller and CSRF token of a live session whose token is not revoked, with the stream's
+/// head read in the same statement (before anything the page shows).
+pub async fn find(conn: &mut PgConnection, hash: &[u8]) -> anyhow::Result<Option<Found>> {
+    let row: Option<(Uuid, Uuid, String, String, String, i64)> = sqlx::query_as(
+        "SELECT t.id, t.user_id, u.role, u.plan, s.csrf, \
+                (SELECT seq FROM stream_head WHERE id = 1) \
          FROM ui_sessions s JOIN api_tokens t ON t.id = s.token_id \
          JOIN users u ON u.id = t.user_id \
          WHERE s.hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL",
@@ -41,11 +52,12 @@ pub async fn find(
     .bind(hash)
     .fetch_optional(conn)
     .await?;
-    row.map(|(token_id, user_id, role, plan, csrf)| {
-        Ok((
-            super::tokens::caller_of_row((token_id, user_id, role, plan))?,
+    row.map(|(token_id, user_id, role, plan, csrf, stream_seq)| {
+        Ok(Found {
+            caller: super::tokens::caller_of_row((token_id, user_id, role, plan))?,
             csrf,
-        ))
+            stream_seq,
+        })
     })
     .transpose()
 }

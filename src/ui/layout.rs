@@ -30,7 +30,9 @@ pub fn page(title: &str, session: &Session, body: Markup) -> Response {
                 title { (title) " · Workhorse" }
                 style { (PreEscaped(CSS)) }
             }
-            body {
+            // data-seq: where the live view's stream starts, so a change made while the page
+            // was on its way is still announced to it.
+            body data-seq=(session.stream_seq) {
                 header {
                     a.brand href="/ui" { "Workhorse" }
                     nav aria-label="Main" {

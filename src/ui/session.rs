@@ -30,6 +30,9 @@ pub struct Session {
     pub caller: Caller,
     /// The token every form must post back.
     pub csrf: String,
+    /// The event stream's last number when this request began: the page it renders shows
+    /// every change up to it, and its live view resumes after it.
+    pub stream_seq: i64,
     hash: Vec<u8>,
 }
 
@@ -66,7 +69,12 @@ pub async fn current(req: &Request, state: &ApiState) -> anyhow::Result<Option<S
     let mut conn = state.pool.acquire().await?;
     Ok(store::sessions::find(&mut conn, &hash)
         .await?
-        .map(|(caller, csrf)| Session { caller, csrf, hash }))
+        .map(|found| Session {
+            caller: found.caller,
+            csrf: found.csrf,
+            stream_seq: found.stream_seq,
+            hash,
+        }))
 }
 
 /// The session, or the response that sends the person to sign in (pages take the

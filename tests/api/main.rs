@@ -35,6 +35,7 @@ mod summary_stream;
 mod tenancy;
 mod ui;
 mod ui_access;
+mod ui_live;
 mod ui_pages;
 mod ui_support;
 mod ui_users;
