@@ -2,7 +2,7 @@
 # Benchmark webhook deliveries on this machine: events published (10 per transaction) through
 # store::notifications::publish to a local receiver that answers 200 at once; 2,000 events to
 # one channel and 200 events fanned out to 10 channels, each at the notify kind's default
-# concurrency and at 32, published while the real App runs (live: deliveries/s from the first
+# concurrency (notify.concurrency, 32) and at the engine's default (8), published while the real App runs (live: deliveries/s from the first
 # publish, event → delivered p50/p95) and as a backlog before it starts (deliveries/s from the
 # first delivery); then one event fanned out to 10,000 webhook channels of one owner (until
 # publish returned, and until the receiver had every request; target ≤ 1 s in all). Runs

@@ -2,7 +2,7 @@
 //! database: events are published in batches through `store::notifications::publish` while the
 //! real `App` delivers them to a local receiver that answers 200 at once (live), or all before
 //! the `App` starts (backlog). One channel, and a fan-out to several, each at the `notify`
-//! kind's default concurrency and at a higher one; then one event fanned out to 10,000 channels
+//! kind's default concurrency (`notify.concurrency`) and at the engine's (`jobs.concurrency`); then one event fanned out to 10,000 channels
 //! (`bench_notify/fanout.rs`). Prints a Markdown table; with `BENCH_FIGURES` set, also appends
 //! each figure to that file. Run it through `bench/notify.sh` (release build); `--quick`
 //! smoke-tests it.
@@ -15,7 +15,7 @@ use clap::Parser;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-use workhorse::config::{Config, DatabaseConfig, JobsConfig, KindConfig};
+use workhorse::config::{Config, DatabaseConfig, JobsConfig, KindConfig, NotifyConfig};
 use workhorse::domain::users::{NewUser, Role};
 use workhorse::notify::webhook;
 use workhorse::store::{self, notifications};
@@ -68,8 +68,8 @@ struct Args {
     /// Events published per transaction.
     #[arg(long, default_value_t = 10)]
     batch: usize,
-    /// `jobs.kinds.notify.concurrency` values to measure [default: jobs.concurrency's
-    /// default, and 32].
+    /// `jobs.kinds.notify.concurrency` values to measure [default: notify.concurrency's
+    /// default, and jobs.concurrency's].
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
     /// Channels of the wide fan-out: one event to this many [default: 10000, quick 200].
@@ -128,9 +128,9 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<(Vec<String>, String)
     store::migrate(&pool, Duration::from_secs(10)).await?;
     let owner = bench_user(&pool).await?;
     let receiver = Receiver::start().await?;
-    let default_concurrency = JobsConfig::default().concurrency;
+    let default_concurrency = NotifyConfig::default().concurrency;
     let levels = match args.concurrency.is_empty() {
-        true => vec![default_concurrency, 32],
+        true => vec![default_concurrency, JobsConfig::default().concurrency],
         false => args.concurrency.clone(),
     };
     ensure!(
@@ -201,7 +201,7 @@ async fn measure_one(
             &format!("event → delivered p50, {variant}"),
         );
     }
-    let label = match concurrency == JobsConfig::default().concurrency {
+    let label = match concurrency == NotifyConfig::default().concurrency {
         true => format!("{concurrency} (default)"),
         false => concurrency.to_string(),
     };

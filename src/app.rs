@@ -108,6 +108,9 @@ impl App {
         // Scrape jobs run at once as many as there are browser sessions, unless configured.
         let scrape = config.jobs.kinds.entry("scrape".into()).or_default();
         scrape.concurrency.get_or_insert(config.scrape.pool_size);
+        // Deliveries wait on their receivers: `notify.concurrency` of them at once, unless set.
+        let notify = config.jobs.kinds.entry("notify".into()).or_default();
+        notify.concurrency.get_or_insert(config.notify.concurrency);
         let metrics = Metrics::new(&config)?;
         let kinds = crate::jobs::Kinds::measured(&config, metrics.clone())?;
         let registry = crate::jobs::registry_for(&storage.pool, &kinds);

@@ -20,6 +20,10 @@ pub struct NotifyConfig {
     /// Longest a webhook, FCM or push service request may take.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Deliveries in flight at once in this process, unless `[jobs.kinds.notify] concurrency`
+    /// says otherwise: a delivery waits on its receiver, not on this machine, so more run at
+    /// once than the `[jobs] concurrency` of work that uses the CPU.
+    pub concurrency: usize,
     /// A Google service-account JSON key file for FCM; empty: FCM channels cannot be created.
     pub fcm_service_account: PathBuf,
     /// The FCM API base URL.
@@ -46,6 +50,7 @@ impl Default for NotifyConfig {
             ],
             retry_jitter: 0.2,
             timeout: secs(10),
+            concurrency: 32,
             fcm_service_account: PathBuf::new(),
             fcm_base: "https://fcm.googleapis.com".into(),
             fcm_token_uri: String::new(),
@@ -93,6 +98,9 @@ impl NotifyConfig {
         if self.timeout.is_zero() {
             return Err(bad("notify.timeout"));
         }
+        if self.concurrency == 0 {
+            return Err(bad("notify.concurrency"));
+        }
         if !is_http_url(&self.fcm_base) {
             return Err(bad("notify.fcm_base"));
         }
@@ -118,6 +126,7 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "notify.fcm_service_account" => "the path of a Google service-account JSON key, or empty",
         "notify.vapid_subject" => "a mailto: or https: contact, like mailto:ops@example.com",
         "notify.webpush_ttl" => "a number of seconds",
+        "notify.concurrency" => "a whole number from 1",
         _ => return None,
     })
 }

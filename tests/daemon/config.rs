@@ -259,6 +259,23 @@ fn a_bad_serve_setting_exits_2_before_anything_starts() {
 }
 
 #[test]
+fn no_deliveries_at_once_is_refused_naming_the_key() {
+    // Arrange
+    let sandbox = Sandbox::new();
+
+    // Act
+    let line = config_error(
+        &sandbox,
+        &["config"],
+        &[("WORKHORSE_NOTIFY__CONCURRENCY", "0")],
+    );
+
+    // Assert
+    assert!(line.contains("`notify.concurrency`"), "{line}");
+    assert!(line.contains("expected a whole number from 1"), "{line}");
+}
+
+#[test]
 fn an_unknown_key_in_a_file_exits_2_naming_key_and_file() {
     // Arrange
     let sandbox = Sandbox::new();
