@@ -172,23 +172,58 @@ pub async fn millis(pool: &PgPool, sql: &'static str, ids: &[Uuid]) -> anyhow::R
 /// Enqueue `samples` single echo jobs 10–20 ms apart; returns each job's created_at →
 /// started_at in ms (database clock: insert, commit, wake-up, claim), sorted.
 pub async fn pickup(pool: &PgPool, samples: usize) -> anyhow::Result<Vec<f64>> {
+    Ok(pickup_parts(pool, samples).await?.total)
+}
+
+/// Pickup times, and where they went.
+pub struct Pickups {
+    /// created_at → started_at, ms, sorted.
+    pub total: Vec<f64>,
+    /// created_at → the enqueue's return to its caller (insert and commit), ms, sorted.
+    pub committed: Vec<f64>,
+    /// The enqueue's return → started_at (wake-up and claim), ms, sorted.
+    pub woken: Vec<f64>,
+}
+
+/// [`pickup`], split at the moment each enqueue returned (this machine's clock, which is the
+/// database's: both run here).
+pub async fn pickup_parts(pool: &PgPool, samples: usize) -> anyhow::Result<Pickups> {
     let mut conn = pool.acquire().await.context("acquiring a connection")?;
-    let mut ids = Vec::with_capacity(samples);
+    let mut returned = std::collections::HashMap::with_capacity(samples);
     for _ in 0..samples {
         let job = jobs::NewJob::new("echo", json!({}), 1);
-        ids.push(jobs::enqueue(&mut conn, &job).await?.id());
+        let id = jobs::enqueue(&mut conn, &job).await?.id();
+        returned.insert(id, Utc::now());
         // Jittered, so the gaps do not line up with any periodic task.
         tokio::time::sleep(Duration::from_millis(10 + rand::random_range(0..=10))).await;
     }
     drop(conn);
+    let ids: Vec<Uuid> = returned.keys().copied().collect();
     wait_finished(pool, &ids, Instant::now() + Duration::from_secs(30)).await?;
-    millis(
-        pool,
-        "SELECT extract(epoch FROM started_at - created_at)::float8 * 1000 \
-         FROM jobs WHERE id = ANY($1)",
-        &ids,
-    )
-    .await
+    let rows: Vec<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT id, created_at, started_at FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(pool)
+            .await
+            .context("reading the timings")?;
+    let ms = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).as_seconds_f64() * 1000.0;
+    let (mut total, mut committed, mut woken) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, created, started) in rows {
+        let (Some(started), Some(back)) = (started, returned.get(&id)) else {
+            bail!("job {id} finished without a start time");
+        };
+        total.push(ms(created, started));
+        committed.push(ms(created, *back));
+        woken.push(ms(*back, started));
+    }
+    for values in [&mut total, &mut committed, &mut woken] {
+        values.sort_by(f64::total_cmp);
+    }
+    Ok(Pickups {
+        total,
+        committed,
+        woken,
+    })
 }
 
 /// The daemon, running in this process.
