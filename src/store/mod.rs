@@ -32,6 +32,14 @@ use crate::config::{DatabaseConfig, redact_url};
 /// Our own tables; apalis keeps its own schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle at least this long is pinged before it is handed out. sqlx already
+/// pings every connection when it takes it back, so one used moments ago was checked moments
+/// ago: pinging it again on every acquire added a round trip before each query (a second one
+/// for `POST /v1/jobs`, whose insert is a single statement). A connection that breaks within
+/// this window fails its next query like one in flight when the server went away, and the
+/// pool drops it.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Open a pool to `url` without waiting for the server: connections are made on demand, so the
 /// daemon keeps running (and `/readyz` says why it is not ready) while PostgreSQL is away.
 pub fn connect_lazy(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -41,8 +49,17 @@ pub fn connect_lazy(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgPool
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        // A connection that broke while PostgreSQL restarted is noticed before it is handed out.
-        .test_before_acquire(true)
+        // A connection that broke while it sat idle (PostgreSQL restarted) is noticed before it
+        // is handed out; see CHECK_IDLE_AFTER for why only an idle one.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .idle_timeout(Duration::from_secs(300))
         .connect_lazy_with(options.application_name("workhorse")))
 }

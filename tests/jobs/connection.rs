@@ -1,4 +1,5 @@
-//! The engine's connections to PostgreSQL over TCP send each query at once.
+//! The engine's connections to PostgreSQL over TCP send each query at once, and the pool
+//! checks a connection before handing it out only when it sat idle long enough to have broken.
 //!
 //! Regression guard: sqlx 0.9.0 stopped setting TCP_NODELAY, so every small query could wait
 //! 40–100 ms on Nagle's algorithm and the server's delayed ACK; lease extensions then came too
@@ -95,4 +96,40 @@ async fn the_daemons_pool_sends_queries_without_nagle_delay(_pool: PgPool) {
         "every connection to PostgreSQL must set TCP_NODELAY: {flags:?}"
     );
     assert_eq!(nodelay_of_socket(plain_port, port), Some(false));
+}
+
+/// The backend serving a connection the pool hands out.
+async fn backend_of(pool: &PgPool) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .expect("a query through the pool")
+}
+
+#[sqlx::test]
+async fn a_connection_that_broke_while_idle_is_replaced_before_its_next_query(admin: PgPool) {
+    // One connection, so the pool can only hand out that one (or a new one).
+    let config = DatabaseConfig {
+        max_connections: 1,
+        ..DatabaseConfig::default()
+    };
+    let pool = workhorse::store::connect_lazy(&database_url(), &config).unwrap();
+    let first = backend_of(&pool).await;
+    // Used again at once: the same connection, not pinged first (sqlx checked it when it
+    // took it back).
+    assert_eq!(backend_of(&pool).await, first);
+
+    // The server ends it while it sits in the pool, as a restart would.
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    tokio::time::sleep(workhorse::store::CHECK_IDLE_AFTER + std::time::Duration::from_millis(200))
+        .await;
+
+    // Idle past the check's threshold: the ping finds it broken and the query gets a new one.
+    let second = backend_of(&pool).await;
+    assert_ne!(second, first);
 }
