@@ -19,6 +19,11 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/workhorse-release}"
 bin="${BENCH_JOBS_BIN:-$CARGO_TARGET_DIR/release/examples/bench_jobs}"
 [ -n "${BENCH_JOBS_BIN:-}" ] || cargo build --release --locked --example bench_jobs >&2
+# A load generator that does not share the daemon's two runtime threads.
+if ! command -v wrk >/dev/null; then
+    (source deploy/packages.sh && apt_install wrk) >&2 ||
+        echo "wrk not installable here; POST /v1/jobs is loaded from the program itself" >&2
+fi
 db="wh_bench_jobs_$$"
 admin_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # The program drops its database itself; this covers an interrupted run.
