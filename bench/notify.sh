@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark webhook deliveries on this machine: events published (10 per transaction) through
+# Benchmark webhook deliveries on this machine: events published (10 per transaction, from 4
+# tasks on their own connections) through
 # store::notifications::publish to a local receiver that answers 200 at once; 2,000 events to
 # one channel and 200 events fanned out to 10 channels, each at the notify kind's default
 # concurrency (notify.concurrency, 32) and at the engine's default (8), published while the real App runs (live: deliveries/s from the first

@@ -68,6 +68,10 @@ struct Args {
     /// Events published per transaction.
     #[arg(long, default_value_t = 10)]
     batch: usize,
+    /// Tasks publishing at once, each on its own connection: one publisher (about a
+    /// millisecond per event) capped the live one-channel rows below the delivery rate.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
     /// `jobs.kinds.notify.concurrency` values to measure [default: notify.concurrency's
     /// default, and jobs.concurrency's].
     #[arg(long, value_delimiter = ',')]
@@ -182,7 +186,11 @@ async fn measure_one(
     };
     eprintln!("{how}: {events} events × {channels} channels, notify concurrency {concurrency}");
     reset(pool).await?;
-    let f = deliver(url, pool, receiver, owner, scenario, args.batch).await?;
+    let publishing = Publishing {
+        batch: args.batch,
+        publishers: args.publishers.max(1),
+    };
+    let f = deliver(url, pool, receiver, owner, scenario, publishing).await?;
     let variant = format!(
         "{how}, {events} events × {channels} channel{}, notify concurrency {concurrency}",
         if channels == 1 { "" } else { "s" }
@@ -229,7 +237,7 @@ async fn deliver(
     receiver: &Receiver,
     owner: Uuid,
     scenario: &Scenario,
-    batch: usize,
+    publishing: Publishing,
 ) -> anyhow::Result<Figures> {
     let mut conn = pool.acquire().await.context("acquiring a connection")?;
     for n in 0..scenario.channels {
@@ -255,9 +263,9 @@ async fn deliver(
     let outcome = async {
         let mut publish_secs = 0.0;
         if scenario.backlog {
-            let publishing = Instant::now();
-            publish_events(&mut conn, owner, scenario.events, batch).await?;
-            publish_secs = publishing.elapsed().as_secs_f64();
+            let clock = Instant::now();
+            publish_events(pool, owner, scenario.events, publishing).await?;
+            publish_secs = clock.elapsed().as_secs_f64();
         }
         app = Some(start_app(url, data_dir.path(), scenario.concurrency).await?);
         // Live events are timed from the first publish; a backlog from its first delivery, so
@@ -265,9 +273,9 @@ async fn deliver(
         let mut started = None;
         if !scenario.backlog {
             started = Some(db_clock(&mut conn).await?);
-            let publishing = Instant::now();
-            publish_events(&mut conn, owner, scenario.events, batch).await?;
-            publish_secs = publishing.elapsed().as_secs_f64();
+            let clock = Instant::now();
+            publish_events(pool, owner, scenario.events, publishing).await?;
+            publish_secs = clock.elapsed().as_secs_f64();
         }
         let deadline = Instant::now() + Duration::from_secs(60) + expected as u32 * MS_EACH;
         wait_delivered(pool, expected, deadline).await?;
@@ -290,29 +298,65 @@ async fn db_clock(conn: &mut sqlx::PgConnection) -> anyhow::Result<DateTime<Utc>
 /// The longest a single delivery may add to a scenario's deadline.
 const MS_EACH: Duration = Duration::from_millis(20);
 
-/// Publish `events` events for `owner`, `batch` per transaction.
+/// How events are published.
+#[derive(Clone, Copy)]
+struct Publishing {
+    /// Events per transaction.
+    batch: usize,
+    /// Tasks publishing at once, each on its own connection.
+    publishers: usize,
+}
+
+/// Publish `events` events for `owner`, `batch` per transaction, from `publishers` tasks that
+/// take turns by batch.
 async fn publish_events(
-    conn: &mut sqlx::PgConnection,
+    pool: &PgPool,
     owner: Uuid,
     events: usize,
-    batch: usize,
+    publishing: Publishing,
 ) -> anyhow::Result<()> {
-    for first in (0..events).step_by(batch) {
-        let mut tx = conn.begin().await.context("beginning a transaction")?;
-        for n in first..(first + batch).min(events) {
-            let event = notifications::NewEvent {
-                topic: TOPIC.into(),
-                owner_id: Some(owner),
-                payload: json!({ "scrape_id": Uuid::now_v7(), "n": n, "status": "succeeded" }),
-                only_channel: None,
-                all_owner_channels: false,
-                max_attempts: 7,
-            };
-            notifications::publish(&mut tx, &event).await?;
-        }
-        tx.commit().await.context("committing a batch of events")?;
+    let batch = publishing.batch.max(1);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..publishing.publishers)
+        .map(|_| {
+            let (pool, next) = (pool.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.context("acquiring a connection")?;
+                loop {
+                    let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                    if first >= events {
+                        return anyhow::Ok(());
+                    }
+                    publish_batch(&mut conn, owner, first..(first + batch).min(events)).await?;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.context("a publishing task")??;
     }
     Ok(())
+}
+
+/// Publish the events numbered `numbers` for `owner` in one transaction.
+async fn publish_batch(
+    conn: &mut sqlx::PgConnection,
+    owner: Uuid,
+    numbers: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let mut tx = conn.begin().await.context("beginning a transaction")?;
+    for n in numbers {
+        let event = notifications::NewEvent {
+            topic: TOPIC.into(),
+            owner_id: Some(owner),
+            payload: json!({ "scrape_id": Uuid::now_v7(), "n": n, "status": "succeeded" }),
+            only_channel: None,
+            all_owner_channels: false,
+            max_attempts: 7,
+        };
+        notifications::publish(&mut tx, &event).await?;
+    }
+    tx.commit().await.context("committing a batch of events")
 }
 
 /// The real `App` allowed to reach loopback, with `concurrency` notify slots.
