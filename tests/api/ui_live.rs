@@ -12,21 +12,13 @@ use workhorse::domain::users::Role;
 
 use crate::helpers::{TestApp, assert_problem, echo_charges_scrape, eventually, spawn_app_with};
 use crate::sse::SseStream;
-use crate::ui_support::{client, session_cookie};
+use crate::ui_support::{client, page, session_cookie};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
 /// The `data-seq` of the page at `path`.
 async fn page_seq(app: &TestApp, cookie: &str, path: &str) -> i64 {
-    let page = client()
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("got the page")
-        .text()
-        .await
-        .expect("a page");
+    let page = page(app, cookie, path).await;
     let at = page
         .find("data-seq=\"")
         .expect("the page names its stream position")

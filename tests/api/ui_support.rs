@@ -178,9 +178,9 @@ pub async fn session_cookie(app: &TestApp, token: &str) -> String {
     cookie.split(';').next().expect("name=value").to_owned()
 }
 
-/// The CSRF token on the page at `path`, read from its first form.
-pub async fn csrf(app: &TestApp, cookie: &str, path: &str) -> String {
-    let page = client()
+/// The page at `path`, fetched with the session `cookie`.
+pub async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+    client()
         .get(app.url(path))
         .header("cookie", cookie)
         .send()
@@ -188,7 +188,12 @@ pub async fn csrf(app: &TestApp, cookie: &str, path: &str) -> String {
         .expect("got the page")
         .text()
         .await
-        .expect("a page");
+        .expect("a page")
+}
+
+/// The CSRF token on the page at `path`, read from its first form.
+pub async fn csrf(app: &TestApp, cookie: &str, path: &str) -> String {
+    let page = page(app, cookie, path).await;
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[at..].split('"').next().expect("a value").to_owned()
 }
