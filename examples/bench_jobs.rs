@@ -208,7 +208,7 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
     ensure!(clients > 0, "--http-clients must be at least 1");
     let measured = http::http_enqueue(url, requests, clients, Duration::from_secs(seconds)).await?;
     let what = match &measured {
-        Ok(h) if h.by == "wrk" => format!(
+        Ok(h) if h.from_wrk => format!(
             "POST /v1/jobs (echo), {clients} keep-alive connections from wrk (its own process) \
              for {seconds} s"
         ),
@@ -216,12 +216,11 @@ async fn phases(args: &Args, url: &str, pool: &PgPool) -> anyhow::Result<Vec<Str
     };
     let value = match measured {
         Ok(h) => {
-            // Every request wrk counted, and the warm-ups, stored one job each (wrk does not
-            // count those in flight when it stops, so there may be more).
+            // Every request counted, and the warm-ups, stored one job each (wrk does not count
+            // those in flight when it stops, so there may be more).
             let stored = count_jobs(&pool).await?;
-            let exact = h.by != "wrk";
             ensure!(
-                stored == h.sent as i64 || (!exact && stored > h.sent as i64),
+                stored == h.sent as i64 || (h.from_wrk && stored > h.sent as i64),
                 "{} enqueue requests stored {stored} jobs",
                 h.sent
             );

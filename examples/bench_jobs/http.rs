@@ -23,8 +23,8 @@ pub struct HttpFigures {
     /// Requests answered 202, warm-ups included: all of them for in-process clients; those
     /// wrk counted (it does not count the ones in flight when it stops) for wrk.
     pub sent: usize,
-    /// What sent them: `wrk` or `in-process clients`.
-    pub by: &'static str,
+    /// Whether wrk sent them (else clients in this process).
+    pub from_wrk: bool,
 }
 
 const ENQUEUE_BODY: &str = r#"{"kind":"echo","args":{}}"#;
@@ -144,7 +144,7 @@ async fn load_http(
         p50: pct(&latencies, 50.0),
         p99: pct(&latencies, 99.0),
         sent: requests + clients,
-        by: "in-process clients",
+        from_wrk: false,
     }))
 }
 

@@ -64,7 +64,7 @@ fn parse(report: &str) -> anyhow::Result<HttpFigures> {
         p50: 0.0,
         p99: 0.0,
         sent: 0,
-        by: "wrk",
+        from_wrk: true,
     };
     for line in report.lines().map(str::trim) {
         if line.starts_with("Non-2xx") || line.starts_with("Socket errors") {
